@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine: `make run` and `make test`.
+# Each creates the virtual environment in .venv on first use and reinstalls
+# only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	touch $(STAMP)
+
+# Runs the daemon on its embedded defaults: SQLite and a Maildir outbox under var/,
+# the sample dumps copied into seeds/, and a demo subscriber.
+run: $(STAMP)
+	$(BIN)/python -m digestd.quickstart
+	$(BIN)/digestd run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check digestd tests benchmarks
+
+clean:
+	rm -rf $(VENV) var seeds .pytest_cache

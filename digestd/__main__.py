@@ -1,0 +1,5 @@
+import sys
+
+from digestd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,37 @@
+"""Logging to stderr with stable key=value fields; no timestamps when journald adds its own."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def under_journald() -> bool:
+    # systemd sets JOURNAL_STREAM to the device:inode of the stream it connected stderr to.
+    stream = os.environ.get("JOURNAL_STREAM")
+    if not stream:
+        return False
+    try:
+        device, inode = (int(part) for part in stream.split(":"))
+        stat = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError):
+        return False
+    return (stat.st_dev, stat.st_ino) == (device, inode)
+
+
+def setup_logging(level: str | int = "INFO") -> None:
+    if under_journald():
+        fmt = "level=%(levelname)s logger=%(name)s %(message)s"
+    else:
+        fmt = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Third-party chatter at INFO drowns digestd's own lines.
+    for noisy in ("apscheduler", "alembic", "uvicorn.access", "sqlalchemy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
