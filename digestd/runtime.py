@@ -1,0 +1,62 @@
+"""What every command and the daemon work with: the configuration, the store, the topics.
+
+Opening a runtime applies migrations, mirrors the configured topics into the database and
+re-matches stored papers against any topic whose query is new or changed. Matching itself is
+pure (digestd.topics); this module only wires it to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from digestd.config import Config
+from digestd.store import Store
+from digestd.topics import (
+    STARTER_TOPICS,
+    CompiledTopic,
+    TopicDefinition,
+    TopicMatch,
+    compile_topics,
+    match_paper,
+)
+
+log = logging.getLogger(__name__)
+
+
+def topic_definitions(config: Config) -> list[TopicDefinition]:
+    """The configured topics, or the starter set when the configuration names none."""
+    if not config.topics:
+        return list(STARTER_TOPICS)
+    return [TopicDefinition(t.slug, t.name, t.description, t.query) for t in config.topics]
+
+
+@dataclass
+class Runtime:
+    config: Config
+    store: Store
+    topics: list[CompiledTopic] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, config: Config, *, store: Store | None = None) -> Runtime:
+        # Compile before touching the database: a broken query must not half-apply a config.
+        compiled = compile_topics(topic_definitions(config))
+        if store is None:
+            config.paths.data_dir.mkdir(parents=True, exist_ok=True)
+            store = Store.open(config.database_url)
+        runtime = cls(config, store, compiled)
+        runtime.sync_topics()
+        return runtime
+
+    def sync_topics(self) -> None:
+        changed = self.store.sync_topics([t.definition for t in self.topics])
+        if changed:
+            matches = self.store.rematch_topics(changed, self.classify)
+            log.info("topics rematched topics=%s matches=%d", ",".join(changed), matches)
+
+    def classify(self, title: str, abstract: str) -> Sequence[TopicMatch]:
+        return match_paper(title, abstract, self.topics)
+
+    def close(self) -> None:
+        self.store.dispose()

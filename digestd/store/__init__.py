@@ -1,0 +1,41 @@
+"""The only module that talks to the database: models, migrations, and the queries others need.
+
+`Store` gathers one mixin per concern (the dump ledger, papers, ...) over a shared `Database`
+that owns the engine and the sessions; callers get plain records back, never ORM objects.
+"""
+
+from __future__ import annotations
+
+from digestd.store.db import Database, create_store_engine
+from digestd.store.deliveries import ClaimedDelivery, DeliveryRecord, DeliveryStore
+from digestd.store.dumps import DumpLedger
+from digestd.store.papers import PaperStore, paper_slug
+from digestd.store.records import LedgerEntry, PaperRecord, StoredDump
+from digestd.store.subscribers import SelectedPaper, SubscriberRecord, SubscriberStore
+from digestd.store.topics import PaperMatch, TopicRecord, TopicStore
+
+
+class Store(DeliveryStore, SubscriberStore, TopicStore, PaperStore, DumpLedger, Database):
+    """All of digestd's persistent state, behind methods."""
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        store = cls(create_store_engine(url))
+        if migrate:
+            store.migrate()
+        return store
+
+
+__all__ = [
+    "ClaimedDelivery",
+    "DeliveryRecord",
+    "LedgerEntry",
+    "PaperMatch",
+    "PaperRecord",
+    "SelectedPaper",
+    "Store",
+    "StoredDump",
+    "SubscriberRecord",
+    "TopicRecord",
+    "paper_slug",
+]

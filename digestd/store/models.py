@@ -1,0 +1,257 @@
+"""SQLAlchemy models: the schema every other module reaches only through the store.
+
+The Alembic migrations in ``migrations/versions`` create exactly these tables; a test compares
+the two so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names so migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Dump(Base):
+    """The dump ledger: one row per path, recording what became of its latest content."""
+
+    __tablename__ = "dumps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    #: "ingested" or "failed"
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    layout: Mapped[str | None] = mapped_column(String(32))
+    #: listings in the dump (a paper listed twice counts twice)
+    papers_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: papers this content brought that were never stored before
+    new_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    ingested_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class Batch(Base):
+    """The new papers one ingest of one dump brought; feeds and digests publish per batch."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dump_id: Mapped[int] = mapped_column(ForeignKey("dumps.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    new_count: Mapped[int] = mapped_column(Integer)
+    #: set once feeds were rebuilt for this batch
+    published_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    papers: Mapped[list[Paper]] = relationship(back_populates="batch")
+
+
+class Paper(Base):
+    __tablename__ = "papers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: identity: the normalised title (see digestd.parse.paper_key)
+    key: Mapped[str] = mapped_column(String(1024), unique=True)
+    #: URL path segment of the paper's page; derived from the key, so it never changes
+    slug: Mapped[str] = mapped_column(String(128), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text)
+    authors_count: Mapped[int | None] = mapped_column(Integer)
+    organization_id: Mapped[str | None] = mapped_column(String(255))
+    organization: Mapped[str | None] = mapped_column(String(255))
+    published: Mapped[dt.date | None] = mapped_column(Date)
+    upvotes: Mapped[int | None] = mapped_column(Integer)
+    links: Mapped[list[str]] = mapped_column(JSON, default=list)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    batch: Mapped[Batch] = relationship(back_populates="papers")
+
+    __table_args__ = (Index("ix_papers_first_seen", "first_seen_at", "id"),)
+
+
+class Sighting(Base):
+    """A paper listed in a dump, with what that listing said at the time."""
+
+    __tablename__ = "sightings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), index=True)
+    dump_id: Mapped[int] = mapped_column(ForeignKey("dumps.id", ondelete="CASCADE"), index=True)
+    upvotes: Mapped[int | None] = mapped_column(Integer)
+    #: 1-based line of the listing's title in the dump
+    line: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("paper_id", "dump_id", name="uq_sightings_paper_dump"),)
+
+
+class Topic(Base):
+    """A topic from the configuration, mirrored so papers and subscribers can refer to it."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    query: Mapped[str] = mapped_column(Text)
+    #: order in the configuration, for listings
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    #: false once the topic left the configuration; kept so subscriptions are not lost
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class PaperTopic(Base):
+    """A paper matched by a topic, with the score and the terms that matched (for "why")."""
+
+    __tablename__ = "paper_topics"
+
+    paper_id: Mapped[int] = mapped_column(
+        ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic_id: Mapped[int] = mapped_column(
+        ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    score: Mapped[float] = mapped_column(Float)
+    terms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    highlights: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: as the subscriber wrote it (normalised by email-validator)
+    email: Mapped[str] = mapped_column(String(320))
+    #: lower-cased, for uniqueness: the same address added twice is one subscriber
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    #: "immediate", "daily" or "weekly"
+    cadence: Mapped[str] = mapped_column(String(16), default="daily")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    #: secret for private links (feed, preferences, unsubscribe); replaced to revoke them.
+    #: Looked up by its first characters (token_lookup) and then compared in constant time,
+    #: so response times say nothing about how much of a guessed token was right.
+    token: Mapped[str] = mapped_column(String(64))
+    token_lookup: Mapped[str] = mapped_column(String(16), unique=True)
+    #: "pending", "active", "paused" or "unsubscribed"
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    #: papers of batches up to this id were delivered (or predate the subscription)
+    since_batch_id: Mapped[int] = mapped_column(Integer, default=0)
+    #: consecutive permanent delivery failures; the subscriber is paused past a limit
+    bounce_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: the last daily/weekly slot that was handled (mailed, or found with nothing to mail)
+    last_slot_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class SubscriberTopic(Base):
+    __tablename__ = "subscriber_topics"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic_id: Mapped[int] = mapped_column(
+        ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Delivery(Base):
+    """The delivery ledger: one row per subscriber and digest, so nothing is sent twice.
+
+    A digest covers the subscriber's papers of batches (since_batch_id, through_batch_id]. The
+    row is marked sent only after the transport accepted the message; a crash between the
+    two is the one window in which a message can go out twice.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    #: identifies the digest for this subscriber: "<since>-<through>" batch ids
+    digest_key: Mapped[str] = mapped_column(String(64))
+    since_batch_id: Mapped[int] = mapped_column(Integer)
+    through_batch_id: Mapped[int] = mapped_column(Integer)
+    #: the papers the digest holds, fixed when the row is created
+    paper_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    #: "pending", "sending", "sent" or "failed"
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    #: a pending row is not tried again before this time (retry backoff)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, index=True)
+    #: a "sending" row whose claim expired belongs to a process that died: retry it
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "digest_key", name="uq_deliveries_subscriber_digest"),
+    )
