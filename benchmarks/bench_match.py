@@ -1,0 +1,153 @@
+"""Benchmark topic matching: N synthetic papers against the starter topics plus a few more.
+
+Run ``python benchmarks/bench_match.py`` (``--help`` for the options). Synthetic papers are
+built from the seed dumps, deterministically: a title is a real seed title with about half of
+its words swapped for other title words, an abstract is 5-10 sentences drawn from all seed
+abstracts. That keeps the vocabulary and the phrases realistic, so the share of papers each
+topic matches stays close to what real dumps give.
+
+The figure reported is the time of ``match_paper`` for every paper against every topic, which
+includes preparing each paper once (tokenising and stemming); the queries are compiled before
+the clock starts, as the daemon does at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+# so that a plain checkout runs without installing the package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from digestd.topics import (
+    STARTER_TOPICS,
+    TopicDefinition,
+    compile_topics,
+    match_paper,
+)
+
+DEFAULT_SEEDS = Path(__file__).resolve().parents[1] / "samples" / "seeds"
+
+EXTRA_TOPICS: tuple[TopicDefinition, ...] = (
+    TopicDefinition(
+        "tokenizers",
+        "Tokenizers",
+        "Text and visual tokenizers, tokenization.",
+        'tokenizer OR tokenizers OR tokenization OR "visual tokens" OR "discrete tokens"',
+    ),
+    TopicDefinition(
+        "speech",
+        "Speech and audio",
+        "Speech recognition and synthesis, audio language models.",
+        'speech OR tts OR asr OR text-to-speech OR "audio generation" OR "spoken language"',
+    ),
+    TopicDefinition(
+        "video",
+        "Video",
+        "Video understanding and generation.",
+        'video* NOT "video conferencing"',
+    ),
+    TopicDefinition("3d", "3D", "3D shapes, meshes and scenes.", '3d OR mesh* OR "point cloud"'),
+    TopicDefinition(
+        "moe",
+        "Mixture of experts",
+        "Sparse mixture-of-experts models, routing, expert parallelism.",
+        'mixture-of-experts OR moe OR "expert parallelism" OR (expert* AND routing)',
+    ),
+    TopicDefinition(
+        "attention",
+        "Attention mechanisms",
+        "Efficient and sparse attention, attention kernels.",
+        '"sparse attention" OR "linear attention" OR flashattention OR "attention kernel*" '
+        'OR ("attention" AND (sparsity OR sparse) NOT video)',
+    ),
+    TopicDefinition(
+        "recommendation",
+        "Recommender systems",
+        "Generative and LLM-based recommendation.",
+        "recommendation OR recommender* OR (user AND item AND preference*)",
+    ),
+    TopicDefinition(
+        "long-context",
+        "Long context",
+        "Long-context modelling and memory.",
+        'long-context OR "long context" OR "context length" OR "context window" '
+        'OR (memory AND (long OR infinite) AND context NOT "memory bandwidth")',
+    ),
+)
+
+
+def read_seeds(seeds_dir: Path) -> tuple[list[str], list[str]]:
+    """Titles and abstract sentences of the seed dumps (a rough reader: good enough here)."""
+    titles: list[str] = []
+    sentences: list[str] = []
+    for path in sorted(seeds_dir.glob("*.txt")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if len(line) > 300:
+                sentences.extend(s for s in re.split(r"(?<=[.!?])\s+", line) if len(s) > 20)
+            elif 20 < len(line) <= 300 and "•" not in line and "Subscribe" not in line:
+                titles.append(line)
+    if not titles or not sentences:
+        raise SystemExit(f"no seed text found in {seeds_dir}")
+    return titles, sentences
+
+
+def synthetic_papers(
+    count: int, titles: list[str], sentences: list[str], seed: int
+) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    title_words = [w for t in titles for w in t.split()]
+    papers: list[tuple[str, str]] = []
+    for _ in range(count):
+        words = rng.choice(titles).split()
+        for i in range(len(words)):
+            if rng.random() < 0.5:
+                words[i] = rng.choice(title_words)
+        abstract = " ".join(rng.choices(sentences, k=rng.randint(5, 10)))
+        papers.append((" ".join(words), abstract))
+    return papers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--papers", type=int, default=50_000, help="papers to match (50000)")
+    parser.add_argument("--seed", type=int, default=20240527, help="random seed")
+    parser.add_argument("--seeds-dir", type=Path, default=DEFAULT_SEEDS, help="seed dumps")
+    args = parser.parse_args(argv)
+
+    titles, sentences = read_seeds(args.seeds_dir)
+    papers = synthetic_papers(args.papers, titles, sentences, args.seed)
+    definitions = STARTER_TOPICS + EXTRA_TOPICS
+
+    start = time.perf_counter()
+    topics = compile_topics(definitions)
+    compiled = time.perf_counter() - start
+
+    per_topic: Counter[str] = Counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
+    for title, abstract in papers:
+        for found in match_paper(title, abstract, topics):
+            per_topic[found.slug] += 1
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+
+    words = sum(len(t.split()) + len(a.split()) for t, a in papers) / len(papers)
+    print(f"papers            {len(papers):>10,}  (~{words:.0f} words each)")
+    print(f"topics            {len(topics):>10}  (compiled in {compiled * 1000:.1f} ms)")
+    print(f"matching time     {elapsed:>10.2f} s  (CPU {cpu:.2f} s)")
+    print(f"papers/second     {len(papers) / elapsed:>10,.0f}")
+    print(f"µs per paper×topic{elapsed / (len(papers) * len(topics)) * 1e6:>10.2f}")
+    print(f"matches           {sum(per_topic.values()):>10,}")
+    for definition in definitions:
+        share = per_topic[definition.slug] / len(papers)
+        print(f"  {definition.slug:<22}{per_topic[definition.slug]:>8,}  {share:6.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""Topics mirrored from the configuration, and which papers each topic matched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, exists, func, insert, select
+from sqlalchemy.orm import Session
+
+from digestd.store.db import Database
+from digestd.store.models import Paper, PaperTopic, Topic, utcnow
+
+if TYPE_CHECKING:
+    from digestd.topics import TopicDefinition, TopicMatch
+
+#: (title, abstract) -> the topics that match, as the topics package computes them
+Classify = Callable[[str, str], Sequence["TopicMatch"]]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRecord:
+    id: int
+    slug: str
+    name: str
+    description: str
+    query: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PaperMatch:
+    """Why a paper is in a topic."""
+
+    slug: str
+    score: float
+    terms: tuple[str, ...]
+    highlights: tuple[str, ...]
+
+
+def _topic_record(topic: Topic) -> TopicRecord:
+    return TopicRecord(
+        topic.id, topic.slug, topic.name, topic.description, topic.query, topic.active
+    )
+
+
+class TopicStore(Database):
+    def sync_topics(self, definitions: Sequence[TopicDefinition]) -> list[str]:
+        """Mirror the configured topics; return the slugs that are new or whose query changed.
+
+        Topics no longer configured are deactivated, not deleted, so a subscriber following
+        one keeps the subscription should the topic come back.
+        """
+        changed = []
+        with self.write() as session:
+            rows = {t.slug: t for t in session.scalars(select(Topic))}
+            for position, definition in enumerate(definitions):
+                row = rows.pop(definition.slug, None)
+                if row is None:
+                    row = Topic(slug=definition.slug, query="")
+                    session.add(row)
+                if row.query != definition.query or not row.active:
+                    changed.append(definition.slug)
+                row.name = definition.name
+                row.description = definition.description
+                row.query = definition.query
+                row.position = position
+                row.active = True
+                row.updated_at = utcnow()
+            for gone in rows.values():
+                gone.active = False
+        return changed
+
+    def topics(self, *, include_inactive: bool = False) -> list[TopicRecord]:
+        query = select(Topic).order_by(Topic.position, Topic.slug)
+        if not include_inactive:
+            query = query.where(Topic.active.is_(True))
+        with self.read() as session:
+            return [_topic_record(t) for t in session.scalars(query)]
+
+    def topic_paper_counts(self) -> dict[str, int]:
+        with self.read() as session:
+            rows = session.execute(
+                select(Topic.slug, func.count(PaperTopic.paper_id))
+                .join(PaperTopic, PaperTopic.topic_id == Topic.id)
+                .group_by(Topic.slug)
+            )
+            return {slug: count for slug, count in rows}
+
+    def rematch_topics(self, slugs: Iterable[str], classify: Classify, page: int = 2000) -> int:
+        """Recompute the matches of these topics over every stored paper; returns matches."""
+        slugs = set(slugs)
+        if not slugs:
+            return 0
+        total = 0
+        with self.write() as session:
+            topic_ids = _topic_ids(session)
+            wanted = {topic_ids[s] for s in slugs if s in topic_ids}
+            session.execute(delete(PaperTopic).where(PaperTopic.topic_id.in_(wanted)))
+            last_id = 0
+            while True:
+                rows = session.execute(
+                    select(Paper.id, Paper.title, Paper.abstract)
+                    .where(Paper.id > last_id)
+                    .order_by(Paper.id)
+                    .limit(page)
+                ).all()
+                if not rows:
+                    break
+                values = [
+                    _match_row(row.id, topic_ids[m.slug], m)
+                    for row in rows
+                    for m in classify(row.title, row.abstract)
+                    if m.slug in slugs and m.slug in topic_ids
+                ]
+                if values:
+                    session.execute(insert(PaperTopic.__table__), values)
+                total += len(values)
+                last_id = rows[-1].id
+        return total
+
+    def newest_paper_ids(self, slugs: Iterable[str], limit: int) -> dict[str, list[int]]:
+        """Each active topic's newest `limit` paper ids, newest first by first-seen time.
+
+        Walks the papers newest first (ix_papers_first_seen) probing paper_topics' key: a common
+        topic stops after a few hundred probes, a rare one reads the index once, and no topic
+        sorts all of its papers. The feeds are built from this after every batch.
+        """
+        result: dict[str, list[int]] = {}
+        with self.read() as session:
+            topic_ids = _topic_ids(session)
+            for slug in slugs:
+                if slug not in topic_ids:
+                    result[slug] = []
+                    continue
+                matched = exists().where(
+                    PaperTopic.paper_id == Paper.id, PaperTopic.topic_id == topic_ids[slug]
+                )
+                query = (
+                    select(Paper.id)
+                    .where(matched)
+                    .order_by(Paper.first_seen_at.desc(), Paper.id.desc())
+                    .limit(limit)
+                )
+                result[slug] = list(session.scalars(query))
+        return result
+
+    def paper_matches(self, paper_ids: Iterable[int]) -> dict[int, list[PaperMatch]]:
+        """The active topics each paper is in, best score first."""
+        ids = list(paper_ids)
+        result: dict[int, list[PaperMatch]] = {i: [] for i in ids}
+        with self.read() as session:
+            for start in range(0, len(ids), 500):
+                rows = session.execute(
+                    select(PaperTopic, Topic.slug)
+                    .join(Topic, Topic.id == PaperTopic.topic_id)
+                    .where(PaperTopic.paper_id.in_(ids[start : start + 500]))
+                    .where(Topic.active.is_(True))
+                )
+                for match, slug in rows:
+                    result[match.paper_id].append(
+                        PaperMatch(slug, match.score, tuple(match.terms), tuple(match.highlights))
+                    )
+        for matches in result.values():
+            matches.sort(key=lambda m: (-m.score, m.slug))
+        return result
+
+
+def _topic_ids(session: Session) -> dict[str, int]:
+    return dict(session.execute(select(Topic.slug, Topic.id).where(Topic.active.is_(True))).all())
+
+
+def _match_row(paper_id: int, topic_id: int, match: TopicMatch) -> dict[str, object]:
+    return {
+        "paper_id": paper_id,
+        "topic_id": topic_id,
+        "score": match.score,
+        "terms": list(match.terms),
+        "highlights": list(match.highlights),
+    }
+
+
+def record_matches(
+    session: Session, papers: Iterable[tuple[int, str, str]], classify: Classify
+) -> None:
+    """Store the topic matches of freshly inserted papers, inside the ingest's transaction."""
+    topic_ids = _topic_ids(session)
+    values = [
+        _match_row(paper_id, topic_ids[m.slug], m)
+        for paper_id, title, abstract in papers
+        for m in classify(title, abstract)
+        if m.slug in topic_ids
+    ]
+    for start in range(0, len(values), 2000):
+        session.execute(insert(PaperTopic.__table__), values[start : start + 2000])

@@ -1,0 +1,322 @@
+"""Matching papers against topics.
+
+A paper is prepared once as a :class:`Document` (its words cut and stemmed) and then matched
+against every compiled topic; that split is what makes matching tens of thousands of papers
+against dozens of topics cheap. The query language itself lives in :mod:`.query`.
+
+Scoring, the same for every topic: each matched query term scores 3 points per occurrence in
+the title and 1 point per occurrence in the abstract, counting at most 2 occurrences of each
+term in each part. A title hit therefore outranks any number of abstract mentions of the same
+term, and a paper that hits more different terms ranks higher.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import chain, pairwise
+from typing import NamedTuple
+
+from digestd.errors import QueryError
+from digestd.topics.query import CompiledQuery, Element, compile_query
+from digestd.topics.stem import (
+    PREFIXES,
+    WORD_RE,
+    PrefixCache,
+    split_words,
+    surface_stem,
+    surface_word,
+)
+
+__all__ = [
+    "CompiledTopic",
+    "Document",
+    "TopicDefinition",
+    "TopicMatch",
+    "compile_topics",
+    "match_document",
+    "match_paper",
+]
+
+# Between the words of one matched phrase, these characters keep the phrase a single highlight
+# ("Text-to-Image", "KV cache", "2.4x"); anything else, such as the ")" in "(KV) Cache", splits
+# it into one highlight per piece, so that every highlight is a verbatim substring of the text.
+_JOINER_RE = re.compile(r"[\s\-‐‑–—/.·]*")
+
+
+class _Field:
+    """The words of one part of a paper (title or abstract), with lazily built indexes."""
+
+    __slots__ = ("_words", "stems", "surfaces", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        #: the words as written
+        self.surfaces = split_words(text)
+        self.stems: list[str] = list(map(surface_stem, self.surfaces))
+        # built on first use: most papers match few topics, and most terms only need the
+        # document's stem and bigram sets
+        self._words: list[str] | None = None
+
+    @property
+    def words(self) -> list[str]:
+        """The words lower-cased, as prefixes see them (not stemmed)."""
+        if self._words is None:
+            self._words = list(map(surface_word, self.surfaces))
+        return self._words
+
+    def positions(self, element: Element) -> list[int]:
+        """Word indexes where one phrase element (a stem, or a word prefix) occurs."""
+        text, is_prefix = element
+        if is_prefix:
+            return PREFIXES.cache_for(text).positions(self.surfaces, text)
+        # list.index scans in C, and comparing the interned stems is mostly an identity test:
+        # cheaper than building a stem -> positions index for the few stems ever asked for
+        stems = self.stems
+        found: list[int] = []
+        try:
+            i = stems.index(text)
+            while True:
+                found.append(i)
+                i = stems.index(text, i + 1)
+        except ValueError:
+            return found
+
+    def find(self, elements: Sequence[Element]) -> list[int]:
+        """Start indexes of every occurrence of the word sequence ``elements``."""
+        starts = self.positions(elements[0])
+        if len(elements) == 1 or not starts:
+            return starts
+        stems = self.stems
+        words = self.words if any(is_prefix for _, is_prefix in elements) else stems
+        last = len(stems) - len(elements)
+        return [
+            start
+            for start in starts
+            if start <= last
+            and all(
+                words[start + offset].startswith(text)
+                if is_prefix
+                else stems[start + offset] == text
+                for offset, (text, is_prefix) in enumerate(elements[1:], 1)
+            )
+        ]
+
+    def highlights(self, starts: list[int], length: int) -> list[tuple[int, str]]:
+        """``(start, piece)`` for every occurrence of a term: the verbatim text to highlight.
+
+        A phrase occurrence is one piece when its words are joined by spaces or hyphens
+        ("Text-to-Image") and several when other characters split it ("(KV) Cache").
+        """
+        surfaces = self.surfaces
+        if length == 1:
+            return [(start, surfaces[start]) for start in starts]
+        # Word offsets are not kept (finding them costs as much as tokenising); instead each
+        # distinct spelling of the phrase is looked up in the text, whose matches come in the
+        # same order as the occurrences.
+        by_spelling: dict[tuple[str, ...], list[int]] = {}
+        for start in starts:
+            by_spelling.setdefault(tuple(surfaces[start : start + length]), []).append(start)
+        result: list[tuple[int, str]] = []
+        for spelling, spelled_starts in by_spelling.items():
+            found = _phrase_pattern(spelling).findall(self.text)
+            if len(found) != len(spelled_starts):  # cannot happen; keep highlights verbatim
+                found = found[: len(spelled_starts)]
+            for start, text in zip(spelled_starts, found, strict=False):
+                result.extend((start, piece) for piece in _pieces(text))
+        return result
+
+
+@lru_cache(maxsize=4096)
+def _phrase_pattern(spelling: tuple[str, ...]) -> re.Pattern[str]:
+    # The words as spelled, separated by anything that is not a word, and not inside a word.
+    # The pattern starts with the first word itself (the "not inside a word" test before it is
+    # a fixed-width look-behind placed after it) so that the regex engine can jump from one
+    # occurrence of that word to the next instead of trying every position.
+    first = len(spelling[0])
+    return re.compile(
+        re.escape(spelling[0])
+        + rf"(?<![^\W_][\s\S]{{{first}}})(?<![^\W_]['’][\s\S]{{{first}}})"
+        + "".join(r"[\W_]+" + re.escape(word) for word in spelling[1:])
+        + r"(?![^\W_])(?!['’][^\W_])"
+    )
+
+
+def _pieces(phrase: str) -> list[str]:
+    spans = [m.span() for m in WORD_RE.finditer(phrase)]
+    pieces: list[str] = []
+    piece_start, piece_end = spans[0]
+    for begin, end in spans[1:]:
+        if not _JOINER_RE.fullmatch(phrase, piece_end, begin):
+            pieces.append(phrase[piece_start:piece_end])
+            piece_start = begin
+        piece_end = end
+    pieces.append(phrase[piece_start:piece_end])
+    return pieces
+
+
+class Occurrences(NamedTuple):
+    """How often one term occurs in a paper, and where: ``(word index, verbatim piece)``."""
+
+    in_title: int
+    in_abstract: int
+    title: list[tuple[int, str]]
+    abstract: list[tuple[int, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A paper prepared once for matching against many topics.
+
+    ``Document(title, abstract)`` and :meth:`from_text` are the same; the word indexes are
+    derived from the two texts, and two documents are equal when their texts are.
+    """
+
+    title: str
+    abstract: str
+    title_field: _Field = field(init=False, compare=False, repr=False)
+    abstract_field: _Field = field(init=False, compare=False, repr=False)
+    #: every stem of the title and abstract: the fast test for single-word terms
+    stems: frozenset[str] = field(init=False, compare=False, repr=False)
+    #: every pair of adjacent stems in the title or the abstract: the fast test for phrases
+    bigrams: set[tuple[str, str]] = field(init=False, compare=False, repr=False)
+    # the registered prefixes the paper's words start with, and the PREFIXES cache they come
+    # from; filled on first use (in a list because the dataclass is frozen)
+    _prefix_hits: list[tuple[PrefixCache, frozenset[str]]] = field(
+        init=False, compare=False, repr=False
+    )
+
+    # term elements -> Occurrences, shared by all the topics matched against this paper
+    _occurrences: dict[tuple[Element, ...], Occurrences] = field(
+        init=False, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        title_field = _Field(self.title)
+        abstract_field = _Field(self.abstract)
+        object.__setattr__(self, "title_field", title_field)
+        object.__setattr__(self, "abstract_field", abstract_field)
+        stems = frozenset(title_field.stems).union(abstract_field.stems)
+        object.__setattr__(self, "stems", stems)
+        bigrams = set(pairwise(title_field.stems))
+        bigrams.update(pairwise(abstract_field.stems))
+        object.__setattr__(self, "bigrams", bigrams)
+        object.__setattr__(self, "_prefix_hits", [])
+        object.__setattr__(self, "_occurrences", {})
+
+    @classmethod
+    def from_text(cls, title: str | None, abstract: str | None) -> Document:
+        """Prepare a paper; a missing title or abstract counts as empty."""
+        return cls(title or "", abstract or "")
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Whether any word of the paper starts with ``prefix`` (already lower case)."""
+        cache = PREFIXES.cache_for(prefix)
+        cached = self._prefix_hits
+        if not cached or cached[0][0] is not cache:
+            words = chain(self.title_field.surfaces, self.abstract_field.surfaces)
+            cached[:] = [(cache, cache.hits(words))]
+        return prefix in cached[0][1]
+
+    def occurrences(self, elements: tuple[Element, ...]) -> Occurrences:
+        """Every occurrence of a term in the title and in the abstract, with its text."""
+        found = self._occurrences.get(elements)
+        if found is None:
+            size = len(elements)
+            title, abstract = self.title_field, self.abstract_field
+            in_title, in_abstract = title.find(elements), abstract.find(elements)
+            found = Occurrences(
+                len(in_title),
+                len(in_abstract),
+                title.highlights(in_title, size),
+                abstract.highlights(in_abstract, size),
+            )
+            self._occurrences[elements] = found
+        return found
+
+    def has_phrase(self, elements: Sequence[Element]) -> bool:
+        """Whether the word sequence ``elements`` occurs in the title or the abstract."""
+        return bool(self.title_field.find(elements) or self.abstract_field.find(elements))
+
+
+@dataclass(frozen=True)
+class TopicDefinition:
+    """A topic as the configuration holds it.
+
+    ``slug`` is lower-case letters, digits and hyphens (see :data:`SLUG_RE`); checking it is
+    the configuration's job, as is refusing two topics with one slug.
+    """
+
+    slug: str
+    name: str
+    description: str
+    query: str
+
+
+#: what a topic slug looks like: "llm-inference", "rl", "3d-vision"
+SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+@dataclass(frozen=True)
+class CompiledTopic:
+    definition: TopicDefinition
+    query: CompiledQuery
+
+    @property
+    def slug(self) -> str:
+        return self.definition.slug
+
+
+@dataclass(frozen=True)
+class TopicMatch:
+    """One topic a paper matches, with why: the query terms and the paper's words."""
+
+    slug: str
+    score: float
+    #: the query terms that matched, as the user wrote them, in query order
+    terms: tuple[str, ...]
+    #: verbatim pieces of the title, then of the abstract, to highlight; no duplicates
+    highlights: tuple[str, ...]
+
+
+def compile_topics(defs: Iterable[TopicDefinition]) -> list[CompiledTopic]:
+    """Compile every topic's query; a syntax error names the topic."""
+    compiled: list[CompiledTopic] = []
+    for definition in defs:
+        try:
+            query = compile_query(definition.query)
+        except QueryError as exc:
+            raise QueryError(
+                f"topic {definition.slug!r}: {exc.reason}",
+                query=exc.query,
+                position=exc.position,
+            ) from exc
+        compiled.append(CompiledTopic(definition=definition, query=query))
+    return compiled
+
+
+def match_document(doc: Document, topics: Sequence[CompiledTopic]) -> list[TopicMatch]:
+    """The topics ``doc`` matches, best score first (ties keep the order of ``topics``)."""
+    matches: list[TopicMatch] = []
+    for topic in topics:
+        found = topic.query.match(doc)
+        if found is None:
+            continue
+        highlights = tuple(dict.fromkeys(found.title_terms + found.abstract_terms))
+        matches.append(
+            TopicMatch(
+                slug=topic.definition.slug,
+                score=found.score,
+                terms=found.terms,
+                highlights=highlights,
+            )
+        )
+    matches.sort(key=lambda m: -m.score)
+    return matches
+
+
+def match_paper(title: str, abstract: str, topics: Sequence[CompiledTopic]) -> list[TopicMatch]:
+    """Match one paper against ``topics``; see :func:`match_document`."""
+    return match_document(Document.from_text(title, abstract), topics)
