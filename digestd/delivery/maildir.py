@@ -1,0 +1,37 @@
+"""The default transport: a Maildir outbox under the data directory.
+
+Nothing leaves the machine, which is what a first run and a test want; read the outbox with
+``mutt -f var/outbox``. Each message is written to ``tmp/`` and renamed into ``new/``, so a
+reader never sees half a message.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from email.message import EmailMessage
+from pathlib import Path
+
+from digestd.errors import TemporaryDeliveryError
+
+
+class MaildirTransport:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._box: mailbox.Maildir | None = None
+
+    def send(self, message: EmailMessage) -> None:
+        try:
+            if self._box is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._box = mailbox.Maildir(self.path, create=True)
+            # Flattened with \n line ends: files in a Maildir use the local convention.
+            self._box.add(message.as_bytes(policy=message.policy.clone(linesep="\n")))
+        except OSError as exc:
+            raise TemporaryDeliveryError(
+                f"cannot write to the outbox {self.path}: {exc.strerror or exc}"
+            ) from exc
+
+    def close(self) -> None:
+        if self._box is not None:
+            self._box.close()
+            self._box = None

@@ -1,0 +1,209 @@
+"""The SMTP transport: the only module that imports smtplib.
+
+One connection is reused across messages (a digest run may send thousands) and opened again
+when the server dropped it. Replies map onto the error tree:
+
+- 4xx, a dropped connection, a timeout, a refused connection → `TemporaryDeliveryError`;
+- 5xx to RCPT TO or DATA (a refused recipient, a rejected message) → `PermanentDeliveryError`.
+
+Failures that are about our side rather than the recipient (cannot connect, login refused,
+STARTTLS unsupported, the server refusing our sender address even with a 5xx) are temporary:
+counting them as the recipient's bounces would pause every subscriber over one wrong setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import smtplib
+import ssl
+import time
+from collections.abc import Mapping
+from email.message import EmailMessage
+from pathlib import Path
+
+from digestd.config import SmtpConfig
+from digestd.errors import (
+    ConfigError,
+    DeliveryError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+
+log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "DIGESTD_SMTP_PASSWORD"
+#: a connection idle for longer is checked with NOOP before it is used again
+IDLE_CHECK_SECONDS = 10.0
+
+
+def _reply(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return f"{code} {' '.join(text.split())}"
+
+
+def _by_code(code: int, what: str) -> DeliveryError:
+    if 500 <= code < 600:
+        return PermanentDeliveryError(what)
+    return TemporaryDeliveryError(what)
+
+
+class SmtpTransport:
+    def __init__(self, settings: SmtpConfig, *, environ: Mapping[str, str] = os.environ):
+        self.settings = settings
+        self.environ = environ
+        # Read now: a missing password file is a configuration error before anything is claimed.
+        self._secret = self._password() if settings.username else ""
+        self._connection: smtplib.SMTP | None = None
+        self._last_used = 0.0
+        self._next_slot = 0.0
+        #: connections opened so far (reuse is visible in tests and benchmarks)
+        self.connections = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    def _password(self) -> str:
+        if self.settings.password_file:
+            path = Path(self.settings.password_file)
+            try:
+                return path.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(
+                    f"smtp.password_file {path}: cannot read: {exc.strerror or exc}"
+                ) from exc
+        return self.environ.get(PASSWORD_ENV, "")
+
+    def _connect(self) -> smtplib.SMTP:
+        settings = self.settings
+        connection: smtplib.SMTP | None = None
+        try:
+            if settings.security == "tls":
+                connection = smtplib.SMTP_SSL(
+                    settings.host, settings.port, timeout=settings.timeout,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                connection = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+            connection.ehlo()
+            if settings.security == "starttls":
+                connection.starttls(context=ssl.create_default_context())
+                connection.ehlo()
+            if settings.username:
+                connection.login(settings.username, self._secret)
+        except smtplib.SMTPAuthenticationError as exc:
+            self._quietly_close(connection)
+            raise TemporaryDeliveryError(
+                f"SMTP server {self.where} refused the login of {settings.username!r}: "
+                f"{_reply(exc.smtp_code, exc.smtp_error)} (check smtp.username and "
+                f"smtp.password_file or {PASSWORD_ENV})"
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            self._quietly_close(connection)
+            raise TemporaryDeliveryError(
+                f"SMTP server {self.where} does not support STARTTLS or login: {exc} "
+                "(check smtp.security and smtp.username)"
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            self._quietly_close(connection)
+            raise TemporaryDeliveryError(
+                f"cannot connect to SMTP server {self.where}: {exc or type(exc).__name__}"
+            ) from exc
+        self.connections += 1
+        log.debug("smtp connected server=%s", self.where)
+        return connection
+
+    def _usable_connection(self) -> smtplib.SMTP:
+        connection = self._connection
+        if connection is not None and time.monotonic() - self._last_used > IDLE_CHECK_SECONDS:
+            # Servers close idle connections; find out now rather than half-way through a send.
+            try:
+                code, _ = connection.noop()
+            except (smtplib.SMTPException, OSError):
+                code = 0
+            if code != 250:
+                self._drop()
+                connection = None
+        if connection is None:
+            connection = self._connection = self._connect()
+        return connection
+
+    def _throttle(self) -> None:
+        rate = self.settings.rate_limit
+        if rate <= 0:
+            return
+        now = time.monotonic()
+        if self._next_slot > now:
+            time.sleep(self._next_slot - now)
+            now = self._next_slot
+        self._next_slot = now + 1.0 / rate
+
+    def send(self, message: EmailMessage) -> None:
+        sender = message["From"].addresses[0].addr_spec
+        recipients = [a.addr_spec for a in message["To"].addresses]
+        international = not all(a.isascii() for a in [sender, *recipients])
+        # The message's own policy (its header folding), with SMTP's line ends.
+        policy = message.policy.clone(linesep="\r\n", utf8=international)
+        data = message.as_bytes(policy=policy)
+        self._throttle()
+        connection = self._usable_connection()
+        options: list[str] = []
+        if international:
+            if not connection.has_extn("smtputf8"):
+                raise PermanentDeliveryError(
+                    f"SMTP server {self.where} cannot take the non-ASCII address "
+                    f"{recipients[0]!r} (no SMTPUTF8)"
+                )
+            options.append("SMTPUTF8")
+        try:
+            connection.sendmail(sender, recipients, data, mail_options=options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()), (550, b"refused"))
+            raise _by_code(code, f"recipient refused: {_reply(code, reply)}") from exc
+        except smtplib.SMTPSenderRefused as exc:
+            if exc.smtp_code == 421:
+                self._drop()
+            raise TemporaryDeliveryError(
+                f"SMTP server {self.where} refused the sender {sender!r}: "
+                f"{_reply(exc.smtp_code, exc.smtp_error)} (check mail.from_address)"
+            ) from exc
+        except smtplib.SMTPServerDisconnected as exc:
+            self._drop()
+            raise TemporaryDeliveryError(
+                f"SMTP server {self.where} closed the connection: {exc}"
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code == 421:  # the server is going away; it said so
+                self._drop()
+            raise _by_code(
+                exc.smtp_code, f"message refused: {_reply(exc.smtp_code, exc.smtp_error)}"
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise TemporaryDeliveryError(
+                f"SMTP conversation with {self.where} failed: {exc or type(exc).__name__}"
+            ) from exc
+        finally:
+            self._last_used = time.monotonic()
+
+    def _drop(self) -> None:
+        self._quietly_close(self._connection)
+        self._connection = None
+
+    @staticmethod
+    def _quietly_close(connection: smtplib.SMTP | None) -> None:
+        if connection is None:
+            return
+        with contextlib.suppress(OSError):
+            connection.close()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.quit()
+        except (smtplib.SMTPException, OSError):
+            self._quietly_close(connection)

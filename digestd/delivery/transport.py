@@ -1,0 +1,34 @@
+"""What a transport is, and which one the configuration asks for.
+
+A transport hands one message over and raises `TemporaryDeliveryError` (worth retrying) or
+`PermanentDeliveryError` (not) when it cannot; returning normally means the message was
+accepted, and only then does the ledger record it as sent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from email.message import EmailMessage
+from typing import Protocol
+
+from digestd.config import Config
+
+
+class Transport(Protocol):
+    def send(self, message: EmailMessage) -> None:
+        """Hand `message` over to its recipients (the To header), or raise a DeliveryError."""
+
+    def close(self) -> None:
+        """Release connections; the transport may be used again afterwards."""
+
+
+def make_transport(config: Config, environ: Mapping[str, str] | None = None) -> Transport:
+    """The transport `mail.transport` names: the Maildir outbox or an SMTP server."""
+    if config.mail.transport == "smtp":
+        from digestd.delivery.smtp import SmtpTransport
+
+        return SmtpTransport(config.smtp, environ=os.environ if environ is None else environ)
+    from digestd.delivery.maildir import MaildirTransport
+
+    return MaildirTransport(config.outbox_dir)

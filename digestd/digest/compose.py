@@ -1,0 +1,133 @@
+"""One subscriber's digest as a ready-to-send message: select, render (cached), personalise.
+
+Pure apart from reading templates: the caller hands in the papers the store selected. One
+`Composer` is meant to serve a whole sending run, so that its renderer's cache spans every
+subscriber of the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo
+
+from digestd.config import Config
+from digestd.digest.message import build_message, message_id, parse_from
+from digestd.digest.render import HTML_BUDGET, Body, DigestRenderer, personal_for
+from digestd.digest.select import Digest, build_digest
+from digestd.store import SelectedPaper, SubscriberRecord
+
+
+@dataclass(frozen=True)
+class Composed:
+    message: EmailMessage
+    digest: Digest
+    html: str
+    text: str
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+
+#: (papers, topics, day) combinations remembered per composer
+MEMO_SIZE = 1024
+#: no body of more papers than this fits the budget (a paper takes 400 bytes at the very least)
+MAX_FITTING = HTML_BUDGET // 400
+#: how much premailer's inline styles grow a body, about (measured: 1.7 to 2.1)
+INLINE_GROWTH = 2.0
+
+
+def _fewer(limit: int, size: float) -> int:
+    """Papers to try next when `limit` papers made `size` bytes: proportionally fewer."""
+    return max(1, min(limit - 1, int(limit * HTML_BUDGET / size * 0.95)))
+
+
+def local_date(now: dt.datetime, timezone: str) -> dt.date:
+    try:
+        return now.astimezone(ZoneInfo(timezone)).date()
+    except (ValueError, KeyError):  # an unknown zone: the subscriber still gets the digest
+        return now.astimezone(dt.UTC).date()
+
+
+class Composer:
+    def __init__(self, config: Config, renderer: DigestRenderer | None = None):
+        self.config = config
+        self.renderer = renderer or DigestRenderer(config.paths.templates_dir, config.base_url)
+        self.domain = parse_from(config.mail.from_address).domain or "digestd.localhost"
+        self._digests: dict[tuple[object, ...], tuple[Digest, Body]] = {}
+
+    def digest(
+        self,
+        subscriber: SubscriberRecord,
+        selected: Sequence[SelectedPaper],
+        topic_names: Mapping[str, str],
+        now: dt.datetime,
+    ) -> tuple[Digest, Body]:
+        """The digest and its body, with as many papers as fit the cap and the size budget."""
+        names = {slug: topic_names.get(slug, slug) for slug in subscriber.topics}
+        date = local_date(now, subscriber.timezone)
+        # Subscribers with the same papers, topics and day share the digest: build it once.
+        memo_key = (
+            tuple((item.paper.id, item.paper.updated_at) for item in selected),
+            tuple(names.items()),
+            date,
+        )
+        memo = self._digests.get(memo_key)
+        if memo is not None:
+            return memo
+        if len(self._digests) >= MEMO_SIZE:
+            self._digests.clear()
+        memo = self._digests[memo_key] = self._fit(selected, names, date)
+        return memo
+
+    def _fit(
+        self, selected: Sequence[SelectedPaper], names: dict[str, str], date: dt.date
+    ) -> tuple[Digest, Body]:
+        limit = min(self.config.delivery.max_papers, len(selected), MAX_FITTING)
+        while True:
+            digest = build_digest(selected, names, date=date, max_papers=limit)
+            if limit > 1 and not self.renderer.is_cached(digest):
+                # Jinja alone is cheap; premailer on a huge draft is not. Guess from the draft.
+                estimate = self.renderer.draft_size(digest) * INLINE_GROWTH
+                if estimate > HTML_BUDGET:
+                    limit = _fewer(limit, estimate)
+                    continue
+            body = self.renderer.body(digest)
+            size = len(body.html.encode())
+            if size <= HTML_BUDGET or limit == 1:
+                return digest, body
+            limit = _fewer(limit, size)
+
+    def compose(
+        self,
+        subscriber: SubscriberRecord,
+        selected: Sequence[SelectedPaper],
+        topic_names: Mapping[str, str],
+        *,
+        digest_key: str,
+        now: dt.datetime,
+    ) -> Composed:
+        digest, body = self.digest(subscriber, selected, topic_names, now)
+        personal = personal_for(
+            self.config.base_url, email=subscriber.email, name=subscriber.name,
+            token=subscriber.token,
+        )
+        html, text = body.personalise(personal)
+        message = build_message(
+            subject=body.subject,
+            text=text,
+            html=html,
+            from_address=self.config.mail.from_address,
+            to_email=subscriber.email,
+            to_name=subscriber.name,
+            message_id=message_id(
+                subscriber.id, digest_key, subscriber.created_at.isoformat(), self.domain
+            ),
+            date=now,
+            list_id=self.config.mail.list_id,
+            unsubscribe_url=personal.unsubscribe_url,
+        )
+        return Composed(message, digest, html, text)

@@ -1,0 +1,215 @@
+"""Digest bodies: Jinja2 templates, CSS inlined by premailer once per distinct body.
+
+Everybody whose digest holds the same papers under the same topics gets the same body; only
+the greeting, the address and the private links differ. So the templates are rendered with
+placeholders for those, the HTML is inlined once per distinct `Digest` (premailer is by far
+the slowest step), and each subscriber's copy is made by substituting the placeholders,
+HTML-escaped. A placeholder carries a random nonce per renderer, so no paper text can
+contain one and have personal data substituted into it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import logging
+import re
+import secrets
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import premailer
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+from digestd import links
+from digestd.digest.select import Digest, truncate
+
+#: the HTML part stays under this many bytes (Gmail clips messages past 102 KB)
+HTML_BUDGET = 90_000
+#: distinct bodies kept per renderer
+CACHE_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Personal:
+    """What differs between two subscribers receiving the same digest."""
+
+    greeting: str
+    email: str
+    name: str
+    unsubscribe_url: str
+    manage_url: str
+    feed_url: str
+
+
+PERSONAL_FIELDS = tuple(f.name for f in fields(Personal))
+
+
+def personal_for(base_url: str, *, email: str, name: str, token: str) -> Personal:
+    first = name.split()[0] if name.split() else ""
+    return Personal(
+        greeting=f"Hi {first}," if first else "Hello,",
+        email=email,
+        name=name,
+        unsubscribe_url=links.unsubscribe_url(base_url, token),
+        manage_url=links.manage_url(base_url, token),
+        feed_url=links.private_feed_url(base_url, token, "atom"),
+    )
+
+
+def highlight(text: str, terms: Sequence[str]) -> Markup:
+    """`text` HTML-escaped, with every occurrence of `terms` wrapped in a highlight span.
+
+    Matching runs on the plain text and every piece is escaped on its own, so nothing in the
+    text can open or close markup; only the span tags are ours.
+    """
+    words = [t.split() for t in terms if t.strip()]
+    if not words:
+        return escape(text)
+    alternatives = sorted(
+        (r"\s+".join(re.escape(w) for w in term) for term in words), key=len, reverse=True
+    )
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
+    pieces: list[Markup] = []
+    position = 0
+    for match in pattern.finditer(text):
+        pieces.append(escape(text[position : match.start()]))
+        pieces.append(Markup('<span class="hl">%s</span>') % match.group())
+        position = match.end()
+    pieces.append(escape(text[position:]))
+    return Markup("").join(pieces)
+
+
+def format_date(value: dt.date | None) -> str:
+    return f"{value:%b} {value.day}, {value.year}" if value else ""
+
+
+def inline_css(document: str) -> str:
+    """premailer: CSS of the <style> block moved into style attributes.
+
+    Rules that cannot be inlined (the prefers-color-scheme media query, :hover) stay in a
+    <style> block of their own, which is what keeps dark mode working where it is supported.
+    """
+    inlined = premailer.Premailer(
+        document,
+        remove_classes=False,
+        strip_important=False,
+        keep_style_tags=False,
+        allow_network=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform()
+    if not inlined.lstrip()[:9].lower().startswith("<!doctype"):
+        inlined = "<!DOCTYPE html>\n" + inlined
+    return inlined
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A rendered digest body with placeholders for the personal parts."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    _pattern: re.Pattern[str]
+
+    def personalise(self, personal: Personal) -> tuple[str, str]:
+        """(html, text) for one subscriber: placeholders replaced, HTML-escaped in the HTML."""
+        values = {name: getattr(personal, name) for name in PERSONAL_FIELDS}
+        escaped = {name: html.escape(value, quote=True) for name, value in values.items()}
+        html_part = self._pattern.sub(lambda m: escaped[m.group(1)], self.html)
+        text_part = self._pattern.sub(lambda m: values[m.group(1)], self.text)
+        return html_part, text_part
+
+
+#: subjects are cut to this many characters; inbox lists show less
+SUBJECT_CHARS = 90
+
+
+def subject_for(digest: Digest) -> str:
+    noun = "paper" if digest.total == 1 else "papers"
+    prefix = f"{digest.total} new {noun}: "
+    return prefix + truncate(digest.best.title, SUBJECT_CHARS - len(prefix))
+
+
+def preheader_for(digest: Digest) -> str:
+    titles = [p.title for p in digest.papers[:3]]
+    return truncate(" · ".join(titles), 140)
+
+
+class DigestRenderer:
+    """Renders digests from ``<templates_dir>/email/digest.{html,txt}``; caches bodies."""
+
+    def __init__(self, templates_dir: Path, base_url: str):
+        self.base_url = base_url
+        self.env = Environment(
+            loader=FileSystemLoader(str(templates_dir)),
+            autoescape=select_autoescape(["html"], default_for_string=False, default=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.env.filters["highlight"] = highlight
+        self.env.filters["date"] = format_date
+        self.env.globals["paper_url"] = lambda slug: links.paper_url(base_url, slug)
+        nonce = secrets.token_hex(8)
+        self._pattern = re.compile(rf"digestd{nonce}x({'|'.join(PERSONAL_FIELDS)})x")
+        self._placeholders = Personal(
+            **{name: f"digestd{nonce}x{name}x" for name in PERSONAL_FIELDS}
+        )
+        self._cache: OrderedDict[str, Body] = OrderedDict()
+        #: bodies rendered (cache misses), for reports and tests
+        self.renders = 0
+
+    @staticmethod
+    def cache_key(digest: Digest) -> str:
+        # A frozen dataclass's repr spells out every field the templates can see.
+        return hashlib.sha256(repr(digest).encode()).hexdigest()
+
+    def is_cached(self, digest: Digest) -> bool:
+        return self.cache_key(digest) in self._cache
+
+    def draft_size(self, digest: Digest) -> int:
+        """Bytes of the HTML before inlining: a cheap first look at a body's size."""
+        return len(self._render_html(digest).encode())
+
+    def _render_html(self, digest: Digest) -> str:
+        return self.env.get_template("email/digest.html").render(self._context(digest))
+
+    def _context(self, digest: Digest) -> dict[str, object]:
+        return {
+            "digest": digest,
+            "personal": self._placeholders,
+            "subject": subject_for(digest),
+            "preheader": preheader_for(digest),
+        }
+
+    def body(self, digest: Digest) -> Body:
+        """The body for `digest`, rendered and inlined only the first time it is asked for."""
+        key = self.cache_key(digest)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        body = self._render(digest)
+        self.renders += 1
+        self._cache[key] = body
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return body
+
+    def _render(self, digest: Digest) -> Body:
+        context = self._context(digest)
+        return Body(
+            subject=subject_for(digest),
+            preheader=preheader_for(digest),
+            html=inline_css(self._render_html(digest)),
+            text=self.env.get_template("email/digest.txt").render(context),
+            _pattern=self._pattern,
+        )

@@ -1,0 +1,200 @@
+"""What one digest shows: the subscriber's papers grouped under their best topic, capped.
+
+Pure: it takes the papers the store selected (ranked best first) and returns a `Digest`, the
+one value the templates are rendered from. Two subscribers whose digests compare equal get
+the same body, which is what lets the renderer inline CSS once per body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from digestd.store import PaperRecord, SelectedPaper
+
+#: a title longer than this is cut (dumps are untrusted; one huge title must not blow the mail)
+MAX_TITLE_CHARS = 300
+#: the abstract is shortened to about this many words, cut on a word
+ABSTRACT_WORDS = 60
+#: ... and never more characters than this, whatever the words look like
+ABSTRACT_CHARS = 480
+#: code and project links shown per paper
+MAX_LINKS = 3
+MAX_LINK_CHARS = 300
+
+# Control characters would end a header line or upset the HTML parser; they carry no meaning.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean(text: str) -> str:
+    """One line of text: control characters gone, runs of whitespace made one space."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut on a word to at most `limit` characters, with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def shorten(
+    text: str, words: int = ABSTRACT_WORDS, limit: int = ABSTRACT_CHARS
+) -> tuple[str, bool]:
+    """The first `words` words of `text` (at most `limit` characters); and whether it was cut."""
+    all_words = text.split()
+    short = " ".join(all_words[:words])
+    if len(short) > limit:
+        short = truncate(short, limit).removesuffix("…")
+    if short == " ".join(all_words):
+        return short, False
+    return short.rstrip(" ,;:-") + "…", True
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    label: str
+
+
+def _links(urls: Sequence[str]) -> tuple[Link, ...]:
+    links = []
+    for url in urls:
+        url = url.strip()
+        parts = urlsplit(url)
+        # Only plain web links: a javascript: or data: URL has no business in an e-mail.
+        if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_LINK_CHARS:
+            continue
+        if _CONTROL.search(url) or any(c in url for c in ' "<>\\`'):
+            continue
+        label = (parts.netloc.removeprefix("www.") + parts.path).rstrip("/")
+        links.append(Link(url, truncate(label, 60)))
+        if len(links) == MAX_LINKS:
+            break
+    return tuple(links)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPaper:
+    id: int
+    slug: str
+    title: str
+    #: the abstract shortened to a readable length
+    abstract: str
+    abstract_cut: bool
+    #: "NVIDIA", "9 authors" or ""
+    byline: str
+    published: dt.date | None
+    upvotes: int | None
+    links: tuple[Link, ...]
+    #: names of the subscriber's other topics this paper is also in
+    also_in: tuple[str, ...]
+    #: the query terms that matched, for "why"
+    terms: tuple[str, ...]
+    #: verbatim pieces of the title and abstract to highlight
+    highlights: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSection:
+    slug: str
+    name: str
+    papers: tuple[DigestPaper, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Everything a digest body shows; nothing personal (links with tokens, names) is in it."""
+
+    #: the day the digest is for, in the subscriber's time zone
+    date: dt.date
+    sections: tuple[TopicSection, ...]
+    #: papers due in all; more than shown when the cap applied
+    total: int
+    #: names of every topic the subscriber follows, for "you get this because ..."
+    topic_names: tuple[str, ...]
+
+    @property
+    def shown(self) -> int:
+        return sum(len(s.papers) for s in self.sections)
+
+    @property
+    def more(self) -> int:
+        return self.total - self.shown
+
+    @property
+    def papers(self) -> list[DigestPaper]:
+        return [p for s in self.sections for p in s.papers]
+
+    @property
+    def best(self) -> DigestPaper:
+        """The top-ranked paper (the one the subject names)."""
+        return self.sections[0].papers[0]
+
+
+def _byline(paper: PaperRecord) -> str:
+    if paper.organization:
+        return clean(paper.organization)
+    if paper.authors_count:
+        return f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}"
+    return ""
+
+
+def build_digest(
+    selected: Sequence[SelectedPaper],
+    topic_names: Mapping[str, str],
+    *,
+    date: dt.date,
+    max_papers: int,
+) -> Digest:
+    """Group `selected` (ranked best first) under each paper's best topic, at most max_papers.
+
+    `topic_names` maps the subscriber's topic slugs to display names, in the order they
+    are listed in the configuration. A paper in several of those topics appears once, under
+    the one it scored best in, and names the others. Sections come in the order of their best
+    paper, so the first section holds the paper the subject line names.
+    """
+    if not selected:
+        raise ValueError("a digest needs at least one paper")
+    sections: dict[str, list[DigestPaper]] = {}
+    for item in selected[:max_papers]:
+        paper = item.paper
+        matches = [m for m in item.matches if m.slug in topic_names]
+        home = matches[0].slug if matches else ""
+        highlights: dict[str, None] = {}
+        terms: dict[str, None] = {}
+        for match in matches:
+            highlights.update(dict.fromkeys(match.highlights))
+            terms.update(dict.fromkeys(match.terms))
+        abstract, cut = shorten(clean(paper.abstract))
+        sections.setdefault(home, []).append(
+            DigestPaper(
+                id=paper.id,
+                slug=paper.slug,
+                title=truncate(clean(paper.title), MAX_TITLE_CHARS),
+                abstract=abstract,
+                abstract_cut=cut,
+                byline=_byline(paper),
+                published=paper.published,
+                upvotes=paper.upvotes,
+                links=_links(paper.links),
+                also_in=tuple(topic_names[m.slug] for m in matches[1:]),
+                terms=tuple(clean(t) for t in terms),
+                highlights=tuple(h for h in (clean(h) for h in highlights) if h),
+            )
+        )
+    return Digest(
+        date=date,
+        sections=tuple(
+            TopicSection(slug, topic_names.get(slug, "Other papers"), tuple(papers))
+            for slug, papers in sections.items()
+        ),
+        total=len(selected),
+        topic_names=tuple(topic_names.values()),
+    )

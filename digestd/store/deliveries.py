@@ -1,0 +1,312 @@
+"""The delivery ledger: one row per subscriber and digest, claimed, sent and settled here.
+
+The life of a row::
+
+    planned ──> pending ──claim──> sending ──accepted──> sent
+                  ^                   │
+                  └──temporary error──┤ (backoff; after delivery.max_attempts: failed)
+                                      └──permanent error──> failed (bounce_count + 1)
+
+Planning writes the row and advances the subscriber's ``since_batch_id`` in one transaction,
+so a digest is planned exactly once even when two processes plan at the same moment: the
+subscriber row is locked (PostgreSQL) or the write transaction is exclusive (SQLite), and
+the unique (subscriber, digest_key) constraint backs both. Claiming uses
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several senders share the work without waiting
+on each other; a ``sending`` row whose lease expired belongs to a process that died and is
+claimed again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from digestd.store.db import Database
+from digestd.store.models import Delivery, Paper, Subscriber
+from digestd.store.papers import _record as _paper_record
+from digestd.store.records import PaperRecord
+from digestd.store.subscribers import SubscriberRecord, _subscriber_record
+
+#: every status a delivery row can have
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    id: int
+    subscriber_id: int
+    digest_key: str
+    since_batch_id: int
+    through_batch_id: int
+    paper_ids: tuple[int, ...]
+    status: str
+    attempts: int
+    last_error: str | None
+    message_id: str | None
+    next_attempt_at: dt.datetime | None
+    claimed_until: dt.datetime | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A row this process now owns until its lease ends, with the subscriber it goes to."""
+
+    delivery: DeliveryRecord
+    subscriber: SubscriberRecord
+
+
+def _delivery_record(row: Delivery) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=row.id,
+        subscriber_id=row.subscriber_id,
+        digest_key=row.digest_key,
+        since_batch_id=row.since_batch_id,
+        through_batch_id=row.through_batch_id,
+        paper_ids=tuple(row.paper_ids or ()),
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        message_id=row.message_id,
+        next_attempt_at=row.next_attempt_at,
+        claimed_until=row.claimed_until,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+    )
+
+
+def _claimable(now: dt.datetime):  # type: ignore[no-untyped-def]
+    return or_(
+        and_(
+            Delivery.status == "pending",
+            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+        ),
+        and_(Delivery.status == "sending", Delivery.claimed_until < now),
+    )
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    return " ".join(text.split())[:limit]
+
+
+class DeliveryStore(Database):
+    # Planning --------------------------------------------------------------------------------
+
+    def plan_delivery(
+        self,
+        subscriber_id: int,
+        *,
+        since_batch_id: int,
+        through_batch_id: int,
+        paper_ids: Sequence[int],
+        slot: dt.datetime | None,
+        now: dt.datetime,
+    ) -> DeliveryRecord | None:
+        """Create the delivery row and advance the subscriber past it, in one transaction.
+
+        Returns None, writing nothing, when another process planned this subscriber first
+        (their ``since_batch_id`` moved) or the subscriber is no longer active.
+        """
+        try:
+            with self.write() as session:
+                query = select(Subscriber).where(Subscriber.id == subscriber_id)
+                if self.is_postgres:
+                    query = query.with_for_update()
+                subscriber = session.scalar(query)
+                if (
+                    subscriber is None
+                    or subscriber.status != "active"
+                    or subscriber.since_batch_id != since_batch_id
+                ):
+                    return None
+                row = Delivery(
+                    subscriber_id=subscriber_id,
+                    digest_key=f"{since_batch_id}-{through_batch_id}",
+                    since_batch_id=since_batch_id,
+                    through_batch_id=through_batch_id,
+                    paper_ids=list(paper_ids),
+                    status="pending",
+                    attempts=0,
+                    created_at=now,
+                )
+                session.add(row)
+                session.flush()
+                subscriber.since_batch_id = through_batch_id
+                if slot is not None and (
+                    subscriber.last_slot_at is None or subscriber.last_slot_at < slot
+                ):
+                    subscriber.last_slot_at = slot
+                return _delivery_record(row)
+        except IntegrityError:
+            # The same digest was planned by another process between our read and our insert.
+            return None
+
+    # Claiming and settling -------------------------------------------------------------------
+
+    def claim_deliveries(
+        self, now: dt.datetime, *, lease: dt.timedelta, limit: int
+    ) -> list[ClaimedDelivery]:
+        """Take up to `limit` rows that are due, marking them ``sending`` until now + lease.
+
+        Rows of subscribers who are not active (unconfirmed, paused, unsubscribed) are
+        settled as failed in the same transaction and never handed out.
+        """
+        with self.write() as session:
+            query = (
+                select(Delivery).where(_claimable(now)).order_by(Delivery.id).limit(limit)
+            )
+            if self.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            rows = list(session.scalars(query))
+            if not rows:
+                return []
+            subscribers = {
+                s.id: s
+                for s in session.scalars(
+                    select(Subscriber).where(Subscriber.id.in_({r.subscriber_id for r in rows}))
+                )
+            }
+            claimed = []
+            for row in rows:
+                subscriber = subscribers.get(row.subscriber_id)
+                if subscriber is None or subscriber.status != "active":
+                    state = subscriber.status if subscriber else "gone"
+                    row.status = "failed"
+                    row.claimed_until = None
+                    row.last_error = f"not sent: subscriber is {state}"
+                    continue
+                row.status = "sending"
+                row.claimed_until = now + lease
+                row.attempts += 1
+                session.flush()
+                claimed.append(
+                    ClaimedDelivery(_delivery_record(row), _subscriber_record(session, subscriber))
+                )
+            return claimed
+
+    def claimable_deliveries(self, now: dt.datetime) -> list[DeliveryRecord]:
+        """What a claim at `now` would take, without taking it (for --dry-run)."""
+        with self.read() as session:
+            query = select(Delivery).where(_claimable(now)).order_by(Delivery.id)
+            return [_delivery_record(r) for r in session.scalars(query)]
+
+    def mark_sent(self, delivery_id: int, *, message_id: str, now: dt.datetime) -> None:
+        """The transport accepted the message: settle the row and clear the bounce count."""
+        with self.write() as session:
+            row = session.get(Delivery, delivery_id)
+            if row is None:
+                return
+            row.status = "sent"
+            row.sent_at = now
+            row.message_id = message_id
+            row.claimed_until = None
+            row.next_attempt_at = None
+            row.last_error = None
+            subscriber = session.get(Subscriber, row.subscriber_id)
+            if subscriber is not None:
+                subscriber.bounce_count = 0
+
+    def mark_temporary_failure(
+        self,
+        delivery_id: int,
+        *,
+        error: str,
+        now: dt.datetime,
+        retry_backoff: float,
+        max_attempts: int,
+    ) -> DeliveryRecord | None:
+        """Back to pending after a backoff doubling per attempt; failed past max_attempts."""
+        with self.write() as session:
+            row = session.get(Delivery, delivery_id)
+            if row is None:
+                return None
+            row.last_error = _one_line(error)
+            row.claimed_until = None
+            if row.attempts >= max_attempts:
+                row.status = "failed"
+                row.next_attempt_at = None
+            else:
+                row.status = "pending"
+                delay = retry_backoff * 2 ** max(row.attempts - 1, 0)
+                row.next_attempt_at = now + dt.timedelta(seconds=delay)
+            session.flush()
+            return _delivery_record(row)
+
+    def mark_permanent_failure(
+        self, delivery_id: int, *, error: str, pause_after: int
+    ) -> SubscriberRecord | None:
+        """Failed for good; the subscriber's bounce count grows and past a limit they pause."""
+        with self.write() as session:
+            row = session.get(Delivery, delivery_id)
+            if row is None:
+                return None
+            row.status = "failed"
+            row.last_error = _one_line(error)
+            row.claimed_until = None
+            row.next_attempt_at = None
+            subscriber = session.get(Subscriber, row.subscriber_id)
+            if subscriber is None:
+                return None
+            subscriber.bounce_count += 1
+            if subscriber.bounce_count >= pause_after and subscriber.status == "active":
+                subscriber.status = "paused"
+            session.flush()
+            return _subscriber_record(session, subscriber)
+
+    def release_claims(self, delivery_ids: Iterable[int]) -> None:
+        """Give back claimed rows that were never tried: pending again, the attempt uncounted."""
+        ids = list(delivery_ids)
+        if not ids:
+            return
+        with self.write() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), Delivery.status == "sending")
+                .values(
+                    status="pending",
+                    claimed_until=None,
+                    attempts=case((Delivery.attempts > 0, Delivery.attempts - 1), else_=0),
+                )
+            )
+
+    # Reading ---------------------------------------------------------------------------------
+
+    def deliveries(
+        self, *, subscriber_id: int | None = None, status: str | None = None
+    ) -> list[DeliveryRecord]:
+        query = select(Delivery).order_by(Delivery.id)
+        if subscriber_id is not None:
+            query = query.where(Delivery.subscriber_id == subscriber_id)
+        if status is not None:
+            query = query.where(Delivery.status == status)
+        with self.read() as session:
+            return [_delivery_record(r) for r in session.scalars(query)]
+
+    def delivery_counts(self) -> dict[str, int]:
+        with self.read() as session:
+            rows = session.execute(
+                select(Delivery.status, func.count(Delivery.id)).group_by(Delivery.status)
+            )
+            return {status: count for status, count in rows}
+
+    def subscriber_by_id(self, subscriber_id: int) -> SubscriberRecord | None:
+        with self.read() as session:
+            row = session.get(Subscriber, subscriber_id)
+            return _subscriber_record(session, row) if row else None
+
+    def papers_by_ids(self, paper_ids: Sequence[int]) -> list[PaperRecord]:
+        """The papers with these ids, in the order given (ids no longer stored are left out)."""
+        found: dict[int, PaperRecord] = {}
+        ids = list(paper_ids)
+        with self.read() as session:
+            for start in range(0, len(ids), 500):
+                for paper in session.scalars(
+                    select(Paper).where(Paper.id.in_(ids[start : start + 500]))
+                ):
+                    found[paper.id] = _paper_record(paper)
+        return [found[i] for i in ids if i in found]
