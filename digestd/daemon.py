@@ -1,0 +1,297 @@
+"""The daemon: APScheduler as a clock, the HTTP server beside it, signals and sd_notify.
+
+The scheduler holds no state of its own: what was ingested and what was sent lives in the
+database, so a restart at any moment resumes correctly. Jobs coalesce, never overlap
+themselves, and a job that raises is logged and the daemon goes on.
+
+Signals: SIGTERM/SIGINT let the running job finish its transaction, then stop (exit 0);
+SIGHUP reloads configuration, topics and templates, keeping the old ones when the new
+configuration does not validate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from digestd.config import Config, load_config
+from digestd.errors import DigestdError
+from digestd.ingest import IngestSettings
+from digestd.pipeline import ingest_and_publish
+from digestd.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DISPATCH_INTERVAL = 60.0
+RETRY_INTERVAL = 300.0
+HOUSEKEEPING_INTERVAL = 3600.0
+STATUS_FILE = "daemon-status.json"
+
+
+class SystemdNotifier:
+    """The sd_notify protocol: one datagram per state change to $NOTIFY_SOCKET.
+
+    A few lines of socket code; no dependency needed. Silent when not run by systemd.
+    """
+
+    def __init__(self, address: str | None = None):
+        address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
+        if address.startswith("@"):  # abstract namespace socket
+            address = "\0" + address[1:]
+        self.address = address or None
+        self._socket: socket.socket | None = None
+        if self.address:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+
+    def notify(self, *states: str) -> None:
+        if self._socket is None or self.address is None:
+            return
+        try:
+            self._socket.sendto("\n".join(states).encode(), self.address)
+        except OSError as exc:
+            log.warning("sd_notify failed error=%r", str(exc))
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+
+
+def watchdog_interval() -> float | None:
+    """Half of systemd's WatchdogSec, in seconds, when the watchdog is on for this process."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
+        return None
+    try:
+        return int(usec) / 2_000_000
+    except ValueError:
+        return None
+
+
+class Daemon:
+    def __init__(self, config: Config, *, config_path: str | None = None):
+        self.config_path = config_path
+        self.runtime = Runtime.open(config)
+        self.notifier = SystemdNotifier()
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+        #: set by signal handlers so the main loop acts at once
+        self.wake = threading.Event()
+        self.last_status: dict[str, str] = {}
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+            timezone=dt.UTC,
+        )
+        self.scheduler.add_listener(self._job_finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self.server: Any = None
+        self._server_thread: threading.Thread | None = None
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    # Jobs ------------------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        """Ingest new dumps from the seeds directory; wake the dispatcher after a batch."""
+        seeds = self.config.paths.seeds_dir
+        if not seeds.is_dir():
+            log.warning("seeds directory missing path=%s", seeds)
+            return
+        settings = IngestSettings(
+            settle_seconds=self.config.ingest.settle_seconds,
+            max_dump_bytes=self.config.ingest.max_dump_bytes,
+        )
+        report = ingest_and_publish(self.runtime, [seeds], settings)
+        ingested = [d for d in report.dumps if d.status == "ingested"]
+        if ingested or report.deferred:
+            self._status(
+                f"scan: {len(ingested)} dumps ingested, {report.new_papers} new papers, "
+                f"{len(report.deferred)} deferred"
+            )
+        if report.batch_ids:
+            self.scheduler.modify_job("dispatch", next_run_time=dt.datetime.now(dt.UTC))
+        if report.deferred:
+            # A dump is still being written: look again once it has had time to settle.
+            delay = max(self.config.ingest.settle_seconds, 0.5)
+            self.scheduler.modify_job(
+                "scan", next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+            )
+
+    def dispatch(self) -> None:
+        """Plan the digests that are due and send them."""
+        from digestd.delivery import plan_digests, send_pending
+
+        now = dt.datetime.now(dt.UTC)
+        planned = plan_digests(self.runtime, now)
+        sent = send_pending(self.runtime, now)
+        self._status(f"dispatch: {planned}; {sent}")
+
+    def retry(self) -> None:
+        """Send deliveries whose retry time has come (temporary failures)."""
+        from digestd.delivery import send_pending
+
+        send_pending(self.runtime, dt.datetime.now(dt.UTC))
+
+    def housekeeping(self) -> None:
+        """Trim the SQLite write-ahead log."""
+        self.runtime.store.checkpoint()
+
+    def _job_finished(self, event: JobExecutionEvent) -> None:
+        if event.exception is not None:
+            log.error(
+                "job failed job=%s error=%r", event.job_id, str(event.exception),
+                exc_info=(type(event.exception), event.exception, event.traceback),
+            )
+            self._status(f"{event.job_id} failed: {event.exception}")
+        self._write_status_file()
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        now = dt.datetime.now(dt.UTC)
+        jobs: list[tuple[str, Callable[[], None], float]] = [
+            ("scan", self.scan, self.config.ingest.scan_interval),
+            ("dispatch", self.dispatch, DISPATCH_INTERVAL),
+            ("retry", self.retry, RETRY_INTERVAL),
+            ("housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL),
+        ]
+        for job_id, func, seconds in jobs:
+            self.scheduler.add_job(
+                func, "interval", seconds=seconds, id=job_id, name=job_id,
+                next_run_time=now, replace_existing=True,
+            )
+
+    def start(self) -> None:
+        from digestd.web.server import make_server
+
+        self.config.paths.seeds_dir.mkdir(parents=True, exist_ok=True)
+        self.server = make_server(self.runtime)
+        self._server_thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+        self._server_thread.start()
+        self._schedule()
+        self.scheduler.start()
+        host, port = self.config.http_host_port
+        log.info(
+            "started seeds=%s database=%s http=%s:%d",
+            self.config.paths.seeds_dir, self.runtime.store.engine.url.render_as_string(),
+            host, port,
+        )
+        self.notifier.notify("READY=1", f"STATUS=serving on {host}:{port}")
+
+    def reload(self) -> None:
+        """Apply a new configuration, topics and templates; keep the old ones if it is broken."""
+        try:
+            config = load_config(self.config_path)
+            if config.database_url != self.config.database_url:
+                raise DigestdError("database.url changed; restart digestd to use it")
+            runtime = Runtime.open(config, store=self.runtime.store)
+        except DigestdError as exc:
+            log.error("reload refused, keeping the running configuration error=%r", str(exc))
+            self._status(f"reload refused: {exc}")
+            return
+        self.runtime = runtime
+        if self.server is not None:
+            self.server.config.app.state.runtime = runtime
+        self.scheduler.reschedule_job(
+            "scan", trigger="interval", seconds=config.ingest.scan_interval
+        )
+        log.info("reloaded config=%s topics=%d", config.source, len(runtime.topics))
+        self._status("configuration reloaded")
+
+    def serve_forever(self) -> int:
+        watchdog = watchdog_interval()
+        self.start()
+        try:
+            while not self.stopping.is_set():
+                self.wake.wait(watchdog or 5.0)
+                self.wake.clear()
+                if self.stopping.is_set():
+                    break
+                if self.reload_requested.is_set():
+                    self.reload_requested.clear()
+                    self.notifier.notify("RELOADING=1")
+                    self.reload()
+                    self.notifier.notify("READY=1")
+                if watchdog and self.runtime.store.ping():
+                    # Only while the database answers: a wedged database gets us restarted.
+                    self.notifier.notify("WATCHDOG=1")
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        self.notifier.notify("STOPPING=1", "STATUS=stopping")
+        log.info("stopping")
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)  # the running job finishes its transaction
+        if self.server is not None:
+            self.server.should_exit = True
+        if self._server_thread is not None:
+            self._server_thread.join(timeout=10)
+        self._write_status_file()
+        self.runtime.close()
+        self.notifier.close()
+        log.info("stopped")
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            log.info("signal=%s", signal.Signals(signum).name)
+            self.stopping.set()
+            self.wake.set()
+
+        def hup(_signum: int, _frame: Any) -> None:
+            log.info("signal=SIGHUP")
+            self.reload_requested.set()
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    # Status ----------------------------------------------------------------------------------
+
+    def _status(self, text: str) -> None:
+        self.last_status["message"] = text
+        self.last_status["at"] = dt.datetime.now(dt.UTC).isoformat()
+        self.notifier.notify(f"STATUS={text}")
+
+    def _write_status_file(self) -> None:
+        """Where `digestd status` reads the next run of each job (atomic replace)."""
+        data = {
+            "pid": os.getpid(),
+            "updated": dt.datetime.now(dt.UTC).isoformat(),
+            "last": self.last_status,
+            "jobs": {
+                job.id: job.next_run_time.isoformat() if job.next_run_time else None
+                for job in self.scheduler.get_jobs()
+            }
+            if self.scheduler.running
+            else {},
+        }
+        path = Path(self.config.paths.data_dir) / STATUS_FILE
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(data, indent=2))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write status file path=%s error=%r", path, exc.strerror)
+
+
+def run(config: Config, *, config_path: str | None = None) -> int:
+    daemon = Daemon(config, config_path=config_path)
+    daemon.install_signal_handlers()
+    return daemon.serve_forever()

@@ -1,0 +1,68 @@
+"""Prepare a working directory for a first run on the embedded defaults.
+
+Creates seeds/ with the sample dumps (only when it does not exist yet), var/ with the
+SQLite database, and a demo subscriber on the immediate cadence, so the daemon started next
+ingests the samples, publishes the feeds and writes a digest to the Maildir outbox within
+its first minute. Safe to run again: it changes nothing that is already there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from digestd.config import load_config
+from digestd.errors import DigestdError
+from digestd.log import setup_logging
+from digestd.runtime import Runtime
+from digestd.subscribers import add_subscriber
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "seeds"
+DEMO_ADDRESS = "reader@example.org"
+DEMO_TOPICS = ("llm-inference", "diffusion", "agents")
+
+
+def prepare(config_path: str | None = None) -> list[str]:
+    """Set up seeds, data directory and demo subscriber; returns what was done."""
+    done = []
+    config = load_config(config_path)
+    seeds = config.paths.seeds_dir
+    if not seeds.exists():
+        seeds.mkdir(parents=True)
+        for sample in sorted(SAMPLES.glob("*.txt")):
+            shutil.copy2(sample, seeds / sample.name)
+        done.append(f"copied {len(list(seeds.iterdir()))} sample dumps into {seeds}/")
+    runtime = Runtime.open(config)
+    try:
+        if not runtime.store.subscribers():
+            known = {t.slug for t in runtime.store.topics()}
+            topics = [slug for slug in DEMO_TOPICS if slug in known] or sorted(known)[:2]
+            add_subscriber(
+                runtime.store, DEMO_ADDRESS, topics, cadence="immediate", name="Demo Reader"
+            )
+            done.append(f"added demo subscriber {DEMO_ADDRESS} ({', '.join(topics)}, immediate)")
+    finally:
+        runtime.close()
+    return done
+
+
+def main() -> int:
+    setup_logging("WARNING")
+    try:
+        done = prepare()
+    except DigestdError as exc:
+        print(f"digestd: {exc}", file=sys.stderr)
+        return exc.exit_status
+    config = load_config(None)
+    for line in done:
+        print(f"quickstart: {line}")
+    print(
+        f"quickstart: open {config.base_url}/ once the daemon is up; digests land in "
+        f"{config.outbox_dir}/ (read them with: mutt -f {config.outbox_dir})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""End to end: `digestd run` as a subprocess, a real SMTP server, HTTP, sd_notify and signals."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from digestd.parse import decode_dump, paper_key, parse_dump
+
+TOPICS = """
+[[topics]]
+slug = "kv-cache"
+name = "KV cache"
+query = '"kv cache" OR "key-value cache" OR kv-cache'
+
+[[topics]]
+slug = "cooking"
+name = "Quantum cooking"
+query = '"quantum cooking"'
+"""
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Notifications:
+    """The systemd side of sd_notify: a datagram socket that records every state."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(str(path))
+        self.socket.settimeout(0.1)
+        self.states: list[str] = []
+
+    def poll(self) -> list[str]:
+        while True:
+            try:
+                data = self.socket.recv(4096)
+            except (TimeoutError, BlockingIOError):
+                return self.states
+            self.states.extend(data.decode().splitlines())
+
+    def seen(self, state: str) -> bool:
+        return state in self.poll()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[Sink, int]]:
+    sink = Sink()
+    port = _free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
+    sink, smtp_port = smtp_sink
+    http_port = _free_port()
+    seeds, data = tmp_path / "seeds", tmp_path / "var"
+    seeds.mkdir()
+    config = tmp_path / "digestd.toml"
+    config.write_text(
+        f'[paths]\nseeds_dir = "{seeds}"\ndata_dir = "{tmp_path / "var"}"\n'
+        f'[http]\naddress = "127.0.0.1:{http_port}"\n'
+        "[ingest]\nscan_interval = 1\nsettle_seconds = 1\n"
+        f'[mail]\ntransport = "smtp"\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\n'
+        + TOPICS
+    )
+    data.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTD_")}
+    env.update(DIGESTD_CONFIG=str(config), PYTHONUNBUFFERED="1")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "digestd", *args], env=env, cwd=tmp_path,
+            capture_output=True, text=True, timeout=60,
+        )
+
+    for address, topic, cadence in [
+        ("kv@example.org", "kv-cache", "immediate"),
+        ("cook@example.org", "cooking", "immediate"),
+        ("daily@example.org", "kv-cache", "daily"),
+    ]:
+        added = cli("subscribers", "add", address, "--topic", topic, "--cadence", cadence)
+        assert added.returncode == 0, added.stderr
+
+    notify = Notifications(tmp_path / "notify.sock")
+    env.update(NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="1000000")
+    log_path = tmp_path / "daemon.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        env["WATCHDOG_PID"] = ""
+        return subprocess.Popen(
+            [sys.executable, "-m", "digestd", "run"], env=env, cwd=tmp_path,
+            stdout=subprocess.DEVNULL, stderr=open(log_path, "ab"),  # noqa: SIM115
+        )
+
+    daemon = start()
+    try:
+        _wait(lambda: notify.seen("READY=1"), 30, "READY=1")
+        base = f"http://127.0.0.1:{http_port}"
+        _wait(lambda: _get(f"{base}/healthz") == 200, 10, "/healthz")
+
+        # A slow copy: written in pieces, each refreshing the mtime, under the final name.
+        sample = seed_files[4].read_bytes()
+        target = seeds / seed_files[4].name
+        with open(target, "wb") as fh:
+            for start_at in range(0, len(sample), len(sample) // 4 + 1):
+                fh.write(sample[start_at : start_at + len(sample) // 4 + 1])
+                fh.flush()
+                time.sleep(0.4)
+        expected = len({paper_key(p.title) for p in parse_dump(decode_dump(sample)).papers})
+
+        papers = _wait(lambda: _papers_when(cli, expected), 30, f"{expected} papers")
+        assert len(papers) == expected
+        feed = _wait(lambda: _feed_entries(f"{base}/feeds/all.atom"), 15, "the feed")
+        assert feed > 0
+
+        _wait(lambda: len(sink.messages) >= 1, 20, "the immediate digest")
+        time.sleep(2)  # room for a wrong second message to show up
+        recipients = [rcpt for rcpts, _ in sink.messages for rcpt in rcpts]
+        assert recipients == ["kv@example.org"]
+        message = email.message_from_bytes(sink.messages[0][1], policy=email.policy.default)
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+        assert _wait(lambda: notify.seen("WATCHDOG=1"), 10, "WATCHDOG=1")
+
+        # SIGHUP with a broken configuration is refused; the daemon keeps serving.
+        good = config.read_text()
+        config.write_text(good + "\n[http]\nnonsense = 1\n")
+        daemon.send_signal(signal.SIGHUP)
+        _wait(lambda: "reload refused" in log_path.read_text(), 10, "reload refused")
+        assert daemon.poll() is None
+        config.write_text(good)
+        daemon.send_signal(signal.SIGHUP)
+        _wait(lambda: "reloaded" in log_path.read_text(), 10, "reloaded")
+        assert _get(f"{base}/healthz") == 200
+
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+        assert notify.seen("STOPPING=1")
+
+        # Restart: everything is already done; no second e-mail.
+        notify.states.clear()
+        daemon = start()
+        _wait(lambda: notify.seen("READY=1"), 30, "READY=1 after restart")
+        time.sleep(3)
+        assert len(sink.messages) == 1
+        status = cli("status", "--json")
+        assert status.returncode == 0, status.stderr
+        summary = json.loads(status.stdout)
+        assert summary["papers"] == expected
+        assert set(summary["daemon"]["jobs"]) >= {"scan", "dispatch", "retry", "housekeeping"}
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        print(log_path.read_text() if log_path.exists() else "")
+
+
+def _get(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def _papers_when(cli, expected: int):  # type: ignore[no-untyped-def]
+    result = cli("papers", "--json")
+    if result.returncode != 0:
+        return None
+    papers = json.loads(result.stdout)
+    return papers if len(papers) >= expected else None
+
+
+def _feed_entries(url: str) -> int:
+    import feedparser
+
+    try:
+        response = httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return 0
+    if response.status_code != 200:
+        return 0
+    return len(feedparser.parse(response.content).entries)
