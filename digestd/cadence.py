@@ -26,10 +26,18 @@ def _at_local(day: dt.date, clock: dt.time, zone: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
 
 
+def _aware(value: dt.datetime, name: str) -> dt.datetime:
+    # A naive datetime would silently be read in the host's zone by astimezone().
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must carry a time zone, got naive {value.isoformat()}")
+    return value
+
+
 def latest_slot(
     cadence: str, timezone: str, now: dt.datetime, schedule: ScheduleConfig
 ) -> dt.datetime | None:
     """The newest slot at or before `now` (UTC), or None for immediate subscribers."""
+    _aware(now, "now")
     if cadence == "immediate":
         return None
     zone = ZoneInfo(timezone)
@@ -82,6 +90,7 @@ def due_slot(
     `reference` is the last slot handled for the subscriber, or when they subscribed.
     Immediate subscribers are always due (whether papers wait is for the caller to see).
     """
+    _aware(reference, "reference")
     slot = latest_slot(cadence, timezone, now, schedule)
     if slot is None:
         return True, None
