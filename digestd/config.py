@@ -12,6 +12,7 @@ import os
 import tomllib
 import types
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,20 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class SubscribeConfig:
+    #: whether people can sign themselves up on the web (/subscribe, /confirm)
+    enabled: bool = True
+    #: hours a confirmation link stays valid; unconfirmed sign-ups are purged after it
+    confirm_hours: float = 48.0
+    #: confirmation (or manage-link) mails to one address per hour at most
+    mails_per_address_per_hour: int = 3
+    #: sign-ups from one client (IP) address per hour at most
+    signups_per_client_per_hour: int = 10
+    #: the time zone the sign-up form suggests
+    default_timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
 class TopicConfig:
     slug: str
     name: str
@@ -131,6 +146,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
     #: empty means the built-in starter topics
     topics: tuple[TopicConfig, ...] = ()
     #: the file this came from, or None for built-in defaults
@@ -388,6 +404,18 @@ def _validate(config: Config, *, check_dirs: bool) -> None:
         fail("delivery.pause_after_failures", "must be at least 1")
     if config.delivery.max_papers < 1:
         fail("delivery.max_papers", "must be at least 1")
+    if config.subscribe.confirm_hours <= 0:
+        fail("subscribe.confirm_hours", "must be positive")
+    for key in ("mails_per_address_per_hour", "signups_per_client_per_hour"):
+        if getattr(config.subscribe, key) < 1:
+            fail(f"subscribe.{key}", "must be at least 1")
+    try:
+        zoneinfo.ZoneInfo(config.subscribe.default_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        fail(
+            "subscribe.default_timezone",
+            f"must be an IANA time zone, got {config.subscribe.default_timezone!r}",
+        )
     if config.database.url and "://" not in config.database.url:
         fail("database.url", f"must be an SQLAlchemy URL, got {config.database.url!r}")
     slugs = [t.slug for t in config.topics]

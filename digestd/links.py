@@ -37,3 +37,7 @@ def unsubscribe_url(base_url: str, token: str) -> str:
 
 def manage_url(base_url: str, token: str) -> str:
     return f"{base_url}/manage/{quote(token)}"
+
+
+def confirm_url(base_url: str, code: str) -> str:
+    return f"{base_url}/confirm/{quote(code)}"

@@ -110,6 +110,70 @@ def add_subscriber(
     )
 
 
+@dataclass(frozen=True)
+class Preferences:
+    """What the sign-up and manage forms set, validated and normalised."""
+
+    name: str
+    cadence: str
+    timezone: str
+    topics: tuple[str, ...]
+    address: Address | None = None
+
+
+#: the longest time zone name accepted (the longest IANA name has 32 characters)
+MAX_TIMEZONE = 64
+
+
+def parse_preferences(
+    *,
+    email: str | None,
+    name: str,
+    cadence: str,
+    timezone: str,
+    topics: Sequence[str],
+    known_topics: Sequence[str],
+) -> tuple[Preferences | None, dict[str, str]]:
+    """Check a form's values; returns (preferences, {}) or (None, {field: message}).
+
+    Every field is checked, so a person sees all that is wrong at once. `email` None means
+    the form has no address field (the manage page).
+    """
+    errors: dict[str, str] = {}
+    address = None
+    if email is not None:
+        try:
+            address = normalize_address(email)
+        except SubscriberError as exc:
+            errors["email"] = str(exc)
+    try:
+        clean_name = normalize_name(name) or ""
+    except SubscriberError as exc:
+        errors["name"] = str(exc)
+    try:
+        clean_cadence = normalize_cadence(cadence or "")
+    except SubscriberError as exc:
+        errors["cadence"] = str(exc)
+    if len(timezone) > MAX_TIMEZONE:
+        errors["timezone"] = f"unknown time zone: longer than {MAX_TIMEZONE} characters"
+    else:
+        try:
+            clean_timezone = normalize_timezone(timezone)
+        except SubscriberError as exc:
+            errors["timezone"] = str(exc)
+    slugs = tuple(dict.fromkeys(t.strip() for t in topics if t.strip()))
+    unknown = [s for s in slugs if s not in known_topics]
+    if unknown:
+        errors["topics"] = f"unknown topic {unknown[0][:64]!r}; choose from the list"
+    elif not slugs:
+        errors["topics"] = "choose at least one topic"
+    if errors:
+        return None, errors
+    return Preferences(
+        clean_name, clean_cadence or "daily", clean_timezone or "UTC", slugs, address
+    ), {}
+
+
 def find_subscriber(store: Store, email: str) -> SubscriberRecord | None:
     return store.subscriber(normalize_address(email).key)
 

@@ -9,13 +9,23 @@ from __future__ import annotations
 from digestd.store.db import Database, create_store_engine
 from digestd.store.deliveries import ClaimedDelivery, DeliveryRecord, DeliveryStore
 from digestd.store.dumps import DumpLedger
+from digestd.store.keys import SiteKeyStore
+from digestd.store.limits import RateLimitStore
 from digestd.store.papers import PaperStore, paper_slug
 from digestd.store.records import LedgerEntry, PaperRecord, StoredDump
-from digestd.store.subscribers import SelectedPaper, SubscriberRecord, SubscriberStore
+from digestd.store.subscribers import (
+    SelectedPaper,
+    SignupOutcome,
+    SubscriberRecord,
+    SubscriberStore,
+)
 from digestd.store.topics import PaperMatch, TopicRecord, TopicStore
 
 
-class Store(DeliveryStore, SubscriberStore, TopicStore, PaperStore, DumpLedger, Database):
+class Store(
+    DeliveryStore, SubscriberStore, RateLimitStore, SiteKeyStore, TopicStore, PaperStore,
+    DumpLedger, Database,
+):
     """All of digestd's persistent state, behind methods."""
 
     @classmethod
@@ -33,6 +43,7 @@ __all__ = [
     "PaperMatch",
     "PaperRecord",
     "SelectedPaper",
+    "SignupOutcome",
     "Store",
     "StoredDump",
     "SubscriberRecord",

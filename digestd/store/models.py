@@ -207,6 +207,39 @@ class Subscriber(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    #: when the last confirmation mail of a web sign-up went out; a pending sign-up
+    #: expires this long after it (subscribe.confirm_hours)
+    confirm_sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class RateEvent(Base):
+    """One counted action (a sign-up, a confirmation mail) for the web's hourly limits.
+
+    Kept in the database rather than in memory so that limits hold across every digestd
+    process sharing it. `key` is a hash of what is limited (an address, a client IP).
+    """
+
+    __tablename__ = "rate_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_rate_events_kind_key_at", "kind", "key", "at"),)
+
+
+class SiteKey(Base):
+    """Secrets generated once per installation (signing confirmation links, CSRF tokens).
+
+    In the database so that every process sharing it signs and checks with the same key.
+    """
+
+    __tablename__ = "site_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class SubscriberTopic(Base):

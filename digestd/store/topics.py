@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -79,14 +80,19 @@ class TopicStore(Database):
         with self.read() as session:
             return [_topic_record(t) for t in session.scalars(query)]
 
-    def topic_paper_counts(self) -> dict[str, int]:
-        with self.read() as session:
-            rows = session.execute(
-                select(Topic.slug, func.count(PaperTopic.paper_id))
-                .join(PaperTopic, PaperTopic.topic_id == Topic.id)
-                .group_by(Topic.slug)
+    def topic_paper_counts(self, since: dt.datetime | None = None) -> dict[str, int]:
+        """Papers matched per topic; with `since`, only papers first stored since then."""
+        query = (
+            select(Topic.slug, func.count(PaperTopic.paper_id))
+            .join(PaperTopic, PaperTopic.topic_id == Topic.id)
+            .group_by(Topic.slug)
+        )
+        if since is not None:
+            query = query.join(Paper, Paper.id == PaperTopic.paper_id).where(
+                Paper.first_seen_at >= since
             )
-            return {slug: count for slug, count in rows}
+        with self.read() as session:
+            return {slug: count for slug, count in session.execute(query)}
 
     def rematch_topics(self, slugs: Iterable[str], classify: Classify, page: int = 2000) -> int:
         """Recompute the matches of these topics over every stored paper; returns matches."""

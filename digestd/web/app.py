@@ -1,4 +1,6 @@
-"""The Starlette app: feeds with validators and 304s, private feeds, paper pages, health.
+"""The Starlette app: every route in one list (`create_app`); feeds with validators and 304s,
+private feeds, paper pages, health. Subscribing, confirming, managing and unsubscribing live
+in `digestd.web.subscription` and `digestd.web.unsubscribe`.
 
 Public feeds are the files `digestd.feeds.build_feeds` wrote; each is read once and kept in
 memory while its inode, size and mtime stay the same, so a conditional request costs one
@@ -14,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
-import importlib
-import importlib.util
 import logging
 import os
 import re
@@ -27,21 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-import jinja2
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digestd import links
 from digestd.feeds import (
     CONTENT_TYPES,
-    FORMATS,
     build_feeds,
     feed_updated,
     is_web_url,
@@ -49,10 +46,13 @@ from digestd.feeds import (
     private_feed_items,
     private_meta,
     render_feed,
-    xml_safe,
 )
 from digestd.runtime import Runtime
 from digestd.store import PaperRecord
+from digestd.store.models import utcnow
+from digestd.web import subscription, unsubscribe
+from digestd.web.render import render, runtime_of
+from digestd.web.security import Csrf
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,6 @@ FEED_NAME = re.compile(r"(?P<name>[A-Za-z0-9_-]{1,64})\.(?P<fmt>rss|atom)")
 INDEX_PAPERS = 30
 #: pages change with every batch; a short lifetime keeps proxies from serving stale ones long
 PAGE_MAX_AGE = 60
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
 #: responses that depend on a secret in the URL: not to be shared, indexed or leaked
 PRIVATE_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
 
@@ -235,16 +227,13 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 async def public_feed(request: Request) -> Response:
     name = request.path_params["path"]
     if not PUBLIC_FEED.fullmatch(name):
         raise HTTPException(404)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     feed = request.app.state.feed_files.get(runtime.config.feeds_dir / name)
     if feed is None:
         raise HTTPException(404)
@@ -266,7 +255,7 @@ def private_feed(request: Request) -> Response:
     match = FEED_NAME.fullmatch(request.path_params["name"])
     if match is None:
         raise HTTPException(404)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     subscriber = runtime.store.subscriber_by_token(match["name"])
     if subscriber is None or subscriber.status not in ("active", "paused"):
         raise HTTPException(404)
@@ -284,43 +273,6 @@ def private_feed(request: Request) -> Response:
 
 
 # Pages -----------------------------------------------------------------------------------------
-
-
-def templates(request: Request) -> jinja2.Environment:
-    """The Jinja2 environment of the running configuration's templates directory."""
-    directory = _runtime(request).config.paths.templates_dir / "web"
-    cache: dict[Path, jinja2.Environment] = request.app.state.templates
-    env = cache.get(directory)
-    if env is None:
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(directory),
-            autoescape=True,
-            auto_reload=True,  # edited templates show without a restart
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        env.filters["clean"] = xml_safe
-        env.globals["links"] = links
-        env.globals["feed_formats"] = FORMATS
-        cache[directory] = env
-    return env
-
-
-def render(
-    request: Request,
-    template: str,
-    context: Mapping[str, Any] | None = None,
-    *,
-    status_code: int = 200,
-    headers: Mapping[str, str] | None = None,
-) -> HTMLResponse:
-    """A page from ``templates/web/``; `base_url` and `links` are available to every template."""
-    base_context = {"base_url": _runtime(request).config.base_url, "request_path": request.url.path}
-    html = templates(request).get_template(template).render({**base_context, **(context or {})})
-    return HTMLResponse(
-        html, status_code=status_code, headers={**PAGE_HEADERS, **(headers or {})}
-    )
 
 
 def _creator(paper: PaperRecord) -> str | None:
@@ -365,10 +317,13 @@ def _paper_view(paper: PaperRecord, matches: Any, names: Mapping[str, str]) -> d
 
 
 def index(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     store = runtime.store
     topics = store.topics()
     counts = store.topic_paper_counts()
+    recent = store.topic_paper_counts(
+        since=utcnow() - dt.timedelta(days=subscription.RECENT_DAYS)
+    )
     names = {t.slug: t.name for t in topics}
     papers = [
         _paper_view(item.paper, item.matches, names)
@@ -376,19 +331,27 @@ def index(request: Request) -> Response:
     ]
     topic_views = [
         {"slug": t.slug, "name": t.name, "description": t.description,
-         "papers": counts.get(t.slug, 0)}
+         "papers": counts.get(t.slug, 0), "recent": recent.get(t.slug, 0)}
         for t in topics
     ]
-    return render(
-        request,
-        "index.html",
-        {"topics": topic_views, "papers": papers, "total": store.count_papers()},
-        headers={"Cache-Control": f"max-age={PAGE_MAX_AGE}"},
+    context = {
+        "topics": topic_views, "papers": papers, "total": store.count_papers(),
+        "recent_days": subscription.RECENT_DAYS,
+    }
+    if not runtime.config.subscribe.enabled:
+        return render(
+            request, "index.html", context,
+            headers={"Cache-Control": f"max-age={PAGE_MAX_AGE}"},
+        )
+    # With the sign-up form, the page holds this browser's CSRF token: not for shared caches.
+    csrf = Csrf.of(request, store.site_key("web"))
+    return subscription.page(
+        request, "index.html", {**context, **subscription.signup_form(runtime)}, csrf
     )
 
 
 def paper_page(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     store = runtime.store
     paper = store.paper_by_slug(request.path_params["slug"])
     if paper is None:
@@ -404,7 +367,7 @@ def paper_page(request: Request) -> Response:
 
 
 def healthz(request: Request) -> Response:
-    ok = _runtime(request).store.ping()
+    ok = runtime_of(request).store.ping()
     return PlainTextResponse(
         "ok\n" if ok else "database unavailable\n",
         status_code=200 if ok else 503,
@@ -417,15 +380,28 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return render(request, "404.html", status_code=404)
 
 
+ERROR_PAGES = {
+    400: ("Bad request", "The form could not be read. Please go back and try again."),
+    410: ("This link has expired",
+          "Confirmation links work for a limited time. Please sign up again: it only takes "
+          "a minute."),
+    413: ("Too much", "That was more than any form here sends. Please go back and shorten it."),
+    415: ("Bad request", "Please send the form from this site's pages."),
+}
+
+
+async def error_page(request: Request, exc: Exception) -> Response:
+    """A page for the other refusals (expired links, oversized forms), same look as the rest."""
+    status = getattr(exc, "status_code", 400)
+    title, message = ERROR_PAGES.get(status, ERROR_PAGES[400])
+    return render(
+        request, "message.html",
+        {"title": title, "message": message, "signup": status == 410},
+        status_code=status, headers={"Cache-Control": "no-store"},
+    )
+
+
 # The app ---------------------------------------------------------------------------------------
-
-
-def extra_routes() -> list[BaseRoute]:
-    """Routes of optional modules (subscription management), when they are installed."""
-    if importlib.util.find_spec("digestd.web.unsubscribe") is None:
-        return []
-    module = importlib.import_module("digestd.web.unsubscribe")
-    return list(module.ROUTES)
 
 
 @asynccontextmanager
@@ -443,13 +419,23 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 def create_app(runtime: Runtime) -> Starlette:
+    sub, unsub = subscription, unsubscribe
     routes: list[BaseRoute] = [
         Route("/", index, name="index"),
         Route("/healthz", healthz, name="healthz"),
         Route("/papers/{slug}", paper_page, name="paper"),
         Route("/feeds/private/{name}", private_feed, name="private_feed"),
-        *extra_routes(),
         Route("/feeds/{path:path}", public_feed, name="feed"),
+        # self-service subscription (digestd.web.subscription, digestd.web.unsubscribe)
+        Route("/subscribe", sub.subscribe_page, methods=["GET"], name="subscribe_page"),
+        Route("/subscribe", sub.subscribe, methods=["POST"], name="subscribe"),
+        Route("/confirm/{code}", sub.confirm_page, methods=["GET"], name="confirm_page"),
+        Route("/confirm/{code}", sub.confirm, methods=["POST"], name="confirm"),
+        Route("/manage/{token}", sub.manage_page, methods=["GET"], name="manage_page"),
+        Route("/manage/{token}", sub.manage, methods=["POST"], name="manage"),
+        Route("/unsubscribe/{token}", unsub.unsubscribe_page, methods=["GET"],
+              name="unsubscribe_page"),
+        Route("/unsubscribe/{token}", unsub.unsubscribe, methods=["POST"], name="unsubscribe"),
     ]
     app = Starlette(
         routes=routes,
@@ -457,10 +443,13 @@ def create_app(runtime: Runtime) -> Starlette:
             Middleware(WeakEtagWhenCompressed),
             Middleware(GZipMiddleware, minimum_size=500),
         ],
-        exception_handlers={404: not_found},
+        exception_handlers={
+            404: not_found, **dict.fromkeys(ERROR_PAGES, error_page),
+        },
         lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.feed_files = FeedFiles()
     app.state.templates = {}
+    app.state.site_keys = {}
     return app

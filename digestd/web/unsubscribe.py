@@ -5,6 +5,10 @@ and mail previews fetch URLs, and must not unsubscribe anybody. ``POST`` to the 
 unsubscribes at once and answers 200 — whether it comes from the page's button or from a mail
 provider's one-click request (body ``List-Unsubscribe=One-Click``). No redirect, no cookie.
 An unknown or revoked token gets the app's one 404 page.
+
+The form carries no CSRF token, unlike every other form: RFC 8058 one-click POSTs come from
+mail providers without any cookie, and the secret token in the URL is already what a forger
+cannot know. After unsubscribing, the page links to the manage page to re-subscribe.
 """
 
 from __future__ import annotations
@@ -15,19 +19,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
+from digestd import links
 from digestd.runtime import Runtime
 from digestd.store import SubscriberRecord
+from digestd.web.render import render
+from digestd.web.security import PRIVATE_PAGE_HEADERS
 
 log = logging.getLogger(__name__)
 
-#: a page reached through a secret link: never cached, indexed, or leaked in a Referer
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-}
 
 
 def _subscriber(request: Request) -> tuple[Runtime, SubscriberRecord]:
@@ -39,8 +39,6 @@ def _subscriber(request: Request) -> tuple[Runtime, SubscriberRecord]:
 
 
 def _page(request: Request, subscriber: SubscriberRecord, *, done: bool) -> Response:
-    from digestd.web.app import render
-
     return render(
         request,
         "unsubscribe.html",
@@ -48,8 +46,10 @@ def _page(request: Request, subscriber: SubscriberRecord, *, done: bool) -> Resp
             "email": subscriber.email,
             "status": "unsubscribed" if done else subscriber.status,
             "action": request.url.path,
+            # the way back: the manage page has a re-subscribe button
+            "manage_url": links.manage_url("", subscriber.token),
         },
-        headers=HEADERS,
+        headers=PRIVATE_PAGE_HEADERS,
     )
 
 
@@ -74,9 +74,3 @@ async def unsubscribe(request: Request) -> Response:
     await request.body()
     subscriber = await run_in_threadpool(apply)
     return _page(request, subscriber, done=True)
-
-
-ROUTES: list[BaseRoute] = [
-    Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET"], name="unsubscribe_page"),
-    Route("/unsubscribe/{token}", unsubscribe, methods=["POST"], name="unsubscribe"),
-]

@@ -1,0 +1,455 @@
+"""Self-service subscription: sign up, confirm by e-mail, manage — no account, no password.
+
+    GET  /subscribe            the form (also embedded in the front page)
+    POST /subscribe            validate, rate-limit, record as pending, mail a confirmation
+    GET  /confirm/<code>       the signed link from the mail: a page with a confirm button
+    POST /confirm/<code>       pending → active; shows the private feed and the manage link
+    GET  /manage/<token>       topics, cadence, time zone, name; pause, resume, private feeds
+    POST /manage/<token>       save | pause | resume | reset (new links), then 303 back
+
+Confirmation takes a POST, like unsubscribing: mail scanners open links, and must not be
+able to confirm a sign-up the address's owner never saw. The answer to a sign-up never says
+whether the address was known: a known address gets the same page, and its owner gets a mail
+with their manage link instead of a second subscription. Every form carries a CSRF token
+(see `digestd.web.security`); the unsubscribe form is the one exception, since RFC 8058
+one-click POSTs carry no cookie, and its URL's secret token already is what a forger lacks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from digestd import links
+from digestd.errors import DeliveryError
+from digestd.runtime import Runtime
+from digestd.store import SubscriberRecord
+from digestd.store.models import utcnow
+from digestd.subscribers import CADENCES, parse_preferences
+from digestd.web.mail import build_notice, send_notice
+from digestd.web.render import render, runtime_of, timezone_names
+from digestd.web.security import (
+    CSRF_FIELD,
+    PRIVATE_PAGE_HEADERS,
+    Csrf,
+    client_address,
+    confirmation_code,
+    read_confirmation_code,
+)
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBE_PATH = "/subscribe"
+#: a form body larger than this is refused before it is parsed (the fields are small)
+MAX_FORM_BYTES = 16 * 1024
+MAX_FIELDS = 64
+#: topics listed on the front page count the papers first stored within this window
+RECENT_DAYS = 7
+HOUR = dt.timedelta(hours=1)
+#: forms hold personal data and a per-browser token: never kept by a cache
+FORM_HEADERS = {"Cache-Control": "no-store"}
+DONE_MESSAGES = {
+    "saved": "Saved. Your next digest follows these settings.",
+    "paused": "Paused: no digests until you resume.",
+    "resumed": "Resumed: digests start again with the next new papers.",
+    "reset": "New links made; the old ones no longer work. Bookmark this page.",
+}
+
+
+# Helpers -------------------------------------------------------------------------------------
+
+
+async def site_key(request: Request) -> bytes:
+    """The installation's signing key, read once per process and store."""
+    runtime = runtime_of(request)
+    keys: dict[int, bytes] = request.app.state.site_keys
+    key = keys.get(id(runtime.store))
+    if key is None:
+        key = keys[id(runtime.store)] = await run_in_threadpool(runtime.store.site_key, "web")
+    return key
+
+
+async def read_form(request: Request) -> FormData:
+    """The posted form (URL-encoded, as every form here sends), refused with 413 when larger
+    than any honest one, before any of it is parsed."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise HTTPException(413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise HTTPException(413)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if body and kind != "application/x-www-form-urlencoded":
+        raise HTTPException(415)
+    try:
+        fields = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise HTTPException(400) from exc
+    return FormData(fields)
+
+
+def page(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any],
+    csrf: Csrf | None = None,
+    *,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """A page, with the CSRF cookie set when the browser had none."""
+    response = render(
+        request, template, {**context, "csrf": csrf, "csrf_field": CSRF_FIELD},
+        status_code=status_code, headers={**FORM_HEADERS, **(headers or {})},
+    )
+    if csrf is not None:
+        csrf.set_cookie(response, secure=request.url.scheme == "https")
+    return response
+
+
+def _topics(runtime: Runtime) -> list[dict[str, str]]:
+    return [
+        {"slug": t.slug, "name": t.name, "description": t.description}
+        for t in runtime.store.topics()
+    ]
+
+
+def signup_form(runtime: Runtime, values: Mapping[str, Any] | None = None,
+                errors: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The context the sign-up form's macro needs: choices, what was typed, what is wrong."""
+    return {
+        "form": {
+            "email": "", "name": "", "topics": [], "cadence": "daily",
+            "timezone": runtime.config.subscribe.default_timezone, **(values or {}),
+        },
+        "errors": dict(errors or {}),
+        "topic_choices": _topics(runtime),
+        "cadences": CADENCES,
+        "timezones": timezone_names(),
+        "subscribe_action": SUBSCRIBE_PATH,
+    }
+
+
+def _typed(form: FormData, *, with_email: bool) -> dict[str, Any]:
+    """What the person typed, as it is re-shown when something is wrong (trimmed to size)."""
+    values: dict[str, Any] = {
+        "name": str(form.get("name", ""))[:500],
+        "cadence": str(form.get("cadence", ""))[:32],
+        "timezone": str(form.get("timezone", ""))[:200],
+        "topics": [str(t)[:64] for t in form.getlist("topics")][:64],
+    }
+    if with_email:
+        values["email"] = str(form.get("email", ""))[:500]
+    return values
+
+
+def _require_self_service(request: Request) -> Runtime:
+    runtime = runtime_of(request)
+    if not runtime.config.subscribe.enabled:
+        raise HTTPException(404)
+    return runtime
+
+
+def _too_many(request: Request, retry_after: int) -> Response:
+    minutes = max(1, round(retry_after / 60))
+    return page(
+        request, "message.html",
+        {
+            "title": "Too many requests",
+            "message": f"Too many sign-ups from here just now. Please try again in about "
+                       f"{minutes} minute{'s' if minutes != 1 else ''}.",
+        },
+        status_code=429, headers={"Retry-After": str(retry_after)},
+    )
+
+
+# Sign up -------------------------------------------------------------------------------------
+
+
+async def subscribe_page(request: Request) -> Response:
+    runtime = _require_self_service(request)
+    csrf = Csrf.of(request, await site_key(request))
+    wanted = [t for t in request.query_params.getlist("topic") if t][:64]
+    context = await run_in_threadpool(signup_form, runtime, {"topics": wanted})
+    return page(request, "subscribe.html", context, csrf)
+
+
+async def subscribe(request: Request) -> Response:
+    runtime = _require_self_service(request)
+    form = await read_form(request)
+    csrf = Csrf.of(request, await site_key(request))
+    typed = _typed(form, with_email=True)
+    if not csrf.valid(str(form.get(CSRF_FIELD, "")), SUBSCRIBE_PATH):
+        context = await run_in_threadpool(
+            signup_form, runtime, typed,
+            {"form": "This form has expired or did not come from this site. "
+                     "Please check it and send it again."},
+        )
+        return page(request, "subscribe.html", context, csrf, status_code=403)
+    return await run_in_threadpool(_subscribe, request, runtime, csrf, form, typed)
+
+
+def _subscribe(
+    request: Request, runtime: Runtime, csrf: Csrf, form: FormData, typed: dict[str, Any]
+) -> Response:
+    store, settings = runtime.store, runtime.config.subscribe
+    known = [t["slug"] for t in _topics(runtime)]
+    prefs, errors = parse_preferences(
+        email=typed["email"], name=typed["name"], cadence=typed["cadence"],
+        timezone=typed["timezone"], topics=typed["topics"], known_topics=known,
+    )
+    if prefs is None or prefs.address is None:
+        return page(
+            request, "subscribe.html", signup_form(runtime, typed, errors), csrf, status_code=400
+        )
+    now = utcnow()
+    retry = store.take_rate_slot(
+        "signup-client", client_address(request),
+        limit=settings.signups_per_client_per_hour, window=HOUR, now=now,
+    )
+    if retry is None:
+        retry = store.take_rate_slot(
+            "mail-address", prefs.address.key,
+            limit=settings.mails_per_address_per_hour, window=HOUR, now=now,
+        )
+    if retry is not None:
+        log.info("sign-up rate limited retry_after=%d", retry)
+        return _too_many(request, retry)
+
+    subscriber, outcome = store.request_signup(
+        email=prefs.address.email, email_key=prefs.address.key, name=prefs.name,
+        cadence=prefs.cadence, timezone=prefs.timezone, topics=prefs.topics, now=now,
+    )
+    try:
+        send_notice(runtime.config, _signup_mail(request, runtime, subscriber, outcome, now))
+    except DeliveryError as exc:
+        log.warning("sign-up mail not sent subscriber=%d error=%r", subscriber.id, str(exc))
+        return page(
+            request, "message.html",
+            {"title": "Please try again later",
+             "message": "The confirmation mail could not be sent just now. "
+                        "Please try again in a few minutes."},
+            status_code=503, headers={"Retry-After": "300"},
+        )
+    log.info("sign-up subscriber=%d outcome=%s", subscriber.id, outcome)
+    # The same page whatever the outcome: it must not tell whether the address was known.
+    return page(
+        request, "check_inbox.html",
+        {"email": prefs.address.email, "hours": _hours(settings.confirm_hours)},
+    )
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:g} hour{'s' if hours != 1 else ''}"
+
+
+def _signup_mail(
+    request: Request, runtime: Runtime, subscriber: SubscriberRecord, outcome: str,
+    now: dt.datetime,
+) -> Any:
+    config = runtime.config
+    names = {t["slug"]: t["name"] for t in _topics(runtime)}
+    if outcome == "existing":
+        return build_notice(
+            config, "known", subject="You already get these digests",
+            to_email=subscriber.email, to_name=subscriber.name, now=now,
+            context={"manage_url": links.manage_url(config.base_url, subscriber.token)},
+        )
+    expires = now + dt.timedelta(hours=config.subscribe.confirm_hours)
+    key = runtime.store.site_key("web")
+    code = confirmation_code(key, subscriber.token, expires)
+    return build_notice(
+        config, "confirm", subject="Confirm your subscription",
+        to_email=subscriber.email, to_name=subscriber.name, now=now,
+        context={
+            "confirm_url": links.confirm_url(config.base_url, code),
+            "topics": [names.get(s, s) for s in subscriber.topics],
+            "cadence": subscriber.cadence,
+            "expires": f"{expires:%Y-%m-%d %H:%M} UTC",
+        },
+    )
+
+
+# Confirm -------------------------------------------------------------------------------------
+
+
+def _pending_by_code(request: Request, runtime: Runtime, key: bytes) -> SubscriberRecord:
+    """The subscriber a confirmation code names; 404 for a bad code, 410 once expired."""
+    code = read_confirmation_code(key, request.path_params["code"])
+    if code is None:
+        raise HTTPException(404)
+    subscriber = runtime.store.subscriber_by_token(code.token)
+    if subscriber is None:
+        raise HTTPException(404)
+    if subscriber.status == "pending" and code.expires <= utcnow():
+        raise HTTPException(410)
+    if subscriber.status == "unsubscribed":
+        raise HTTPException(410)  # a link from before they left
+    return subscriber
+
+
+def _links_context(runtime: Runtime, subscriber: SubscriberRecord) -> dict[str, Any]:
+    base = runtime.config.base_url
+    names = {t["slug"]: t["name"] for t in _topics(runtime)}
+    return {
+        "subscriber": subscriber,
+        "topic_names": [names.get(s, s) for s in subscriber.topics],
+        "manage_url": links.manage_url(base, subscriber.token),
+        "feeds": {
+            fmt: links.private_feed_url(base, subscriber.token, fmt) for fmt in ("atom", "rss")
+        },
+    }
+
+
+async def confirm_page(request: Request) -> Response:
+    runtime = _require_self_service(request)
+    key = await site_key(request)
+    subscriber = await run_in_threadpool(_pending_by_code, request, runtime, key)
+    if subscriber.status != "pending":  # confirmed already: the link still shows the links
+        context = await run_in_threadpool(_links_context, runtime, subscriber)
+        return page(request, "confirmed.html", context, headers=PRIVATE_PAGE_HEADERS)
+    csrf = Csrf.of(request, key)
+    context = await run_in_threadpool(_links_context, runtime, subscriber)
+    return page(
+        request, "confirm.html", {**context, "action": request.url.path}, csrf,
+        headers=PRIVATE_PAGE_HEADERS,
+    )
+
+
+async def confirm(request: Request) -> Response:
+    runtime = _require_self_service(request)
+    form = await read_form(request)
+    key = await site_key(request)
+    csrf = Csrf.of(request, key)
+
+    def apply() -> Response:
+        subscriber = _pending_by_code(request, runtime, key)
+        if not csrf.valid(str(form.get(CSRF_FIELD, "")), request.url.path):
+            return page(
+                request, "confirm.html",
+                {**_links_context(runtime, subscriber), "action": request.url.path,
+                 "error": "This form has expired or did not come from this site. "
+                          "Please press the button again."},
+                csrf, status_code=403, headers=PRIVATE_PAGE_HEADERS,
+            )
+        confirmed = runtime.store.confirm_subscriber(subscriber.id)
+        assert confirmed is not None
+        log.info("subscriber confirmed subscriber=%d", subscriber.id)
+        return page(
+            request, "confirmed.html", _links_context(runtime, confirmed),
+            headers=PRIVATE_PAGE_HEADERS,
+        )
+
+    return await run_in_threadpool(apply)
+
+
+# Manage --------------------------------------------------------------------------------------
+
+
+def _manageable(request: Request, runtime: Runtime) -> SubscriberRecord:
+    subscriber = runtime.store.subscriber_by_token(request.path_params["token"])
+    # A pending sign-up has no manage page: its owner has not shown they read the mail.
+    if subscriber is None or subscriber.status == "pending":
+        raise HTTPException(404)
+    return subscriber
+
+
+def _manage_page(
+    request: Request, runtime: Runtime, subscriber: SubscriberRecord, csrf: Csrf, *,
+    values: Mapping[str, Any] | None = None, errors: Mapping[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    current = {
+        "name": subscriber.name, "cadence": subscriber.cadence,
+        "timezone": subscriber.timezone, "topics": list(subscriber.topics),
+    }
+    done = request.query_params.get("done", "")
+    context = {
+        **signup_form(runtime, {**current, **(values or {})}, errors),
+        **_links_context(runtime, subscriber),
+        "action": request.url.path,
+        "unsubscribe_url": links.unsubscribe_url(runtime.config.base_url, subscriber.token),
+        "notice": DONE_MESSAGES.get(done) if not errors else None,
+    }
+    return page(
+        request, "manage.html", context, csrf, status_code=status_code,
+        headers=PRIVATE_PAGE_HEADERS,
+    )
+
+
+async def manage_page(request: Request) -> Response:
+    runtime = runtime_of(request)
+    csrf = Csrf.of(request, await site_key(request))
+
+    def show() -> Response:
+        return _manage_page(request, runtime, _manageable(request, runtime), csrf)
+
+    return await run_in_threadpool(show)
+
+
+async def manage(request: Request) -> Response:
+    runtime = runtime_of(request)
+    form = await read_form(request)
+    csrf = Csrf.of(request, await site_key(request))
+
+    def apply() -> Response:
+        subscriber = _manageable(request, runtime)
+        store = runtime.store
+        typed = _typed(form, with_email=False)
+        if not csrf.valid(str(form.get(CSRF_FIELD, "")), request.url.path):
+            return _manage_page(
+                request, runtime, subscriber, csrf, values=typed,
+                errors={"form": "This form has expired or did not come from this site. "
+                                "Please check it and send it again."},
+                status_code=403,
+            )
+        action = str(form.get("action", ""))
+        token = subscriber.token
+        if action == "save":
+            prefs, errors = parse_preferences(
+                email=None, name=typed["name"], cadence=typed["cadence"],
+                timezone=typed["timezone"], topics=typed["topics"],
+                known_topics=[t["slug"] for t in _topics(runtime)],
+            )
+            if prefs is None:
+                return _manage_page(
+                    request, runtime, subscriber, csrf, values=typed, errors=errors,
+                    status_code=400,
+                )
+            store.update_preferences(
+                subscriber.id, name=prefs.name, cadence=prefs.cadence,
+                timezone=prefs.timezone, topics=prefs.topics,
+            )
+        elif action == "pause":
+            if subscriber.status == "active":
+                store.set_subscriber_status(subscriber.id, "paused")
+        elif action == "resume":
+            store.resume_subscriber(subscriber.id)
+        elif action == "reset":
+            token = store.rotate_token(subscriber.id)
+        else:
+            raise HTTPException(400)
+        log.info("subscriber managed subscriber=%d action=%s", subscriber.id, action)
+        target = links.manage_url("", token)
+        # Post/redirect/get: reloading the page does not send the form again.
+        return RedirectResponse(f"{target}?done={_done(action)}", status_code=303,
+                                headers=dict(PRIVATE_PAGE_HEADERS))
+
+    return await run_in_threadpool(apply)
+
+
+def _done(action: str) -> str:
+    return {"save": "saved", "pause": "paused", "resume": "resumed", "reset": "reset"}[action]
