@@ -18,9 +18,9 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -28,15 +28,22 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from digestd.config import Config, load_config
 from digestd.errors import DigestdError
-from digestd.ingest import IngestSettings
+from digestd.ingest import IngestSettings, discover
 from digestd.pipeline import ingest_and_publish
 from digestd.runtime import Runtime
+
+if TYPE_CHECKING:
+    from digestd.web.server import ServerThread
 
 log = logging.getLogger(__name__)
 
 DISPATCH_INTERVAL = 60.0
 RETRY_INTERVAL = 300.0
 HOUSEKEEPING_INTERVAL = 3600.0
+#: seconds a job may start late (after a suspend, or a busy pool) and still run, once
+MISFIRE_GRACE = 300
+#: seconds the HTTP server gets to start listening before start-up fails
+HTTP_START_TIMEOUT = 15.0
 STATUS_FILE = "daemon-status.json"
 
 
@@ -90,14 +97,19 @@ class Daemon:
         #: set by signal handlers so the main loop acts at once
         self.wake = threading.Event()
         self.last_status: dict[str, str] = {}
+        # Jobs finish on pool threads at the same time; one writer at a time for the file.
+        self._status_lock = threading.Lock()
+        self._database_answers = True
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+            job_defaults={
+                "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE,
+            },
             timezone=dt.UTC,
         )
         self.scheduler.add_listener(self._job_finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.server: Any = None
-        self._server_thread: threading.Thread | None = None
+        self._server_thread: ServerThread | None = None
 
     @property
     def config(self) -> Config:
@@ -115,13 +127,17 @@ class Daemon:
             settle_seconds=self.config.ingest.settle_seconds,
             max_dump_bytes=self.config.ingest.max_dump_bytes,
         )
-        report = ingest_and_publish(self.runtime, [seeds], settings)
+        # One dump is one transaction: on SIGTERM stop between dumps, not after the whole scan.
+        files = self._until_stopping(discover([seeds]))
+        report = ingest_and_publish(self.runtime, [seeds], settings, files=files)
         ingested = [d for d in report.dumps if d.status == "ingested"]
         if ingested or report.deferred:
             self._status(
                 f"scan: {len(ingested)} dumps ingested, {report.new_papers} new papers, "
                 f"{len(report.deferred)} deferred"
             )
+        if self.stopping.is_set():
+            return
         if report.batch_ids:
             self.scheduler.modify_job("dispatch", next_run_time=dt.datetime.now(dt.UTC))
         if report.deferred:
@@ -130,6 +146,13 @@ class Daemon:
             self.scheduler.modify_job(
                 "scan", next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
             )
+
+    def _until_stopping(self, files: Iterable[Path]) -> Iterator[Path]:
+        for path in files:
+            if self.stopping.is_set():
+                log.info("scan interrupted by shutdown; the rest waits for the next start")
+                return
+            yield path
 
     def dispatch(self) -> None:
         """Plan the digests that are due and send them."""
@@ -154,7 +177,8 @@ class Daemon:
         if event.exception is not None:
             log.error(
                 "job failed job=%s error=%r", event.job_id, str(event.exception),
-                exc_info=(type(event.exception), event.exception, event.traceback),
+                # APScheduler's event.traceback is text; the exception carries the real one.
+                exc_info=event.exception,
             )
             self._status(f"{event.job_id} failed: {event.exception}")
         self._write_status_file()
@@ -173,18 +197,24 @@ class Daemon:
             self.scheduler.add_job(
                 func, "interval", seconds=seconds, id=job_id, name=job_id,
                 next_run_time=now, replace_existing=True,
+                coalesce=True, max_instances=1, misfire_grace_time=MISFIRE_GRACE,
             )
 
     def start(self) -> None:
-        from digestd.web.server import make_server
+        from digestd.web.server import ServerThread, make_server
 
         self.config.paths.seeds_dir.mkdir(parents=True, exist_ok=True)
         self.server = make_server(self.runtime)
-        self._server_thread = threading.Thread(target=self.server.run, name="http", daemon=True)
-        self._server_thread.start()
+        host, port = self.config.http_host_port
+        try:
+            # READY=1 only once the port is really listening: a taken port fails start-up.
+            self._server_thread = ServerThread(self.server).start(HTTP_START_TIMEOUT)
+        except (RuntimeError, TimeoutError) as exc:
+            raise DigestdError(
+                f"the HTTP server could not listen on {host}:{port}: {exc}"
+            ) from exc
         self._schedule()
         self.scheduler.start()
-        host, port = self.config.http_host_port
         log.info(
             "started seeds=%s database=%s http=%s:%d",
             self.config.paths.seeds_dir, self.runtime.store.engine.url.render_as_string(),
@@ -199,8 +229,12 @@ class Daemon:
             if config.database_url != self.config.database_url:
                 raise DigestdError("database.url changed; restart digestd to use it")
             runtime = Runtime.open(config, store=self.runtime.store)
-        except DigestdError as exc:
-            log.error("reload refused, keeping the running configuration error=%r", str(exc))
+        except Exception as exc:
+            # Whatever is wrong with the new configuration, the running one stays in force.
+            log.error(
+                "reload refused, keeping the running configuration error=%r", str(exc),
+                exc_info=not isinstance(exc, DigestdError),
+            )
             self._status(f"reload refused: {exc}")
             return
         self.runtime = runtime
@@ -214,34 +248,44 @@ class Daemon:
 
     def serve_forever(self) -> int:
         watchdog = watchdog_interval()
-        self.start()
         try:
+            self.start()
             while not self.stopping.is_set():
                 self.wake.wait(watchdog or 5.0)
                 self.wake.clear()
                 if self.stopping.is_set():
                     break
-                if self.reload_requested.is_set():
-                    self.reload_requested.clear()
-                    self.notifier.notify("RELOADING=1")
-                    self.reload()
-                    self.notifier.notify("READY=1")
-                if watchdog and self.runtime.store.ping():
-                    # Only while the database answers: a wedged database gets us restarted.
-                    self.notifier.notify("WATCHDOG=1")
+                self.tick(watchdog=watchdog is not None)
         finally:
             self.shutdown()
         return 0
 
+    def tick(self, *, watchdog: bool) -> None:
+        """One pass of the main loop: a requested reload, then the watchdog ping."""
+        if self.reload_requested.is_set():
+            self.reload_requested.clear()
+            self.notifier.notify("RELOADING=1")
+            self.reload()
+            self.notifier.notify("READY=1")
+        if not watchdog:
+            return
+        answers = self.runtime.store.ping()
+        if answers:
+            # Only while the database answers: a wedged database gets us restarted.
+            self.notifier.notify("WATCHDOG=1")
+        elif self._database_answers:
+            log.error("database not answering; watchdog not pinged")
+            self._status("database not answering")
+        self._database_answers = answers
+
     def shutdown(self) -> None:
+        self.stopping.set()  # a running scan stops after its current dump
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         log.info("stopping")
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)  # the running job finishes its transaction
-        if self.server is not None:
-            self.server.should_exit = True
         if self._server_thread is not None:
-            self._server_thread.join(timeout=10)
+            self._server_thread.stop(timeout=10)
         self._write_status_file()
         self.runtime.close()
         self.notifier.close()
@@ -285,8 +329,9 @@ class Daemon:
         path = Path(self.config.paths.data_dir) / STATUS_FILE
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(data, indent=2))
-            os.replace(tmp, path)
+            with self._status_lock:
+                tmp.write_text(json.dumps(data, indent=2))
+                os.replace(tmp, path)
         except OSError as exc:
             log.warning("cannot write status file path=%s error=%r", path, exc.strerror)
 

@@ -101,7 +101,7 @@ def ingest_paths(
     *,
     classify: Classify | None = None,
     on_progress: Callable[[DumpResult | None], None] | None = None,
-    files: list[Path] | None = None,
+    files: Iterable[Path] | None = None,
 ) -> IngestReport:
     """Ingest every dump under `paths`; never raises for one bad dump.
 

@@ -35,3 +35,6 @@ def setup_logging(level: str | int = "INFO") -> None:
     # Third-party chatter at INFO drowns digestd's own lines.
     for noisy in ("apscheduler", "alembic", "uvicorn.access", "sqlalchemy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The daemon logs a failed job itself (job=... error=... and the traceback); APScheduler's
+    # own copy of the same traceback would only double it.
+    logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)

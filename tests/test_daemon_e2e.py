@@ -131,7 +131,7 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         env["WATCHDOG_PID"] = ""
         return subprocess.Popen(
             [sys.executable, "-m", "digestd", "run"], env=env, cwd=tmp_path,
-            stdout=subprocess.DEVNULL, stderr=open(log_path, "ab"),  # noqa: SIM115
+            stdout=subprocess.DEVNULL, stderr=open(log_path, "ab"),
         )
 
     daemon = start()

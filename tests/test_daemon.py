@@ -1,0 +1,295 @@
+"""The daemon in-process: job settings, a failing job, reload, the watchdog, signals, stopping
+between dumps, and a start-up that cannot listen. The subprocess view is test_daemon_e2e.py."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import digestd.daemon as daemon_module
+import digestd.ingest as ingest_module
+from digestd.config import load_config
+from digestd.daemon import MISFIRE_GRACE, Daemon
+from digestd.errors import DigestdError
+
+TOPICS = """
+[[topics]]
+slug = "kv-cache"
+name = "KV cache"
+query = '"kv cache" OR kv-cache'
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(predicate: Callable[[], object], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Notifications:
+    """The systemd end of sd_notify: a datagram socket recording every state it receives."""
+
+    def __init__(self, path: Path):
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(str(path))
+        self.socket.setblocking(False)
+        self.states: list[str] = []
+
+    def poll(self) -> list[str]:
+        while True:
+            try:
+                data = self.socket.recv(4096)
+            except BlockingIOError:
+                return self.states
+            self.states.extend(data.decode().splitlines())
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture
+def notify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Notifications]:
+    notifications = Notifications(tmp_path / "notify.sock")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    yield notifications
+    notifications.close()
+
+
+def _write_config(path: Path, tmp_path: Path, *, port: int, extra: str = "",
+                  scan_interval: float = 60) -> None:
+    path.write_text(
+        f'[paths]\nseeds_dir = "{tmp_path / "seeds"}"\ndata_dir = "{tmp_path / "var"}"\n'
+        f'[http]\naddress = "127.0.0.1:{port}"\n'
+        f"[ingest]\nscan_interval = {scan_interval}\nsettle_seconds = 0\n"
+        + TOPICS + extra
+    )
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    (tmp_path / "var").mkdir()
+    (tmp_path / "seeds").mkdir()
+    path = tmp_path / "digestd.toml"
+    _write_config(path, tmp_path, port=_free_port())
+    return path
+
+
+@pytest.fixture
+def daemon(config_path: Path, notify: Notifications) -> Iterator[Daemon]:
+    instance = Daemon(load_config(config_path), config_path=str(config_path))
+    yield instance
+    instance.shutdown()
+
+
+def test_jobs_coalesce_never_overlap_and_tolerate_misfires(
+    daemon: Daemon, notify: Notifications
+) -> None:
+    daemon.start()
+    jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
+    assert set(jobs) == {"scan", "dispatch", "retry", "housekeeping"}
+    for job in jobs.values():
+        assert job.coalesce is True, job.id
+        assert job.max_instances == 1, job.id
+        assert job.misfire_grace_time == MISFIRE_GRACE > 0, job.id
+    assert jobs["scan"].trigger.interval.total_seconds() == 60
+    _wait(lambda: "READY=1" in notify.poll(), 5, "READY=1")
+    daemon.shutdown()
+    assert "STOPPING=1" in notify.poll()
+    assert not daemon.scheduler.running
+
+
+def test_a_job_that_raises_is_logged_with_its_cause_and_the_daemon_goes_on(
+    config_path: Path, tmp_path: Path, notify: Notifications, seed_files: list[Path],
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    _write_config(config_path, tmp_path, port=_free_port(), scan_interval=0.2)
+    shutil.copy(seed_files[0], tmp_path / "seeds")
+    real = daemon_module.ingest_and_publish
+    calls = []
+
+    def fails_once(*args: Any, **kwargs: Any) -> Any:
+        # Stands for anything a scan can hit (a vanished mount, a bug): the first scan raises.
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("seeds volume went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "ingest_and_publish", fails_once)
+    caplog.set_level(logging.INFO)
+    daemon = Daemon(load_config(config_path), config_path=str(config_path))
+    try:
+        daemon.start()
+        # The next scan runs on schedule and ingests the dump.
+        _wait(lambda: daemon.runtime.store.count_papers() > 0, 10, "the second scan")
+        assert daemon.scheduler.running
+        failures = [r for r in caplog.records if r.getMessage().startswith("job failed")]
+        assert len(failures) == 1
+        (failure,) = failures
+        assert failure.levelno == logging.ERROR
+        assert failure.getMessage() == "job failed job=scan error='seeds volume went away'"
+        assert failure.exc_info is not None and isinstance(failure.exc_info[1], OSError)
+        assert "STATUS=scan failed: seeds volume went away" in notify.poll()
+        _wait(lambda: any(s.startswith("STATUS=scan: 1 dumps ingested") for s in notify.poll()),
+              5, "the scan's STATUS line")
+    finally:
+        daemon.shutdown()
+
+
+def test_reload_applies_a_good_config_and_refuses_a_broken_one(
+    daemon: Daemon, config_path: Path, tmp_path: Path, notify: Notifications,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    daemon.start()
+    port = daemon.config.http_host_port[1]
+    running = daemon.runtime
+
+    # An unknown key: refused with the key named, the old configuration kept.
+    _write_config(config_path, tmp_path, port=port, extra="[feeds]\nnonsense = 1\n")
+    daemon.reload()
+    assert daemon.runtime is running
+    assert any(
+        "reload refused" in r.getMessage() and "nonsense" in r.getMessage()
+        for r in caplog.records
+    )
+    # A topic query that does not parse: refused before anything is written to the database.
+    broken_topic = '[[topics]]\nslug = "bad"\nname = "Bad"\nquery = "(unclosed"\n'
+    _write_config(config_path, tmp_path, port=port, extra=broken_topic)
+    daemon.reload()
+    assert daemon.runtime is running
+    assert "bad" not in {t.slug for t in daemon.runtime.store.topics()}
+
+    # A good one, through the main loop as SIGHUP drives it: new topic, new scan interval.
+    new_topic = '[[topics]]\nslug = "agents"\nname = "Agents"\nquery = "agent*"\n'
+    _write_config(config_path, tmp_path, port=port, extra=new_topic, scan_interval=30)
+    daemon.reload_requested.set()
+    notify.poll()
+    notify.states.clear()
+    daemon.tick(watchdog=False)
+    assert daemon.runtime is not running
+    assert {t.slug for t in daemon.runtime.store.topics()} == {"kv-cache", "agents"}
+    assert daemon.server.config.app.state.runtime is daemon.runtime
+    assert daemon.scheduler.get_job("scan").trigger.interval.total_seconds() == 30
+    states = notify.poll()
+    assert states.index("RELOADING=1") < states.index("READY=1")
+    assert "STATUS=configuration reloaded" in states
+
+
+def test_the_watchdog_is_pinged_only_while_the_database_answers(
+    daemon: Daemon, notify: Notifications, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    daemon.tick(watchdog=True)
+    assert notify.poll().count("WATCHDOG=1") == 1
+
+    monkeypatch.setattr(daemon.runtime.store, "ping", lambda: False)
+    daemon.tick(watchdog=True)
+    daemon.tick(watchdog=True)
+    assert notify.poll().count("WATCHDOG=1") == 1
+    assert "STATUS=database not answering" in notify.states
+    # said once, not on every tick
+    assert sum("database not answering" in r.getMessage() for r in caplog.records) == 1
+
+    monkeypatch.undo()
+    daemon.tick(watchdog=True)
+    assert notify.poll().count("WATCHDOG=1") == 2
+    # without a watchdog configured there is nothing to ping
+    daemon.tick(watchdog=False)
+    assert notify.poll().count("WATCHDOG=1") == 2
+
+
+def test_watchdog_interval_follows_systemd_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    assert daemon_module.watchdog_interval() is None
+    monkeypatch.setenv("WATCHDOG_USEC", "60000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert daemon_module.watchdog_interval() == 30.0
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))  # meant for another process
+    assert daemon_module.watchdog_interval() is None
+
+
+def test_signals_stop_and_reload_the_main_loop(
+    daemon: Daemon, notify: Notifications
+) -> None:
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    daemon.install_signal_handlers()
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert daemon.reload_requested.is_set() and not daemon.stopping.is_set()
+        daemon.reload_requested.clear()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            daemon.stopping.clear()
+            os.kill(os.getpid(), signum)
+            assert daemon.stopping.is_set() and daemon.wake.is_set()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    # The main loop, woken by the stop the handlers asked for, shuts down and returns 0.
+    daemon.stopping.clear()
+    result: list[int] = []
+    loop = threading.Thread(target=lambda: result.append(daemon.serve_forever()))
+    loop.start()
+    _wait(lambda: "READY=1" in notify.poll(), 10, "READY=1")
+    daemon.stopping.set()
+    daemon.wake.set()
+    loop.join(20)
+    assert result == [0]
+    assert "STOPPING=1" in notify.poll()
+    assert not daemon.scheduler.running
+
+
+def test_a_stop_during_a_scan_ends_it_after_the_current_dump(
+    daemon: Daemon, config_path: Path, seed_files: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for seed in seed_files[:3]:
+        shutil.copy(seed, daemon.config.paths.seeds_dir)
+    real = ingest_module.ingest_file
+
+    def then_sigterm(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        daemon.stopping.set()  # what SIGTERM does, arriving while this dump was ingested
+        return result
+
+    monkeypatch.setattr(ingest_module, "ingest_file", then_sigterm)
+    daemon.scan()
+    dumps = daemon.runtime.store.list_dumps(limit=10)
+    assert [(Path(d.path).name, d.status) for d in dumps] == [(seed_files[0].name, "ingested")]
+
+
+# uvicorn ends its thread with SystemExit when it cannot bind; that is how the daemon learns it.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_port_in_use_fails_start_up_without_ready(
+    config_path: Path, tmp_path: Path, notify: Notifications
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        _write_config(config_path, tmp_path, port=taken.getsockname()[1])
+        daemon = Daemon(load_config(config_path), config_path=str(config_path))
+        with pytest.raises(DigestdError, match=f"127.0.0.1:{taken.getsockname()[1]}"):
+            daemon.serve_forever()
+    states = notify.poll()
+    assert "READY=1" not in states
+    assert "STOPPING=1" in states
