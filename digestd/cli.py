@@ -462,7 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     papers.add_argument("--json", action="store_true", help="print a JSON list")
     papers.add_argument("--limit", type=int, default=None, help="at most N papers")
 
-    topics = commands.add_parser("topics", help="show topics and try queries")
+    topics = add_group(
+        commands, "topics", "Show the topics and try queries against the stored papers."
+    )
     topic_commands = topics.add_subparsers(dest="topics_command", metavar="ACTION", required=True)
     topics_list = add_to(topic_commands, "list", cmd_topics_list, common)
     topics_list.add_argument("--json", action="store_true", help="print a JSON list")
@@ -471,17 +473,22 @@ def build_parser() -> argparse.ArgumentParser:
     topics_test.add_argument("--json", action="store_true", help="print a JSON list")
     topics_test.add_argument("--limit", type=int, default=None, help="at most N papers")
 
-    subscribers = commands.add_parser("subscribers", help="manage who gets digests")
+    subscribers = add_group(
+        commands, "subscribers", "Manage who gets digests: add, list, remove, import."
+    )
     subscriber_commands = subscribers.add_subparsers(
         dest="subscribers_command", metavar="ACTION", required=True
     )
     sub_add = add_to(subscriber_commands, "add", cmd_subscribers_add, common)
-    sub_add.add_argument("email", metavar="EMAIL")
+    sub_add.add_argument("email", metavar="EMAIL", help="the subscriber's address")
     sub_add.add_argument(
         "--topic", action="extend", nargs="+", metavar="SLUG",
         help="topic to follow (repeatable; needed for a new subscriber)",
     )
-    sub_add.add_argument("--cadence", choices=["immediate", "daily", "weekly"])
+    sub_add.add_argument(
+        "--cadence", choices=["immediate", "daily", "weekly"],
+        help="right after a batch, at schedule.daily_time, or weekly (default daily)",
+    )
     sub_add.add_argument("--tz", metavar="ZONE", help="IANA time zone, e.g. Europe/Berlin")
     sub_add.add_argument("--name", help="name shown in the To header")
     sub_list = add_to(subscriber_commands, "list", cmd_subscribers_list, common)
@@ -491,18 +498,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="only subscribers in this state",
     )
     sub_remove = add_to(subscriber_commands, "remove", cmd_subscribers_remove, common)
-    sub_remove.add_argument("email", metavar="EMAIL")
+    sub_remove.add_argument("email", metavar="EMAIL", help="the subscriber's address")
     sub_import = add_to(subscriber_commands, "import", cmd_subscribers_import, common)
     sub_import.add_argument("csv", metavar="CSV", help="CSV file, or - for standard input")
 
-    feeds = commands.add_parser("feeds", help="write the RSS/Atom feeds")
+    feeds = add_group(commands, "feeds", "Write the RSS/Atom feeds and the OPML list.")
     feed_commands = feeds.add_subparsers(dest="feeds_command", metavar="ACTION", required=True)
     add_to(feed_commands, "build", cmd_feeds_build, common)
 
-    digest = commands.add_parser("digest", help="preview and send e-mail digests")
+    digest = add_group(commands, "digest", "Preview and send the e-mail digests.")
     digest_commands = digest.add_subparsers(dest="digest_command", metavar="ACTION", required=True)
     digest_preview = add_to(digest_commands, "preview", cmd_digest_preview, common)
-    digest_preview.add_argument("email", metavar="EMAIL")
+    digest_preview.add_argument("email", metavar="EMAIL", help="the subscriber's address")
     digest_preview.add_argument(
         "--format", choices=["html", "text", "eml"], default="html",
         help="the HTML part, the text part, or the whole message (default html)",
@@ -515,6 +522,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("config", cmd_config)
     return parser
+
+
+def add_group(group: Any, name: str, description: str) -> argparse.ArgumentParser:
+    """Add a command that only groups actions (`digestd topics list`, ...)."""
+    return group.add_parser(name, help=description, description=description)
 
 
 def add_to(
