@@ -101,11 +101,16 @@ def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_papers(args: argparse.Namespace, config: Config) -> int:
-    """List stored papers, newest first."""
+    """List stored papers, newest first; with --topic, only the papers that topic matched."""
     with _store(config) as store:
-        papers = store.papers(limit=args.limit)
+        if args.topic is not None and args.topic not in {t.slug for t in store.topics()}:
+            raise DigestdError(f"unknown topic {args.topic!r} (see: digestd topics list)")
+        papers = store.papers(limit=args.limit, topic=args.topic)
+        matches = store.paper_matches(p.id for p in papers)
     if args.json:
-        _print_json([p.as_json() for p in papers])
+        _print_json(
+            [{**p.as_json(), "topics": [m.slug for m in matches[p.id]]} for p in papers]
+        )
         return 0
     for paper in papers:
         meta = paper.organization or (
@@ -461,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     papers = add("papers", cmd_papers)
     papers.add_argument("--json", action="store_true", help="print a JSON list")
     papers.add_argument("--limit", type=int, default=None, help="at most N papers")
+    papers.add_argument("--topic", metavar="SLUG", help="only the papers this topic matched")
 
     topics = add_group(
         commands, "topics", "Show the topics and try queries against the stored papers."

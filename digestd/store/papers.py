@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from digestd.parse import ParsedDump, ParsedPaper, paper_key
 from digestd.store.db import Database, bulk_insert
 from digestd.store.dumps import _dump_for_update
-from digestd.store.models import Batch, Paper, Sighting, utcnow
+from digestd.store.models import Batch, Paper, PaperTopic, Sighting, Topic, utcnow
 from digestd.store.records import PaperRecord, StoredDump
 from digestd.store.topics import Classify, record_matches
 
@@ -215,14 +215,20 @@ class PaperStore(Database):
 
     def papers(
         self, *, limit: int | None = None, since_batch: int | None = None,
-        ids: Iterable[int] | None = None,
+        ids: Iterable[int] | None = None, topic: str | None = None,
     ) -> list[PaperRecord]:
-        """Stored papers, newest first by first-seen time."""
+        """Stored papers, newest first by first-seen time; with `topic`, only its matches."""
         query: Select[tuple[Paper]] = select(Paper).order_by(
             Paper.first_seen_at.desc(), Paper.id.desc()
         )
         if since_batch is not None:
             query = query.where(Paper.batch_id > since_batch)
+        if topic is not None:
+            query = (
+                query.join(PaperTopic, PaperTopic.paper_id == Paper.id)
+                .join(Topic, Topic.id == PaperTopic.topic_id)
+                .where(Topic.slug == topic, Topic.active.is_(True))
+            )
         if ids is not None:
             query = query.where(Paper.id.in_(list(ids)))
         if limit is not None:
