@@ -33,6 +33,14 @@ query = '"quantum cooking"'
 """
 
 
+NEW_TOPIC = """
+[[topics]]
+slug = "agents"
+name = "Agents"
+query = "agent*"
+"""
+
+
 class Sink:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
@@ -148,10 +156,16 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
                 fh.write(sample[start_at : start_at + len(sample) // 4 + 1])
                 fh.flush()
                 time.sleep(0.4)
-        expected = len({paper_key(p.title) for p in parse_dump(decode_dump(sample)).papers})
+        keys = {paper_key(p.title) for p in parse_dump(decode_dump(sample)).papers}
+        expected = len(keys)
 
         papers = _wait(lambda: _papers_when(cli, expected), 30, f"{expected} papers")
+        # Stored once each, and nothing from a half-written file (a cut title would be extra).
         assert len(papers) == expected
+        assert {paper_key(p["title"]) for p in papers} == keys
+        # The scan saw the file while it was being written and left it for later.
+        assert any(s.startswith("STATUS=scan: 0 dumps ingested") and "1 deferred" in s
+                   for s in notify.poll())
         feed = _wait(lambda: _feed_entries(f"{base}/feeds/all.atom"), 15, "the feed")
         assert feed > 0
 
@@ -161,8 +175,11 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         assert recipients == ["kv@example.org"]
         message = email.message_from_bytes(sink.messages[0][1], policy=email.policy.default)
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert "new paper" in message["Subject"]
 
         assert _wait(lambda: notify.seen("WATCHDOG=1"), 10, "WATCHDOG=1")
+        # STATUS= says what it did last
+        assert any(s.startswith("STATUS=dispatch: planned=") for s in notify.poll())
 
         # SIGHUP with a broken configuration is refused; the daemon keeps serving.
         good = config.read_text()
@@ -170,10 +187,14 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         daemon.send_signal(signal.SIGHUP)
         _wait(lambda: "reload refused" in log_path.read_text(), 10, "reload refused")
         assert daemon.poll() is None
-        config.write_text(good)
+        # A good one with a new topic: applied without a restart.
+        config.write_text(good + NEW_TOPIC)
         daemon.send_signal(signal.SIGHUP)
         _wait(lambda: "reloaded" in log_path.read_text(), 10, "reloaded")
         assert _get(f"{base}/healthz") == 200
+        topics = json.loads(cli("topics", "list", "--json").stdout)
+        assert "agents" in {t["slug"] for t in topics}
+        assert daemon.poll() is None
 
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
@@ -190,8 +211,12 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         summary = json.loads(status.stdout)
         assert summary["papers"] == expected
         assert set(summary["daemon"]["jobs"]) >= {"scan", "dispatch", "retry", "housekeeping"}
-        daemon.send_signal(signal.SIGTERM)
+        assert summary["deliveries"] == {"sent": 1}
+        # Ctrl-C stops it as cleanly as SIGTERM.
+        daemon.send_signal(signal.SIGINT)
         assert daemon.wait(timeout=30) == 0
+        assert notify.seen("STOPPING=1")
+        assert len(sink.messages) == 1
     finally:
         if daemon.poll() is None:
             daemon.kill()
