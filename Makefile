@@ -7,7 +7,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+CHROMIUM := /usr/bin/chromium
+# root on CI and in containers; elsewhere apt-get needs sudo
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +25,16 @@ run: $(STAMP)
 	$(BIN)/python -m digestd.quickstart
 	$(BIN)/digestd run
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`:
+# its own browser download is not used). Installed here when missing, so a fresh machine
+# runs them instead of failing.
+$(CHROMIUM):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+chromium: $(CHROMIUM)
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
