@@ -170,8 +170,9 @@ class Daemon:
         send_pending(self.runtime, dt.datetime.now(dt.UTC))
 
     def housekeeping(self) -> None:
-        """Trim the SQLite write-ahead log."""
+        """Trim the SQLite write-ahead log; forget sign-ups never confirmed in time."""
         self.runtime.store.checkpoint()
+        self.runtime.store.purge_expired_signups(self.config.subscribe.confirm_hours)
 
     def _job_finished(self, event: JobExecutionEvent) -> None:
         if event.exception is not None:

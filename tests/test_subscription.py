@@ -735,3 +735,26 @@ def test_bad_self_service_settings_are_refused(tmp_path: Path, text_: str, messa
     path.write_text(text_)
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(path, environ={}, check_dirs=False)
+
+
+def test_the_daemons_housekeeping_purges_expired_sign_ups(tmp_path: Path) -> None:
+    from digestd.daemon import Daemon
+
+    config = dataclasses.replace(
+        Config(), paths=PathsConfig(seeds_dir=tmp_path / "seeds", data_dir=tmp_path / "var")
+    )
+    daemon = Daemon(config)
+    try:
+        store = daemon.runtime.store
+        long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=49)
+        for address, when in (("old@example.org", long_ago),
+                              ("new@example.org", dt.datetime.now(dt.UTC))):
+            store.request_signup(
+                email=address, email_key=address, name="", cadence="daily", timezone="UTC",
+                topics=["agents"], now=when,
+            )
+        daemon.housekeeping()
+        assert store.subscriber("old@example.org") is None
+        assert store.subscriber("new@example.org").status == "pending"  # type: ignore[union-attr]
+    finally:
+        daemon.runtime.close()
