@@ -84,7 +84,9 @@ def test_seen_again_updates_upvotes_and_fills_metadata(store: Store, tmp_path: P
     assert paper.upvotes is None and paper.authors_count is None
 
     second = tmp_path / "b.txt"
-    second.write_text(_card_dump([("Sparse  widgets", "About widgets.", ("  • 4 authors", "Mar 5 7"))]))
+    second.write_text(
+        _card_dump([("Sparse  widgets", "About widgets.", ("  • 4 authors", "Mar 5 7"))])
+    )
     result = ingest_paths(store, [second]).dumps[0]
     assert (result.status, result.new) == ("ingested", 0)
     updated = _by_title(store, "Sparse Widgets")
