@@ -42,6 +42,8 @@ _HEADER_LINES = frozenset(
         "byak and the research community",
     }
 )
+_HEADER_LONGEST = max(map(len, _HEADER_LINES))
+_HEADER_PREFIX = 4 * _HEADER_LONGEST
 #: header lines that only the card layout has, weighted for detection
 _OWN_MARKERS = {"daily papers": 2, "byak and the research community": 2, "subscribe": 1, "new": 1}
 _SHARED_MARKER = "get trending papers in your email inbox!"
@@ -258,8 +260,17 @@ def _group(blocks: list[_Block]) -> list[_Draft]:
     return drafts
 
 
+def _is_header_line(line: str) -> bool:
+    # Most blocks are abstracts whose first line is thousands of characters long; collapsing
+    # only a prefix tells them apart (the collapsed prefix is a prefix of the collapsed line,
+    # so if it is already longer than every header line, so is the whole).
+    if len(line) > _HEADER_PREFIX and len(collapse(line[:_HEADER_PREFIX])) > _HEADER_LONGEST:
+        return False
+    return collapse(line).casefold() in _HEADER_LINES
+
+
 def _is_header_block(block: _Block) -> bool:
-    return all(collapse(line).casefold() in _HEADER_LINES for line in block.lines)
+    return all(_is_header_line(line) for line in block.lines)
 
 
 def _is_page_date_block(block: _Block) -> bool:
