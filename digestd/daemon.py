@@ -97,9 +97,12 @@ class Daemon:
         #: set by signal handlers so the main loop acts at once
         self.wake = threading.Event()
         self.last_status: dict[str, str] = {}
-        # Jobs finish on pool threads at the same time; one writer at a time for the file.
-        self._status_lock = threading.Lock()
+        # Guards _run_at, which job threads fill and the main loop drains.
+        self._lock = threading.Lock()
         self._database_answers = True
+        #: jobs to bring forward (see _run_soon), applied by the main loop
+        self._run_at: dict[str, dt.datetime] = {}
+        self._shut_down = False
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={
@@ -136,16 +139,24 @@ class Daemon:
                 f"scan: {len(ingested)} dumps ingested, {report.new_papers} new papers, "
                 f"{len(report.deferred)} deferred"
             )
-        if self.stopping.is_set():
-            return
         if report.batch_ids:
-            self.scheduler.modify_job("dispatch", next_run_time=dt.datetime.now(dt.UTC))
+            self._run_soon("dispatch", 0.0)
         if report.deferred:
             # A dump is still being written: look again once it has had time to settle.
-            delay = max(self.config.ingest.settle_seconds, 0.5)
-            self.scheduler.modify_job(
-                "scan", next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
-            )
+            self._run_soon("scan", max(self.config.ingest.settle_seconds, 0.5))
+
+    def _run_soon(self, job_id: str, delay: float) -> None:
+        """Ask the main loop to bring a job forward.
+
+        Jobs never call the scheduler themselves: APScheduler's shutdown holds the job-store
+        lock while it waits for running jobs, so a job touching the scheduler then would
+        deadlock the stop.
+        """
+        at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+        with self._lock:
+            earlier = self._run_at.get(job_id)
+            self._run_at[job_id] = min(at, earlier) if earlier else at
+        self.wake.set()
 
     def _until_stopping(self, files: Iterable[Path]) -> Iterator[Path]:
         for path in files:
@@ -182,7 +193,6 @@ class Daemon:
                 exc_info=event.exception,
             )
             self._status(f"{event.job_id} failed: {event.exception}")
-        self._write_status_file()
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -221,6 +231,7 @@ class Daemon:
             self.config.paths.seeds_dir, self.runtime.store.engine.url.render_as_string(),
             host, port,
         )
+        self._write_status_file()
         self.notifier.notify("READY=1", f"STATUS=serving on {host}:{port}")
 
     def reload(self) -> None:
@@ -252,7 +263,8 @@ class Daemon:
         try:
             self.start()
             while not self.stopping.is_set():
-                self.wake.wait(watchdog or 5.0)
+                # At least every 5 s: the status file's next run times stay fresh.
+                self.wake.wait(min(watchdog or 5.0, 5.0))
                 self.wake.clear()
                 if self.stopping.is_set():
                     break
@@ -262,12 +274,19 @@ class Daemon:
         return 0
 
     def tick(self, *, watchdog: bool) -> None:
-        """One pass of the main loop: a requested reload, then the watchdog ping."""
+        """One pass of the main loop: a requested reload, jobs brought forward, the status
+        file, then the watchdog ping. Only this thread touches the scheduler."""
         if self.reload_requested.is_set():
             self.reload_requested.clear()
             self.notifier.notify("RELOADING=1")
             self.reload()
             self.notifier.notify("READY=1")
+        with self._lock:
+            run_at, self._run_at = self._run_at, {}
+        if self.scheduler.running:
+            for job_id, at in run_at.items():
+                self.scheduler.modify_job(job_id, next_run_time=at)
+        self._write_status_file()
         if not watchdog:
             return
         answers = self.runtime.store.ping()
@@ -280,6 +299,9 @@ class Daemon:
         self._database_answers = answers
 
     def shutdown(self) -> None:
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.stopping.set()  # a running scan stops after its current dump
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         log.info("stopping")
@@ -310,12 +332,14 @@ class Daemon:
     # Status ----------------------------------------------------------------------------------
 
     def _status(self, text: str) -> None:
-        self.last_status["message"] = text
-        self.last_status["at"] = dt.datetime.now(dt.UTC).isoformat()
+        # A new dict, not an update: the main loop may be serialising the old one.
+        self.last_status = {"message": text, "at": dt.datetime.now(dt.UTC).isoformat()}
         self.notifier.notify(f"STATUS={text}")
 
     def _write_status_file(self) -> None:
-        """Where `digestd status` reads the next run of each job (atomic replace)."""
+        """Where `digestd status` reads the next run of each job (atomic replace).
+
+        Written by the main thread only (and at shutdown, once the jobs are done)."""
         data = {
             "pid": os.getpid(),
             "updated": dt.datetime.now(dt.UTC).isoformat(),
@@ -330,9 +354,8 @@ class Daemon:
         path = Path(self.config.paths.data_dir) / STATUS_FILE
         tmp = path.with_suffix(".tmp")
         try:
-            with self._status_lock:
-                tmp.write_text(json.dumps(data, indent=2))
-                os.replace(tmp, path)
+            tmp.write_text(json.dumps(data, indent=2))
+            os.replace(tmp, path)
         except OSError as exc:
             log.warning("cannot write status file path=%s error=%r", path, exc.strerror)
 

@@ -293,3 +293,46 @@ def test_a_port_in_use_fails_start_up_without_ready(
     states = notify.poll()
     assert "READY=1" not in states
     assert "STOPPING=1" in states
+
+
+def test_a_batch_brings_dispatch_forward_through_the_main_loop(
+    daemon: Daemon, seed_files: list[Path]
+) -> None:
+    daemon.start()
+    _wait(lambda: daemon.scheduler.get_job("scan").next_run_time is not None, 5, "scheduling")
+    shutil.copy(seed_files[0], daemon.config.paths.seeds_dir)
+    daemon.scan()
+    assert "dispatch" in daemon._run_at
+    daemon.tick(watchdog=False)
+    due = daemon.scheduler.get_job("dispatch").next_run_time
+    # brought forward from a minute away to now (or already run and rescheduled)
+    assert due is not None
+    assert daemon._run_at == {}
+
+
+def test_stopping_while_a_job_finishes_does_not_deadlock(
+    daemon: Daemon, seed_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """APScheduler's shutdown holds its job-store lock while it waits for running jobs; a job
+    that then touched the scheduler (to bring dispatch forward) hung the stop for good."""
+    shutil.copy(seed_files[0], daemon.config.paths.seeds_dir)
+    real = daemon_module.ingest_and_publish
+    ingested, release = threading.Event(), threading.Event()
+
+    def slow_scan(*args: Any, **kwargs: Any) -> Any:
+        report = real(*args, **kwargs)
+        ingested.set()
+        release.wait(10)  # finish only once the stop is under way
+        return report
+
+    monkeypatch.setattr(daemon_module, "ingest_and_publish", slow_scan)
+    daemon.start()
+    assert ingested.wait(10)
+    stopper = threading.Thread(target=daemon.shutdown)
+    stopper.start()
+    _wait(lambda: not daemon.scheduler.running, 5, "the stop to begin")
+    time.sleep(0.2)  # now inside scheduler.shutdown(wait=True), holding its locks
+    release.set()
+    stopper.join(15)
+    assert not stopper.is_alive(), "shutdown deadlocked"
+    assert daemon.runtime.store.count_papers() > 0
