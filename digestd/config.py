@@ -83,6 +83,9 @@ class SmtpConfig:
     port: int = 25
     #: "none", "starttls" or "tls" (implicit TLS, usually port 465)
     security: str = "none"
+    #: PEM file of the CA(s) trusted for the server's certificate instead of the system's
+    #: trust store (a relay with an internal CA); empty means the system's trust store
+    ca_file: str = ""
     username: str = ""
     #: a file holding the password (preferred); DIGESTD_SMTP_PASSWORD also works
     password_file: str = ""
