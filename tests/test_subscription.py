@@ -15,6 +15,7 @@ import email.policy
 import mailbox
 import os
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, func, select, text
@@ -585,6 +587,73 @@ def test_an_unconfirmed_address_gets_no_digest(site: Site) -> None:
     ]
     assert site.store.deliveries(subscriber_id=pending.id) == []
     assert site.subscriber(pending_address).status == "pending"  # type: ignore[union-attr]
+
+
+# Over SMTP -------------------------------------------------------------------------------------
+
+
+class _Inbox:
+    """An aiosmtpd handler that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.received.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted"
+
+
+def _smtp_site(site: Site, tmp_path: Path, smtp_port: int) -> tuple[Runtime, socket.socket]:
+    sock = loopback_socket()
+    config = dataclasses.replace(
+        site.runtime.config,
+        paths=dataclasses.replace(site.runtime.config.paths, data_dir=tmp_path / "var"),
+        http=HttpConfig(address=f"127.0.0.1:{sock.getsockname()[1]}"),
+        mail=dataclasses.replace(site.runtime.config.mail, transport="smtp"),
+        smtp=dataclasses.replace(site.runtime.config.smtp, host="127.0.0.1", port=smtp_port,
+                                 timeout=5),
+    )
+    return Runtime(config, site.store, site.runtime.topics), sock
+
+
+def test_the_confirmation_goes_out_over_smtp(site: Site, tmp_path: Path) -> None:
+    inbox = _Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    runtime, sock = _smtp_site(site, tmp_path, port)
+    address = _address()
+    try:
+        with ServerThread(make_server(runtime), sock) as server, httpx.Client(
+            base_url=server.url, headers={"X-Forwarded-For": _fake_ip()}, timeout=10
+        ) as client:
+            response = _signup(client, address, name="Zoë Bcc: x@evil.example")
+            assert response.status_code == 200
+    finally:
+        controller.stop()
+    [(recipients, content)] = inbox.received
+    assert recipients == [address]
+    message = email.message_from_bytes(content, policy=email.policy.default)
+    assert message["Subject"] == "Confirm your subscription"
+    assert message["To"].addresses[0].display_name == "Zoë Bcc: x@evil.example"  # type: ignore[union-attr]
+    assert message.get_all("Bcc") is None
+    assert "/confirm/" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_a_mail_server_that_is_down_gets_a_503(site: Site, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here
+    runtime, sock = _smtp_site(site, tmp_path, port)
+    with ServerThread(make_server(runtime), sock) as server, httpx.Client(
+        base_url=server.url, headers={"X-Forwarded-For": _fake_ip()}, timeout=10
+    ) as client:
+        response = _signup(client, _address())
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "300"
+    assert "could not be sent" in response.text
 
 
 # Manage ----------------------------------------------------------------------------------------

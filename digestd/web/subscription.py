@@ -116,7 +116,10 @@ def page(
         status_code=status_code, headers={**FORM_HEADERS, **(headers or {})},
     )
     if csrf is not None:
-        csrf.set_cookie(response, secure=request.url.scheme == "https")
+        # Behind a TLS-terminating proxy the request itself may be plain HTTP: the public
+        # URL says whether browsers reach us over HTTPS.
+        public_https = runtime_of(request).config.base_url.startswith("https://")
+        csrf.set_cookie(response, secure=public_https or request.url.scheme == "https")
     return response
 
 
