@@ -6,9 +6,11 @@ when the server dropped it. Replies map onto the error tree:
 - 4xx, a dropped connection, a timeout, a refused connection → `TemporaryDeliveryError`;
 - 5xx to RCPT TO or DATA (a refused recipient, a rejected message) → `PermanentDeliveryError`.
 
-Failures that are about our side rather than the recipient (cannot connect, login refused,
-STARTTLS unsupported, the server refusing our sender address even with a 5xx) are temporary:
-counting them as the recipient's bounces would pause every subscriber over one wrong setting.
+Failures that are about our side rather than the recipient (cannot connect, an untrusted
+certificate, login refused, STARTTLS unsupported, the server refusing our sender address even
+with a 5xx) are temporary: counting them as the recipient's bounces would pause every
+subscriber over one wrong setting. With security "starttls" or "tls" nothing is ever sent
+before TLS is up, and the certificate is verified against `smtp.ca_file` or the system's store.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class SmtpTransport:
         self.environ = environ
         # Read now: a missing password file is a configuration error before anything is claimed.
         self._secret = self._password() if settings.username else ""
+        # Built once: loading the trust store per connection is slow, and a bad ca_file is a
+        # configuration error, not something to retry message by message.
+        self._tls = self._tls_context() if settings.security != "none" else None
         self._connection: smtplib.SMTP | None = None
         self._last_used = 0.0
         self._next_slot = 0.0
@@ -76,20 +81,33 @@ class SmtpTransport:
                 ) from exc
         return self.environ.get(PASSWORD_ENV, "")
 
+    def _tls_context(self) -> ssl.SSLContext:
+        ca_file = self.settings.ca_file
+        try:
+            return ssl.create_default_context(cafile=ca_file or None)
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"smtp.ca_file {ca_file}: no PEM certificate in it ({exc.reason or exc})"
+            ) from exc
+        except OSError as exc:
+            raise ConfigError(
+                f"smtp.ca_file {ca_file}: cannot read: {exc.strerror or exc}"
+            ) from exc
+
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
         connection: smtplib.SMTP | None = None
         try:
             if settings.security == "tls":
                 connection = smtplib.SMTP_SSL(
-                    settings.host, settings.port, timeout=settings.timeout,
-                    context=ssl.create_default_context(),
+                    settings.host, settings.port, timeout=settings.timeout, context=self._tls,
                 )
             else:
                 connection = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
             connection.ehlo()
             if settings.security == "starttls":
-                connection.starttls(context=ssl.create_default_context())
+                # Raises SMTPNotSupportedError when not offered: never fall back to plaintext.
+                connection.starttls(context=self._tls)
                 connection.ehlo()
             if settings.username:
                 connection.login(settings.username, self._secret)
@@ -103,8 +121,16 @@ class SmtpTransport:
         except smtplib.SMTPNotSupportedError as exc:
             self._quietly_close(connection)
             raise TemporaryDeliveryError(
-                f"SMTP server {self.where} does not support STARTTLS or login: {exc} "
-                "(check smtp.security and smtp.username)"
+                f"SMTP server {self.where} does not offer STARTTLS or login: {exc} "
+                "(nothing was sent; check smtp.security and smtp.username: many servers "
+                "offer login only over TLS)"
+            ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            self._quietly_close(connection)
+            raise TemporaryDeliveryError(
+                f"SMTP server {self.where} has an untrusted TLS certificate: "
+                f"{exc.verify_message or exc} (check smtp.host, or set smtp.ca_file to the "
+                "CA that signed it)"
             ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._quietly_close(connection)
