@@ -143,6 +143,11 @@ class SmtpTransport:
 
     def _usable_connection(self) -> smtplib.SMTP:
         connection = self._connection
+        if connection is not None and connection.sock is None:
+            # smtplib closed it itself (after a 421 to RCPT TO, say): reconnect rather than
+            # fail the next message with "please run connect() first".
+            self._drop()
+            connection = None
         if connection is not None and time.monotonic() - self._last_used > IDLE_CHECK_SECONDS:
             # Servers close idle connections; find out now rather than half-way through a send.
             try:
