@@ -57,6 +57,13 @@ class SmtpTransport:
         self.environ = environ
         # Read now: a missing password file is a configuration error before anything is claimed.
         self._secret = self._password() if settings.username else ""
+        if not (settings.username + self._secret).isascii():
+            # smtplib encodes AUTH PLAIN/LOGIN as ASCII; it would raise UnicodeEncodeError on
+            # every send, which is no DeliveryError and would stop each run half-way.
+            raise ConfigError(
+                "smtp.username or the SMTP password holds non-ASCII characters, which "
+                "smtplib cannot send in AUTH; use an ASCII password"
+            )
         # Built once: loading the trust store per connection is slow, and a bad ca_file is a
         # configuration error, not something to retry message by message.
         self._tls = self._tls_context() if settings.security != "none" else None
