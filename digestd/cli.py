@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -393,9 +394,14 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         }
     status_file = config.paths.data_dir / STATUS_FILE
     try:
-        summary["daemon"] = json.loads(status_file.read_text())
-    except (OSError, ValueError):
-        summary["daemon"] = None
+        daemon_status = json.loads(status_file.read_text())
+        # A daemon killed outright leaves its last file behind: say it is not running.
+        daemon_status["running"] = bool(daemon_status.get("jobs")) and _alive(
+            int(daemon_status.get("pid", 0))
+        )
+    except (OSError, ValueError, TypeError, AttributeError):
+        daemon_status = None
+    summary["daemon"] = daemon_status
     if args.json:
         _print_json(summary)
         return 0
@@ -409,13 +415,30 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         detail = d["error"] if d["status"] == "failed" else f"{d['new']} new of {d['papers']}"
         print(f"  {d['at'][:19]}  {d['status']:<9} {d['path']}: {detail}")
     daemon = summary["daemon"]
-    if daemon and daemon.get("jobs"):
+    if daemon and daemon["running"]:
         print(f"daemon (pid {daemon['pid']}, as of {daemon['updated'][:19]}): next runs")
         for job, at in daemon["jobs"].items():
             print(f"  {job:<13} {at or 'paused'}")
+    elif daemon:
+        print(f"daemon: not running (last seen {daemon.get('updated', '?')[:19]})")
     else:
         print("daemon: no status recorded (not running, or not started yet)")
+    last = (daemon or {}).get("last") or {}
+    if last.get("message"):
+        print(f"last action: {last['message']} ({last.get('at', '?')[:19]})")
     return 0
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # running as the service's own user
+        return True
+    return True
 
 
 def cmd_config(args: argparse.Namespace, config: Config) -> int:
