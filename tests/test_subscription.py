@@ -256,6 +256,10 @@ def test_the_front_page_offers_the_form_and_topic_details(
     # a label for every field
     for field_id in re.findall(r'<input[^>]* id="([^"]+)"', html):
         assert f'for="{field_id}"' in html, field_id
+    # a topic's link to the form arrives with the topic chosen
+    chosen = visitor.get("/subscribe", params={"topic": "kv-cache"}).text
+    assert 'value="kv-cache" id="topic-kv-cache" checked' in chosen
+    assert 'value="agents" id="topic-agents" checked' not in chosen
     # the front page's form works like /subscribe's
     token = CSRF_RE.search(html).group(1)  # type: ignore[union-attr]
     address = _address()

@@ -344,7 +344,7 @@ def index(request: Request) -> Response:
             headers={"Cache-Control": f"max-age={PAGE_MAX_AGE}"},
         )
     # With the sign-up form, the page holds this browser's CSRF token: not for shared caches.
-    csrf = Csrf.of(request, store.site_key("web"))
+    csrf = Csrf.of(request, subscription.cached_site_key(request))
     return subscription.page(
         request, "index.html", {**context, **subscription.signup_form(runtime)}, csrf
     )

@@ -68,14 +68,18 @@ DONE_MESSAGES = {
 # Helpers -------------------------------------------------------------------------------------
 
 
-async def site_key(request: Request) -> bytes:
-    """The installation's signing key, read once per process and store."""
+def cached_site_key(request: Request) -> bytes:
+    """The installation's signing key, read from the store once per process (and store)."""
     runtime = runtime_of(request)
     keys: dict[int, bytes] = request.app.state.site_keys
     key = keys.get(id(runtime.store))
     if key is None:
-        key = keys[id(runtime.store)] = await run_in_threadpool(runtime.store.site_key, "web")
+        key = keys[id(runtime.store)] = runtime.store.site_key("web")
     return key
+
+
+async def site_key(request: Request) -> bytes:
+    return await run_in_threadpool(cached_site_key, request)
 
 
 async def read_form(request: Request) -> FormData:
@@ -272,8 +276,7 @@ def _signup_mail(
             context={"manage_url": links.manage_url(config.base_url, subscriber.token)},
         )
     expires = now + dt.timedelta(hours=config.subscribe.confirm_hours)
-    key = runtime.store.site_key("web")
-    code = confirmation_code(key, subscriber.token, expires)
+    code = confirmation_code(cached_site_key(request), subscriber.token, expires)
     return build_notice(
         config, "confirm", subject="Confirm your subscription",
         to_email=subscriber.email, to_name=subscriber.name, now=now,
