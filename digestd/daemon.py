@@ -27,7 +27,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from digestd.config import Config, load_config
-from digestd.errors import DigestdError
+from digestd.errors import ConfigError, DigestdError
 from digestd.ingest import IngestSettings, discover
 from digestd.pipeline import ingest_and_publish
 from digestd.runtime import Runtime
@@ -73,6 +73,27 @@ class SystemdNotifier:
     def close(self) -> None:
         if self._socket is not None:
             self._socket.close()
+
+
+def check_templates(directory: Path) -> None:
+    """Parse every template under `directory`; raise ConfigError naming the first broken one.
+
+    Syntax only (the renderers add their own filters): enough to refuse a reload that would
+    make every digest or page fail.
+    """
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)))
+    for name in env.list_templates(extensions=["html", "txt"]):
+        try:
+            source, filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+            env.parse(source, name, filename)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"template {directory / name} line {exc.lineno}: {exc.message}"
+            ) from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"template {directory / name}: cannot read: {exc}") from exc
 
 
 def watchdog_interval() -> float | None:
@@ -240,6 +261,7 @@ class Daemon:
             config = load_config(self.config_path)
             if config.database_url != self.config.database_url:
                 raise DigestdError("database.url changed; restart digestd to use it")
+            check_templates(config.paths.templates_dir)
             runtime = Runtime.open(config, store=self.runtime.store)
         except Exception as exc:
             # Whatever is wrong with the new configuration, the running one stays in force.

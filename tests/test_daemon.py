@@ -28,6 +28,8 @@ from digestd.daemon import MISFIRE_GRACE, Daemon
 from digestd.errors import DigestdError
 from digestd.subscribers import add_subscriber
 
+REPO = Path(__file__).resolve().parents[1]
+
 TOPICS = """
 [[topics]]
 slug = "kv-cache"
@@ -82,10 +84,12 @@ def notify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Notifica
 
 
 def _write_config(path: Path, tmp_path: Path, *, port: int, extra: str = "",
-                  scan_interval: float = 60) -> None:
+                  scan_interval: float = 60, templates: Path | None = None) -> None:
+    templates_dir = f'templates_dir = "{templates}"\n' if templates else ""
     path.write_text(
         f'[paths]\nseeds_dir = "{tmp_path / "seeds"}"\ndata_dir = "{tmp_path / "var"}"\n'
-        f'[http]\naddress = "127.0.0.1:{port}"\n'
+        + templates_dir
+        + f'[http]\naddress = "127.0.0.1:{port}"\n'
         f"[ingest]\nscan_interval = {scan_interval}\nsettle_seconds = 0\n"
         + TOPICS + extra
     )
@@ -184,6 +188,17 @@ def test_reload_applies_a_good_config_and_refuses_a_broken_one(
     daemon.reload()
     assert daemon.runtime is running
     assert "bad" not in {t.slug for t in daemon.runtime.store.topics()}
+
+    # A template that does not parse: refused, naming the file and line.
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    digest_html = templates / "email" / "digest.html"
+    digest_html.write_text(digest_html.read_text() + "\n{% if %}\n")
+    broken_lines = digest_html.read_text().count("\n")
+    _write_config(config_path, tmp_path, port=port, templates=templates)
+    daemon.reload()
+    assert daemon.runtime is running
+    assert f"template {digest_html} line {broken_lines}" in caplog.records[-1].getMessage()
 
     # A good one, through the main loop as SIGHUP drives it: new topic, new scan interval.
     new_topic = '[[topics]]\nslug = "agents"\nname = "Agents"\nquery = "agent*"\n'
