@@ -141,3 +141,20 @@ def test_the_example_environment_names_only_known_variables(tmp_path: Path) -> N
     environ["DIGESTD_CONFIG"] = str(tmp_path / "empty.toml")
     config = load_config(None, environ=environ, check_dirs=False)
     assert config.mail.transport == environ.get("DIGESTD_TRANSPORT", config.mail.transport)
+
+
+def test_the_readme_installs_files_the_service_user_can_read() -> None:
+    """The unit runs as digestd: a 0640 root:root configuration would stop it at start."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Running under systemd", 1)[1].split("\n## ", 1)[0]
+    installs = re.findall(r"^sudo install (.*) (/etc/digestd/\S+)$", section, flags=re.M)
+    assert {target for _, target in installs} >= {
+        "/etc/digestd/digestd.toml", "/etc/digestd/digestd.env"
+    }
+    unit = _directives(UNIT.read_text())
+    assert unit["Service.User"] == ["digestd"]
+    for options, target in installs:
+        mode = re.search(r"-m (\d+)", options)
+        assert mode, target
+        world_readable = int(mode.group(1), 8) & 0o004
+        assert world_readable or "-g digestd" in options, f"{target}: unreadable for digestd"
