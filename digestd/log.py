@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TextIO
 
 
 def under_journald() -> bool:
@@ -20,12 +21,31 @@ def under_journald() -> bool:
     return (stat.st_dev, stat.st_ino) == (device, inode)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is emitted, not when it was set up.
+
+    Progress bars and test harnesses swap sys.stderr; a handler holding the old object
+    would write into a closed stream.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def setup_logging(level: str | int = "INFO") -> None:
     if under_journald():
         fmt = "level=%(levelname)s logger=%(name)s %(message)s"
     else:
         fmt = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(logging.Formatter(fmt, datefmt="%Y-%m-%dT%H:%M:%S%z"))
     root = logging.getLogger()
     for old in list(root.handlers):

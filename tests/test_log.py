@@ -133,3 +133,17 @@ def test_a_process_started_with_its_stderr_as_journal_stream(tmp_path: Path) -> 
         env = dict(os.environ, JOURNAL_STREAM=_journal_stream(fh))
         subprocess.run([sys.executable, "-c", code], stderr=fh, env=env, check=True, timeout=60)
     assert log_path.read_text() == "level=INFO logger=digestd.daemon started http=127.0.0.1:8080\n"
+
+
+def test_lines_follow_stderr_when_it_is_swapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set up while stderr was one stream, then that stream closed (a test's capture, a
+    progress bar): lines go to the stderr of the moment, not into the closed one."""
+    first = open(tmp_path / "first.log", "w+", encoding="utf-8")  # noqa: SIM115
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging("INFO")
+    first.close()
+    with open(tmp_path / "second.log", "w+", encoding="utf-8") as second:
+        monkeypatch.setattr(sys, "stderr", second)
+        assert "dump ingested" in _emit(second)
