@@ -2,7 +2,9 @@
 
 The scheduler holds no state of its own: what was ingested and what was sent lives in the
 database, so a restart at any moment resumes correctly. Jobs coalesce, never overlap
-themselves, and a job that raises is logged and the daemon goes on.
+themselves, and a job that raises is logged and the daemon goes on. Only the main thread
+touches the scheduler (jobs ask it to bring another job forward), which keeps a stop from
+deadlocking on APScheduler's locks.
 
 Signals: SIGTERM/SIGINT let the running job finish its transaction, then stop (exit 0);
 SIGHUP reloads configuration, topics and templates, keeping the old ones when the new
