@@ -120,11 +120,13 @@ class Daemon:
         #: set by signal handlers so the main loop acts at once
         self.wake = threading.Event()
         self.last_status: dict[str, str] = {}
-        # Guards _run_at, which job threads fill and the main loop drains.
+        # Guards _run_at and _busy, which job threads fill and the main loop reads.
         self._lock = threading.Lock()
         self._database_answers = True
         #: jobs to bring forward (see _run_soon), applied by the main loop
         self._run_at: dict[str, dt.datetime] = {}
+        #: jobs running now
+        self._busy: set[str] = set()
         self._shut_down = False
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
@@ -229,10 +231,27 @@ class Daemon:
         ]
         for job_id, func, seconds in jobs:
             self.scheduler.add_job(
-                func, "interval", seconds=seconds, id=job_id, name=job_id,
+                self._tracked(job_id, func), "interval", seconds=seconds, id=job_id, name=job_id,
                 next_run_time=now, replace_existing=True,
                 coalesce=True, max_instances=1, misfire_grace_time=MISFIRE_GRACE,
             )
+
+    def _tracked(self, job_id: str, func: Callable[[], None]) -> Callable[[], None]:
+        """`func`, remembered as running while it runs (see tick)."""
+
+        def run() -> None:
+            with self._lock:
+                self._busy.add(job_id)
+            try:
+                func()
+            finally:
+                with self._lock:
+                    self._busy.discard(job_id)
+                    asked = job_id in self._run_at
+                if asked:
+                    self.wake.set()
+
+        return run
 
     def start(self) -> None:
         from digestd.web.server import ServerThread, make_server
@@ -306,7 +325,11 @@ class Daemon:
             self.reload()
             self.notifier.notify("READY=1")
         with self._lock:
-            run_at, self._run_at = self._run_at, {}
+            # A job asked for while it runs would be skipped (max_instances=1) and wait a whole
+            # interval: keep the request until it has finished.
+            run_at = {j: at for j, at in self._run_at.items() if j not in self._busy}
+            for job_id in run_at:
+                del self._run_at[job_id]
         if self.scheduler.running:
             for job_id, at in run_at.items():
                 self.scheduler.modify_job(job_id, next_run_time=at)

@@ -406,3 +406,30 @@ def test_status_shows_what_was_ingested_counts_and_next_runs(
     status_file.write_text(json.dumps(stale))
     assert cli.main(["status", "--json", *common]) == 0
     assert json.loads(capsys.readouterr().out)["daemon"]["running"] is False
+
+
+def test_a_wake_up_for_a_running_job_waits_until_it_finishes(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch landing during a dispatch: the dispatch asked for runs right after, instead of
+    being skipped as an overlap and waiting a whole interval."""
+    started, release = threading.Event(), threading.Event()
+    calls: list[float] = []
+
+    def slow_dispatch() -> None:
+        calls.append(time.monotonic())
+        started.set()
+        release.wait(10)
+
+    monkeypatch.setattr(daemon, "dispatch", slow_dispatch)
+    daemon.start()
+    assert started.wait(5)  # the start-up dispatch, still running
+    daemon._run_soon("dispatch", 0.0)
+    daemon.wake.clear()
+    daemon.tick(watchdog=False)
+    assert "dispatch" in daemon._run_at  # kept while the job runs
+    release.set()
+    _wait(daemon.wake.is_set, 5, "the finished job to wake the main loop")
+    daemon.tick(watchdog=False)
+    assert daemon._run_at == {}
+    _wait(lambda: len(calls) == 2, 5, "the second dispatch")
