@@ -125,6 +125,7 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
 
     for address, topic, cadence in [
         ("kv@example.org", "kv-cache", "immediate"),
+        ("kv2@example.org", "kv-cache", "immediate"),
         ("cook@example.org", "cooking", "immediate"),
         ("daily@example.org", "kv-cache", "daily"),
     ]:
@@ -169,10 +170,11 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         feed = _wait(lambda: _feed_entries(f"{base}/feeds/all.atom"), 15, "the feed")
         assert feed > 0
 
-        _wait(lambda: len(sink.messages) >= 1, 20, "the immediate digest")
+        _wait(lambda: len(sink.messages) >= 2, 20, "the immediate digests")
         time.sleep(2)  # room for a wrong second message to show up
         recipients = [rcpt for rcpts, _ in sink.messages for rcpt in rcpts]
-        assert recipients == ["kv@example.org"]
+        # one message each, to the matching immediate subscribers only
+        assert sorted(recipients) == ["kv2@example.org", "kv@example.org"]
         message = email.message_from_bytes(sink.messages[0][1], policy=email.policy.default)
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert "new paper" in message["Subject"]
@@ -205,18 +207,18 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         daemon = start()
         _wait(lambda: notify.seen("READY=1"), 30, "READY=1 after restart")
         time.sleep(3)
-        assert len(sink.messages) == 1
+        assert len(sink.messages) == 2
         status = cli("status", "--json")
         assert status.returncode == 0, status.stderr
         summary = json.loads(status.stdout)
         assert summary["papers"] == expected
         assert set(summary["daemon"]["jobs"]) >= {"scan", "dispatch", "retry", "housekeeping"}
-        assert summary["deliveries"] == {"sent": 1}
+        assert summary["deliveries"] == {"sent": 2}
         # Ctrl-C stops it as cleanly as SIGTERM.
         daemon.send_signal(signal.SIGINT)
         assert daemon.wait(timeout=30) == 0
         assert notify.seen("STOPPING=1")
-        assert len(sink.messages) == 1
+        assert len(sink.messages) == 2
     finally:
         if daemon.poll() is None:
             daemon.kill()
