@@ -21,8 +21,9 @@ def _clock(value: str) -> dt.time:
 
 
 def _at_local(day: dt.date, clock: dt.time, zone: ZoneInfo) -> dt.datetime:
-    # fold=0: in an autumn overlap the first 08:00 counts; in a spring gap the wall time is
-    # read with the offset before the change, i.e. it falls an hour later in real time.
+    # fold=0: in an autumn overlap the first of the two 02:30s counts (one slot a day); a
+    # 02:30 that a spring change skips is read with the offset before the change, so the
+    # slot is once that day, at 03:30 on the new wall clock.
     return dt.datetime.combine(day, clock, tzinfo=zone).astimezone(dt.UTC)
 
 
