@@ -90,6 +90,12 @@ def _eight_local(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(8), tzinfo=ZoneInfo(ZONE)).astimezone(dt.UTC)
 
 
+def _first_day(subscribed: dt.datetime) -> dt.date:
+    """The local day of the first 08:00 after subscribing (today's, if it is still to come)."""
+    day = subscribed.astimezone(ZoneInfo(ZONE)).date()
+    return day if _eight_local(day) > subscribed else day + dt.timedelta(days=1)
+
+
 def test_a_slot_missed_while_down_is_sent_once_on_the_next_start(
     runtime: Runtime, database_url: str
 ) -> None:
@@ -101,9 +107,9 @@ def test_a_slot_missed_while_down_is_sent_once_on_the_next_start(
     )
     _feed(runtime, ["Sparse Widgets", "Widget Routing"])
 
-    subscribed_day = daily.created_at.astimezone(ZoneInfo(ZONE)).date()
-    slot = _eight_local(subscribed_day + dt.timedelta(days=1))
-    next_day_slot = _eight_local(subscribed_day + dt.timedelta(days=2))
+    first_day = _first_day(daily.created_at)
+    slot = _eight_local(first_day)
+    next_day_slot = _eight_local(first_day + dt.timedelta(days=1))
 
     # Before the slot nothing is due, papers or not.
     assert _dispatch(runtime, slot - dt.timedelta(minutes=1)) == (0, 0)
@@ -145,12 +151,12 @@ def test_downtime_over_several_slots_sends_one_digest(runtime: Runtime, database
     daily, _ = add_subscriber(
         runtime.store, "daily@example.org", ["widgets"], cadence="daily", timezone=ZONE
     )
-    subscribed_day = daily.created_at.astimezone(ZoneInfo(ZONE)).date()
+    first_day = _first_day(daily.created_at)
     _feed(runtime, ["Sparse Widgets"])
     _feed(runtime, ["Widget Routing"])
 
     # Down for three days' slots; the first run afterwards sends one digest, not three.
-    back = _eight_local(subscribed_day + dt.timedelta(days=3)) + dt.timedelta(hours=2)
+    back = _eight_local(first_day + dt.timedelta(days=2)) + dt.timedelta(hours=2)
     assert _dispatch(runtime, back) == (1, 1)
     (message,) = _outbox(runtime)
     assert message["Subject"].startswith("2 new papers: ")
@@ -162,7 +168,7 @@ def test_downtime_over_several_slots_sends_one_digest(runtime: Runtime, database
     assert row.status == "sent"
     after = runtime.store.subscriber_by_id(daily.id)
     assert after is not None
-    assert after.last_slot_at == _eight_local(subscribed_day + dt.timedelta(days=3))
+    assert after.last_slot_at == _eight_local(first_day + dt.timedelta(days=2))
     runtime.close()
 
 
@@ -174,7 +180,7 @@ def test_a_planned_digest_interrupted_before_sending_is_sent_after_restart(
         runtime.store, "daily@example.org", ["widgets"], cadence="daily", timezone=ZONE
     )
     _feed(runtime, ["Sparse Widgets"])
-    slot = _eight_local(daily.created_at.astimezone(ZoneInfo(ZONE)).date() + dt.timedelta(1))
+    slot = _eight_local(_first_day(daily.created_at))
     assert plan_digests(runtime, slot).planned == 1  # ... and the process died here
     runtime.close()
 
