@@ -377,8 +377,10 @@ def test_sending_twice_sends_nothing_the_second_time(runtime: Runtime) -> None:
     assert message["To"] == "ada@example.org"
     assert message["Subject"] == "1 new paper: Sparse Widgets"
 
-    # bob's first slot: tomorrow 08:00 UTC
-    tomorrow = (now + dt.timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    # bob's first slot: the next 08:00 UTC (today's when the suite runs before 08:00)
+    tomorrow = now.replace(hour=8, minute=0, second=0, microsecond=0)
+    if tomorrow <= now:
+        tomorrow += dt.timedelta(days=1)
     assert _deliver(runtime, tomorrow - dt.timedelta(minutes=1)).sent == 0
     assert _deliver(runtime, tomorrow).sent == 1
     assert _deliver(runtime, tomorrow + dt.timedelta(hours=1)).sent == 0
