@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import email
 import email.policy
+import logging
 import mailbox
 import os
 import re
@@ -755,6 +756,17 @@ def test_self_service_can_be_turned_off(site: Site, tmp_path: Path) -> None:
 # Operators -------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """cli.main sets up logging on the root logger; put the test runner's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("keep_logging")
 def test_subscribers_list_shows_each_state(
     site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
