@@ -23,6 +23,7 @@ from digestd.delivery import plan_digests, send_pending
 from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.store import Store
+from digestd.store import subscribers as subscriber_store
 from digestd.subscribers import add_subscriber
 
 ZONE = "Europe/Berlin"
@@ -189,3 +190,34 @@ def test_a_planned_digest_interrupted_before_sending_is_sent_after_restart(
     assert _dispatch(runtime, slot + dt.timedelta(minutes=4)) == (0, 0)
     assert len(_outbox(runtime)) == 1
     runtime.close()
+
+
+@pytest.mark.parametrize(
+    ("subscribed_local", "first_slot"),
+    [
+        # before that day's 08:00: the first slot is the same day
+        (dt.datetime(2026, 3, 28, 3, 0), dt.datetime(2026, 3, 28, 7, 0, tzinfo=dt.UTC)),
+        # after it, on the eve of the spring change: 08:00 CEST the next day is 06:00 UTC
+        (dt.datetime(2026, 3, 28, 14, 0), dt.datetime(2026, 3, 29, 6, 0, tzinfo=dt.UTC)),
+        # late on the eve of the autumn change: 08:00 CET is 07:00 UTC again
+        (dt.datetime(2026, 10, 24, 23, 30), dt.datetime(2026, 10, 25, 7, 0, tzinfo=dt.UTC)),
+    ],
+)
+def test_the_first_slot_after_subscribing_is_caught_up_once(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, subscribed_local: dt.datetime,
+    first_slot: dt.datetime,
+) -> None:
+    subscribed = subscribed_local.replace(tzinfo=ZoneInfo(ZONE)).astimezone(dt.UTC)
+    with monkeypatch.context() as clock:
+        # the store stamps created_at with its own clock; subscribe at a chosen moment
+        clock.setattr(subscriber_store, "utcnow", lambda: subscribed)
+        daily, _ = add_subscriber(
+            runtime.store, "daily@example.org", ["widgets"], cadence="daily", timezone=ZONE
+        )
+    assert daily.created_at == subscribed
+    _feed(runtime, ["Sparse Widgets"])
+    assert _dispatch(runtime, first_slot - dt.timedelta(seconds=1)) == (0, 0)
+    assert _dispatch(runtime, first_slot + dt.timedelta(hours=5)) == (1, 1)  # down at 08:00
+    assert _dispatch(runtime, first_slot + dt.timedelta(hours=5)) == (0, 0)
+    after = runtime.store.subscriber_by_id(daily.id)
+    assert after is not None and after.last_slot_at == first_slot
