@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,9 +69,11 @@ class SystemdNotifier:
         if self._socket is None or self.address is None:
             return
         try:
-            self._socket.sendto("\n".join(states).encode(), self.address)
+            # Never wait: a receiver that does not read (its queue holds ~10 datagrams) must
+            # not hang the daemon, least of all on its way out.
+            self._socket.sendto("\n".join(states).encode(), socket.MSG_DONTWAIT, self.address)
         except OSError as exc:
-            log.warning("sd_notify failed error=%r", str(exc))
+            log.warning("sd_notify failed states=%s error=%r", ",".join(states), str(exc))
 
     def close(self) -> None:
         if self._socket is not None:
@@ -128,6 +131,7 @@ class Daemon:
         #: jobs running now
         self._busy: set[str] = set()
         self._shut_down = False
+        self._last_ping = -float("inf")
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={
@@ -311,14 +315,15 @@ class Daemon:
                 self.wake.clear()
                 if self.stopping.is_set():
                     break
-                self.tick(watchdog=watchdog is not None)
+                self.tick(watchdog=watchdog is not None, ping_every=watchdog or 0.0)
         finally:
             self.shutdown()
         return 0
 
-    def tick(self, *, watchdog: bool) -> None:
+    def tick(self, *, watchdog: bool, ping_every: float = 0.0) -> None:
         """One pass of the main loop: a requested reload, jobs brought forward, the status
-        file, then the watchdog ping. Only this thread touches the scheduler."""
+        file, then the watchdog ping (at most every `ping_every` seconds, however often
+        jobs wake the loop). Only this thread touches the scheduler."""
         if self.reload_requested.is_set():
             self.reload_requested.clear()
             self.notifier.notify("RELOADING=1")
@@ -334,12 +339,13 @@ class Daemon:
             for job_id, at in run_at.items():
                 self.scheduler.modify_job(job_id, next_run_time=at)
         self._write_status_file()
-        if not watchdog:
+        if not watchdog or time.monotonic() - self._last_ping < ping_every:
             return
         answers = self.runtime.store.ping()
         if answers:
             # Only while the database answers: a wedged database gets us restarted.
             self.notifier.notify("WATCHDOG=1")
+            self._last_ping = time.monotonic()
         elif self._database_answers:
             log.error("database not answering; watchdog not pinged")
             self._status("database not answering")

@@ -433,3 +433,36 @@ def test_a_wake_up_for_a_running_job_waits_until_it_finishes(
     daemon.tick(watchdog=False)
     assert daemon._run_at == {}
     _wait(lambda: len(calls) == 2, 5, "the second dispatch")
+
+
+def test_sd_notify_never_blocks_on_a_receiver_that_does_not_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full notify queue (about 10 datagrams) once hung the daemon in sendto, SIGTERM and
+    all. Messages that do not fit are dropped with a warning instead."""
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    deaf.bind(str(tmp_path / "deaf.sock"))
+    notifier = daemon_module.SystemdNotifier(str(tmp_path / "deaf.sock"))
+    try:
+        def flood() -> None:
+            for _ in range(2000):
+                notifier.notify("WATCHDOG=1")
+            notifier.notify("STOPPING=1")
+
+        sender = threading.Thread(target=flood, daemon=True)
+        sender.start()
+        sender.join(5)
+        assert not sender.is_alive(), "sd_notify blocked"
+        assert any("sd_notify failed states=" in r.getMessage() for r in caplog.records)
+        assert deaf.recv(100) == b"WATCHDOG=1"  # what fitted was delivered
+    finally:
+        notifier.close()
+        deaf.close()
+
+
+def test_watchdog_pings_are_spaced_however_often_the_loop_wakes(
+    daemon: Daemon, notify: Notifications
+) -> None:
+    for _ in range(5):
+        daemon.tick(watchdog=True, ping_every=60)
+    assert notify.poll().count("WATCHDOG=1") == 1

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,7 +68,8 @@ def _wait(predicate: Callable[[], object], timeout: float, what: str) -> object:
 
 
 class Notifications:
-    """The systemd side of sd_notify: a datagram socket that records every state."""
+    """The systemd side of sd_notify: a datagram socket read all the time, like PID 1 does
+    (its queue holds only about ten datagrams), recording every state."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -75,17 +77,37 @@ class Notifications:
         self.socket.bind(str(path))
         self.socket.settimeout(0.1)
         self.states: list[str] = []
+        self.lock = threading.Lock()
+        self.closed = threading.Event()
+        self.reader = threading.Thread(target=self._read, name="notify", daemon=True)
+        self.reader.start()
 
-    def poll(self) -> list[str]:
-        while True:
+    def _read(self) -> None:
+        while not self.closed.is_set():
             try:
                 data = self.socket.recv(4096)
             except (TimeoutError, BlockingIOError):
-                return self.states
-            self.states.extend(data.decode().splitlines())
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.states.extend(data.decode().splitlines())
+
+    def poll(self) -> list[str]:
+        with self.lock:
+            return list(self.states)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.states.clear()
 
     def seen(self, state: str) -> bool:
         return state in self.poll()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.reader.join(2)
+        self.socket.close()
 
 
 @pytest.fixture
@@ -203,7 +225,7 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         assert notify.seen("STOPPING=1")
 
         # Restart: everything is already done; no second e-mail.
-        notify.states.clear()
+        notify.clear()
         daemon = start()
         _wait(lambda: notify.seen("READY=1"), 30, "READY=1 after restart")
         time.sleep(3)
@@ -223,6 +245,7 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+        notify.close()
         print(log_path.read_text() if log_path.exists() else "")
 
 
