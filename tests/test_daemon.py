@@ -198,7 +198,10 @@ def test_reload_applies_a_good_config_and_refuses_a_broken_one(
     _write_config(config_path, tmp_path, port=port, templates=templates)
     daemon.reload()
     assert daemon.runtime is running
-    assert f"template {digest_html} line {broken_lines}" in caplog.records[-1].getMessage()
+    # (jobs log from their own threads meanwhile: look at every record, not the last)
+    assert any(
+        f"template {digest_html} line {broken_lines}" in r.getMessage() for r in caplog.records
+    )
 
     # A good one, through the main loop as SIGHUP drives it: new topic, new scan interval.
     new_topic = '[[topics]]\nslug = "agents"\nname = "Agents"\nquery = "agent*"\n'
@@ -374,6 +377,7 @@ def test_status_shows_what_was_ingested_counts_and_next_runs(
     shutil.copy(seed_files[0], daemon.config.paths.seeds_dir)
     daemon.start()
     _wait(lambda: daemon.runtime.store.count_papers() > 0, 10, "the first scan")
+    _wait(lambda: daemon.last_status.get("message"), 10, "a STATUS message")
     daemon.tick(watchdog=False)
     common = ["--config", str(config_path)]
 
