@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
 import digestd.daemon as daemon_module
 import digestd.ingest as ingest_module
@@ -322,14 +323,19 @@ def test_a_port_in_use_fails_start_up_without_ready(
 def test_a_batch_brings_dispatch_forward_through_the_main_loop(
     daemon: Daemon, seed_files: list[Path]
 ) -> None:
+    finished: list[str] = []
+    daemon.scheduler.add_listener(
+        lambda event: finished.append(event.job_id), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
+    )
     daemon.start()
 
     def next_run(job_id: str) -> float:
         at = daemon.scheduler.get_job(job_id).next_run_time
         return at.timestamp() - time.time() if at else 0.0
 
-    # Once the start-up runs are over, both jobs are a minute away.
-    _wait(lambda: next_run("scan") > 30 and next_run("dispatch") > 30, 10, "start-up runs")
+    # Once the start-up runs are over (not merely submitted), both jobs are a minute away.
+    _wait(lambda: {"scan", "dispatch"} <= set(finished), 10, "start-up runs")
+    assert next_run("scan") > 30 and next_run("dispatch") > 30
     shutil.copy(seed_files[0], daemon.config.paths.seeds_dir)
     daemon.scan()
     assert "dispatch" in daemon._run_at

@@ -44,7 +44,7 @@ def _outbox(path: Path) -> list[email.message.EmailMessage]:
             email.message_from_bytes(m.as_bytes(), policy=email.policy.default)  # type: ignore[misc]
             for m in mailbox.Maildir(path, factory=None, create=False)
         ]
-    except FileNotFoundError:  # not there yet, or its cur/ and new/ still being made
+    except (FileNotFoundError, mailbox.NoSuchMailboxError):  # not there yet, or half made
         return []
 
 
