@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import threading
@@ -80,6 +81,48 @@ class SystemdNotifier:
             self._socket.close()
 
 
+class Waker:
+    """Wakes the main loop from a job thread or a signal handler: a byte down a pipe.
+
+    Not a threading.Event: its set() takes a lock, and a signal handler calling it while the
+    main thread was inside that Event's wait() or clear() waited on its own thread forever.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._closed = False
+
+    def set(self) -> None:
+        if self._closed:  # its descriptor number may belong to another file by now
+            return
+        try:
+            os.write(self._write, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full: the loop is woken already
+        except OSError:
+            pass  # closed at shutdown
+
+    def is_set(self) -> bool:
+        return self.wait(0)
+
+    def wait(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self._read], [], [], timeout)
+        return bool(ready)
+
+    def clear(self) -> None:
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self._read)
+            os.close(self._write)
+
+
 def check_templates(directory: Path) -> None:
     """Parse every template under `directory`; raise ConfigError naming the first broken one.
 
@@ -118,10 +161,16 @@ class Daemon:
         self.config_path = config_path
         self.runtime = Runtime.open(config)
         self.notifier = SystemdNotifier()
+        #: set once the daemon is on its way out; jobs check it between dumps
         self.stopping = threading.Event()
-        self.reload_requested = threading.Event()
+        # Written by signal handlers, which must take no lock (see Waker): a flag only ever
+        # set, and a counter only they (and request_reload) move.
+        self._stop_requested = False
+        self._reloads_requested = 0
+        self._reloads_done = 0
+        self._signals: list[str] = []
         #: set by signal handlers so the main loop acts at once
-        self.wake = threading.Event()
+        self.wake = Waker()
         self.last_status: dict[str, str] = {}
         # Guards _run_at and _busy, which job threads fill and the main loop reads.
         self._lock = threading.Lock()
@@ -313,6 +362,10 @@ class Daemon:
                 # At least every 5 s: the status file's next run times stay fresh.
                 self.wake.wait(min(watchdog or 5.0, 5.0))
                 self.wake.clear()
+                while self._signals:
+                    log.info("signal=%s", self._signals.pop(0))
+                if self._stop_requested:
+                    self.stopping.set()
                 if self.stopping.is_set():
                     break
                 self.tick(watchdog=watchdog is not None, ping_every=watchdog or 0.0)
@@ -324,8 +377,9 @@ class Daemon:
         """One pass of the main loop: a requested reload, jobs brought forward, the status
         file, then the watchdog ping (at most every `ping_every` seconds, however often
         jobs wake the loop). Only this thread touches the scheduler."""
-        if self.reload_requested.is_set():
-            self.reload_requested.clear()
+        if self._reloads_requested != self._reloads_done:
+            # A SIGHUP landing between these two lines is not lost: the counts differ again.
+            self._reloads_done = self._reloads_requested
             self.notifier.notify("RELOADING=1")
             self.reload()
             self.notifier.notify("READY=1")
@@ -365,18 +419,30 @@ class Daemon:
         self._write_status_file()
         self.runtime.close()
         self.notifier.close()
+        self.wake.close()
         log.info("stopped")
 
+    def request_stop(self) -> None:
+        """Ask the main loop to stop. Takes no lock: safe in a signal handler."""
+        self._stop_requested = True
+        self.wake.set()
+
+    def request_reload(self) -> None:
+        """Ask the main loop to reload. Takes no lock: safe in a signal handler."""
+        self._reloads_requested += 1
+        self.wake.set()
+
     def install_signal_handlers(self) -> None:
+        # The handlers run in the main thread between two bytecodes, possibly while it holds
+        # a lock (inside Event.clear(), a logging call, ...): they only set flags and write
+        # to the wake-up pipe; the main loop logs and acts.
         def stop(signum: int, _frame: Any) -> None:
-            log.info("signal=%s", signal.Signals(signum).name)
-            self.stopping.set()
-            self.wake.set()
+            self._signals.append(signal.Signals(signum).name)
+            self.request_stop()
 
         def hup(_signum: int, _frame: Any) -> None:
-            log.info("signal=SIGHUP")
-            self.reload_requested.set()
-            self.wake.set()
+            self._signals.append("SIGHUP")
+            self.request_reload()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

@@ -155,7 +155,8 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         assert added.returncode == 0, added.stderr
 
     notify = Notifications(tmp_path / "notify.sock")
-    env.update(NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="1000000")
+    # PYTHONFAULTHANDLER: a daemon that hangs dumps its threads on SIGABRT (see finally)
+    env.update(NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="1000000", PYTHONFAULTHANDLER="1")
     log_path = tmp_path / "daemon.log"
 
     def start() -> subprocess.Popen[bytes]:
@@ -209,12 +210,12 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         good = config.read_text()
         config.write_text(good + "\n[http]\nnonsense = 1\n")
         daemon.send_signal(signal.SIGHUP)
-        _wait(lambda: "reload refused" in log_path.read_text(), 10, "reload refused")
+        _wait(lambda: "reload refused" in log_path.read_text(), 30, "reload refused")
         assert daemon.poll() is None
         # A good one with a new topic: applied without a restart.
         config.write_text(good + NEW_TOPIC)
         daemon.send_signal(signal.SIGHUP)
-        _wait(lambda: "reloaded" in log_path.read_text(), 10, "reloaded")
+        _wait(lambda: "reloaded" in log_path.read_text(), 30, "reloaded")
         assert _get(f"{base}/healthz") == 200
         topics = json.loads(cli("topics", "list", "--json").stdout)
         assert "agents" in {t["slug"] for t in topics}
@@ -243,8 +244,12 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         assert len(sink.messages) == 2
     finally:
         if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+            daemon.send_signal(signal.SIGABRT)  # where it hangs, into the log printed below
+            try:
+                daemon.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
         notify.close()
         print(log_path.read_text() if log_path.exists() else "")
 

@@ -79,8 +79,7 @@ def test_the_quick_start_works_end_to_end(
         assert len(feed.entries) > 0
         assert (tmp_path / "var" / "feeds").is_dir()
     finally:
-        daemon.stopping.set()
-        daemon.wake.set()
+        daemon.request_stop()
         loop.join(30)
     assert not loop.is_alive()
 
