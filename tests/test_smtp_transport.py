@@ -584,3 +584,17 @@ def test_a_server_that_stalls_after_data_times_out_and_is_left(
     _send_timed(transport)
     transport.close()
     assert (transport.connections, server.accepted) == (2, 2)
+
+
+@pytest.mark.parametrize("host", ["smtp.example.org", "192.0.2.10"])
+def test_a_login_in_clear_over_the_network_is_refused(host: str) -> None:
+    settings = SmtpConfig(host=host, port=25, security="none", username=USER)
+    with pytest.raises(ConfigError, match="unencrypted") as caught:
+        SmtpTransport(settings, environ={PASSWORD_ENV: PASSWORD})
+    assert PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_a_login_in_clear_to_a_local_relay_is_allowed(host: str) -> None:
+    settings = SmtpConfig(host=host, port=25, security="none", username=USER)
+    SmtpTransport(settings, environ={PASSWORD_ENV: PASSWORD}).close()

@@ -16,6 +16,7 @@ before TLS is up, and the certificate is verified against `smtp.ca_file` or the 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import smtplib
@@ -45,6 +46,15 @@ def _reply(code: int, message: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}"
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _by_code(code: int, what: str) -> DeliveryError:
     if 500 <= code < 600:
         return PermanentDeliveryError(what)
@@ -63,6 +73,13 @@ class SmtpTransport:
             raise ConfigError(
                 "smtp.username or the SMTP password holds non-ASCII characters, which "
                 "smtplib cannot send in AUTH; use an ASCII password"
+            )
+        if settings.username and settings.security == "none" and not _is_loopback(settings.host):
+            # smtplib would send AUTH PLAIN over the open network: the password in clear.
+            raise ConfigError(
+                f"smtp.username is set but smtp.security is 'none': the password would cross "
+                f"the network to {settings.host} unencrypted; set smtp.security to 'starttls' "
+                "or 'tls' (only a relay on this machine may take a login in clear)"
             )
         # Built once: loading the trust store per connection is slow, and a bad ca_file is a
         # configuration error, not something to retry message by message.
