@@ -249,14 +249,14 @@ class Daemon:
 
         now = dt.datetime.now(dt.UTC)
         planned = plan_digests(self.runtime, now)
-        sent = send_pending(self.runtime, now)
+        sent = send_pending(self.runtime, now, should_stop=self.stopping.is_set)
         self._status(f"dispatch: {planned}; {sent}")
 
     def retry(self) -> None:
         """Send deliveries whose retry time has come (temporary failures)."""
         from digestd.delivery import send_pending
 
-        send_pending(self.runtime, dt.datetime.now(dt.UTC))
+        send_pending(self.runtime, dt.datetime.now(dt.UTC), should_stop=self.stopping.is_set)
 
     def housekeeping(self) -> None:
         """Trim the SQLite write-ahead log; forget sign-ups never confirmed in time."""

@@ -543,3 +543,28 @@ def test_cli_digest_preview_and_send(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert len(list(mailbox.Maildir(tmp_path / "var" / "outbox", create=False))) == 1
     assert cli.main(["digest", "send", *common]) == 0
     assert "0 sent" in capsys.readouterr().out
+
+
+def test_a_stop_request_sends_no_more_and_gives_the_claim_back(runtime: Runtime) -> None:
+    """A daemon told to stop finishes the message in hand, not the rest of its claim."""
+    for name in ("ada", "bob", "cy", "dee"):
+        _subscribe(runtime, f"{name}@example.org")
+    _feed(runtime, ["Sparse Widgets"])
+    now = _now()
+    outbox = runtime.config.outbox_dir
+
+    def delivered() -> int:
+        return len(list(mailbox.Maildir(outbox, create=False))) if outbox.exists() else 0
+
+    # Stop once two messages are out: asked before each message, as the daemon's flag is.
+    first = _deliver(runtime, now, should_stop=lambda: delivered() >= 2)
+    assert (first.sent, first.deferred) == (2, 2)
+    rows = runtime.store.deliveries()
+    assert sorted(r.status for r in rows) == ["pending", "pending", "sent", "sent"]
+    # Given back, not left to a lease: the next run (at the same moment) sends the rest.
+    second = send_pending(runtime, now)
+    assert second.sent == 2
+    assert delivered() == 4
+    assert sorted({m["To"] for m in mailbox.Maildir(outbox, create=False)}) == [
+        f"{name}@example.org" for name in ("ada", "bob", "cy", "dee")
+    ]

@@ -231,12 +231,15 @@ def send_pending(
     *,
     transport: Transport | None = None,
     dry_run: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> SendReport:
     """Claim the deliveries that are due (new, or retries whose time has come) and send them.
 
     Only active subscribers are sent to; rows of unconfirmed, paused or unsubscribed ones are
     settled as failed. `transport` defaults to the configured one (closed at the end). With
     `dry_run` nothing is claimed, rendered or sent; the report lists what would be sent.
+    `should_stop` is asked before each message: a daemon being stopped sends no more and
+    gives the rest of its claim back at once, so no one waits for a lease to run out.
     """
     store = runtime.store
     report = SendReport()
@@ -262,7 +265,7 @@ def send_pending(
         # `now` moved on by the time spent, so long runs take fresh leases and backoffs.
         return now + dt.timedelta(seconds=time.monotonic() - started)
 
-    sender = _Sender(runtime, transport, composer, clock, report)
+    sender = _Sender(runtime, transport, composer, clock, report, should_stop)
     try:
         sender.run()
     finally:
@@ -278,7 +281,9 @@ class _Sender:
     def __init__(
         self, runtime: Runtime, transport: Transport, composer: Composer,
         clock: Callable[[], dt.datetime], report: SendReport,
+        should_stop: Callable[[], bool] = lambda: False,
     ):
+        self.should_stop = should_stop
         self.store = runtime.store
         self.config = runtime.config
         self.transport = transport
@@ -291,13 +296,16 @@ class _Sender:
     def run(self) -> None:
         lease = _lease_for(self.config.smtp.timeout)
         consecutive = 0
-        while True:
+        while not self.should_stop():
             claimed = self.store.claim_deliveries(self.clock(), lease=lease, limit=CLAIM_BATCH)
             if not claimed:
                 return
             done = 0
             try:
                 for item in claimed:
+                    if self.should_stop():
+                        log.info("stopping: the rest of the claimed digests are given back")
+                        return
                     outcome = self.deliver(item)
                     done += 1
                     consecutive = consecutive + 1 if outcome == "retry" else 0
