@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from digestd.store import Store
+
+from support import POSTGRES_ENV, postgres_schema
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "samples" / "seeds"
 SEED_FILES = sorted(SEEDS.glob("*.txt"))
-POSTGRES_ENV = "DIGESTD_TEST_POSTGRES_URL"
-POSTGRES_HINT = (
-    f"PostgreSQL tests need {POSTGRES_ENV}, e.g. "
-    f"{POSTGRES_ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test make test "
-    "(.ci/run sets it)"
-)
 
 
 @pytest.fixture(autouse=True)
@@ -38,28 +31,11 @@ def seed_files() -> list[Path]:
     return SEED_FILES
 
 
-def _postgres_url() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(POSTGRES_HINT)
-    return url
-
-
 @pytest.fixture
 def postgres_schema_url() -> Iterator[str]:
     """A URL whose connections use a schema of their own, dropped after the test."""
-    base = make_url(_postgres_url())
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -20,11 +20,12 @@ import pytest
 
 from digestd.config import Config, HttpConfig, MailConfig, PathsConfig, TopicConfig
 from digestd.delivery import plan_digests, send_pending
-from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.store import subscribers as subscriber_store
 from digestd.subscribers import add_subscriber
+
+from support import feed_titles
 
 ZONE = "Europe/Berlin"
 TOPICS = (
@@ -51,22 +52,6 @@ def runtime(store: Store, tmp_path: Path) -> Iterator[Runtime]:
 def _restart(runtime: Runtime, database_url: str) -> Runtime:
     """A new process on the same database: nothing carried over in memory."""
     return Runtime.open(runtime.config, store=Store.open(database_url))
-
-
-_dumps = iter(range(10**6))
-
-
-def _feed(runtime: Runtime, titles: list[str]) -> None:
-    blocks = ["new", "Get trending papers in your email inbox!", "Subscribe", "Daily Papers",
-              "byAK and the research community", "Mar 10"]
-    for title in titles:
-        blocks += [title, f"We study {title.lower()} at scale.", "  • 3 authors\n·\nMar 5 7"]
-    directory = runtime.config.paths.data_dir.parent / "dumps"
-    directory.mkdir(exist_ok=True)
-    path = directory / f"{next(_dumps):04d}.txt"
-    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-    report = ingest_paths(runtime.store, [path], classify=runtime.classify)
-    assert report.dumps[0].status == "ingested", report.dumps[0].error
 
 
 def _dispatch(runtime: Runtime, now: dt.datetime) -> tuple[int, int]:
@@ -106,7 +91,7 @@ def test_a_slot_missed_while_down_is_sent_once_on_the_next_start(
     quiet, _ = add_subscriber(
         runtime.store, "quiet@example.org", ["gadgets"], cadence="daily", timezone=ZONE
     )
-    _feed(runtime, ["Sparse Widgets", "Widget Routing"])
+    feed_titles(runtime, ["Sparse Widgets", "Widget Routing"])
 
     first_day = _first_day(daily.created_at)
     slot = _eight_local(first_day)
@@ -131,7 +116,7 @@ def test_a_slot_missed_while_down_is_sent_once_on_the_next_start(
     assert len(_outbox(runtime)) == 1
 
     # New papers; the next day's slot brings exactly one more digest, with only those.
-    _feed(runtime, ["Widgets Revisited"])
+    feed_titles(runtime, ["Widgets Revisited"])
     assert _dispatch(runtime, next_day_slot - dt.timedelta(seconds=1)) == (0, 0)
     assert _dispatch(runtime, next_day_slot) == (1, 1)
     assert _dispatch(runtime, next_day_slot + dt.timedelta(minutes=1)) == (0, 0)
@@ -153,8 +138,8 @@ def test_downtime_over_several_slots_sends_one_digest(runtime: Runtime, database
         runtime.store, "daily@example.org", ["widgets"], cadence="daily", timezone=ZONE
     )
     first_day = _first_day(daily.created_at)
-    _feed(runtime, ["Sparse Widgets"])
-    _feed(runtime, ["Widget Routing"])
+    feed_titles(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Widget Routing"])
 
     # Down for three days' slots; the first run afterwards sends one digest, not three.
     back = _eight_local(first_day + dt.timedelta(days=2)) + dt.timedelta(hours=2)
@@ -180,7 +165,7 @@ def test_a_planned_digest_interrupted_before_sending_is_sent_after_restart(
     daily, _ = add_subscriber(
         runtime.store, "daily@example.org", ["widgets"], cadence="daily", timezone=ZONE
     )
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     slot = _eight_local(_first_day(daily.created_at))
     assert plan_digests(runtime, slot).planned == 1  # ... and the process died here
     runtime.close()
@@ -215,7 +200,7 @@ def test_the_first_slot_after_subscribing_is_caught_up_once(
             runtime.store, "daily@example.org", ["widgets"], cadence="daily", timezone=ZONE
         )
     assert daily.created_at == subscribed
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     assert _dispatch(runtime, first_slot - dt.timedelta(seconds=1)) == (0, 0)
     assert _dispatch(runtime, first_slot + dt.timedelta(hours=5)) == (1, 1)  # down at 08:00
     assert _dispatch(runtime, first_slot + dt.timedelta(hours=5)) == (0, 0)

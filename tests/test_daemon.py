@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from digestd.daemon import MISFIRE_GRACE, Daemon
 from digestd.errors import DigestdError
 from digestd.subscribers import add_subscriber
 
+from support import free_port, wait_for
+
 REPO = Path(__file__).resolve().parents[1]
 
 TOPICS = """
@@ -37,22 +39,6 @@ slug = "kv-cache"
 name = "KV cache"
 query = '"kv cache" OR kv-cache'
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(predicate: Callable[[], object], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Notifications:
@@ -101,7 +87,7 @@ def config_path(tmp_path: Path) -> Path:
     (tmp_path / "var").mkdir()
     (tmp_path / "seeds").mkdir()
     path = tmp_path / "digestd.toml"
-    _write_config(path, tmp_path, port=_free_port())
+    _write_config(path, tmp_path, port=free_port())
     return path
 
 
@@ -123,7 +109,7 @@ def test_jobs_coalesce_never_overlap_and_tolerate_misfires(
         assert job.max_instances == 1, job.id
         assert job.misfire_grace_time == MISFIRE_GRACE > 0, job.id
     assert jobs["scan"].trigger.interval.total_seconds() == 60
-    _wait(lambda: "READY=1" in notify.poll(), 5, "READY=1")
+    wait_for(lambda: "READY=1" in notify.poll(), 5, "READY=1")
     daemon.shutdown()
     assert "STOPPING=1" in notify.poll()
     assert not daemon.scheduler.running
@@ -133,7 +119,7 @@ def test_a_job_that_raises_is_logged_with_its_cause_and_the_daemon_goes_on(
     config_path: Path, tmp_path: Path, notify: Notifications, seed_files: list[Path],
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _write_config(config_path, tmp_path, port=_free_port(), scan_interval=0.2)
+    _write_config(config_path, tmp_path, port=free_port(), scan_interval=0.2)
     shutil.copy(seed_files[0], tmp_path / "seeds")
     real = daemon_module.ingest_and_publish
     calls = []
@@ -151,7 +137,7 @@ def test_a_job_that_raises_is_logged_with_its_cause_and_the_daemon_goes_on(
     try:
         daemon.start()
         # The next scan runs on schedule and ingests the dump.
-        _wait(lambda: daemon.runtime.store.count_papers() > 0, 10, "the second scan")
+        wait_for(lambda: daemon.runtime.store.count_papers() > 0, 10, "the second scan")
         assert daemon.scheduler.running
         failures = [r for r in caplog.records if r.getMessage().startswith("job failed")]
         assert len(failures) == 1
@@ -160,7 +146,7 @@ def test_a_job_that_raises_is_logged_with_its_cause_and_the_daemon_goes_on(
         assert failure.getMessage() == "job failed job=scan error='seeds volume went away'"
         assert failure.exc_info is not None and isinstance(failure.exc_info[1], OSError)
         assert "STATUS=scan failed: seeds volume went away" in notify.poll()
-        _wait(lambda: any(s.startswith("STATUS=scan: 1 dumps ingested") for s in notify.poll()),
+        wait_for(lambda: any(s.startswith("STATUS=scan: 1 dumps ingested") for s in notify.poll()),
               5, "the scan's STATUS line")
     finally:
         daemon.shutdown()
@@ -263,9 +249,9 @@ def test_signals_reload_and_stop_the_main_loop(
 
     def operator() -> None:
         try:
-            _wait(lambda: "READY=1" in notify.poll(), 10, "READY=1")
+            wait_for(lambda: "READY=1" in notify.poll(), 10, "READY=1")
             os.kill(os.getpid(), signal.SIGHUP)
-            _wait(lambda: "STATUS=configuration reloaded" in notify.poll(), 10, "the reload")
+            wait_for(lambda: "STATUS=configuration reloaded" in notify.poll(), 10, "the reload")
         except AssertionError as exc:
             problems.append(str(exc))
         finally:
@@ -297,7 +283,7 @@ def test_a_storm_of_signals_never_wedges_the_daemon(tmp_path: Path) -> None:
     (tmp_path / "var").mkdir()
     (tmp_path / "seeds").mkdir()
     config = tmp_path / "digestd.toml"
-    _write_config(config, tmp_path, port=_free_port())
+    _write_config(config, tmp_path, port=free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGESTD_", "NOTIFY_"))}
     env.update(DIGESTD_CONFIG=str(config), WATCHDOG_USEC="20000", WATCHDOG_PID="")
     log_path = tmp_path / "daemon.log"
@@ -307,7 +293,7 @@ def test_a_storm_of_signals_never_wedges_the_daemon(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL, stderr=log_file,
         )
     try:
-        _wait(lambda: "started" in log_path.read_text(), 30, "the daemon to start")
+        wait_for(lambda: "started" in log_path.read_text(), 30, "the daemon to start")
         for _ in range(300):
             process.send_signal(signal.SIGHUP)
             time.sleep(0.002)
@@ -374,7 +360,7 @@ def test_a_batch_brings_dispatch_forward_through_the_main_loop(
         return at.timestamp() - time.time() if at else 0.0
 
     # Once the start-up runs are over (not merely submitted), both jobs are a minute away.
-    _wait(lambda: {"scan", "dispatch"} <= set(finished), 10, "start-up runs")
+    wait_for(lambda: {"scan", "dispatch"} <= set(finished), 10, "start-up runs")
     assert next_run("scan") > 30 and next_run("dispatch") > 30
     shutil.copy(seed_files[0], daemon.config.paths.seeds_dir)
     daemon.scan()
@@ -383,7 +369,7 @@ def test_a_batch_brings_dispatch_forward_through_the_main_loop(
     daemon.tick(watchdog=False)
     assert daemon._run_at == {}
     # brought forward to now: it runs at once and is then a minute away again
-    _wait(lambda: next_run("dispatch") > 30 and daemon.last_status["message"].startswith(
+    wait_for(lambda: next_run("dispatch") > 30 and daemon.last_status["message"].startswith(
         "dispatch"), 10, "dispatch to run")
 
 
@@ -407,7 +393,7 @@ def test_stopping_while_a_job_finishes_does_not_deadlock(
     assert ingested.wait(10)
     stopper = threading.Thread(target=daemon.shutdown)
     stopper.start()
-    _wait(lambda: not daemon.scheduler.running, 5, "the stop to begin")
+    wait_for(lambda: not daemon.scheduler.running, 5, "the stop to begin")
     time.sleep(0.2)  # now inside scheduler.shutdown(wait=True), holding its locks
     release.set()
     stopper.join(15)
@@ -422,8 +408,8 @@ def test_status_shows_what_was_ingested_counts_and_next_runs(
     add_subscriber(daemon.runtime.store, "ada@example.org", ["kv-cache"], cadence="daily")
     shutil.copy(seed_files[0], daemon.config.paths.seeds_dir)
     daemon.start()
-    _wait(lambda: daemon.runtime.store.count_papers() > 0, 10, "the first scan")
-    _wait(lambda: daemon.last_status.get("message"), 10, "a STATUS message")
+    wait_for(lambda: daemon.runtime.store.count_papers() > 0, 10, "the first scan")
+    wait_for(lambda: daemon.last_status.get("message"), 10, "a STATUS message")
     daemon.tick(watchdog=False)
     common = ["--config", str(config_path)]
 
@@ -479,10 +465,10 @@ def test_a_wake_up_for_a_running_job_waits_until_it_finishes(
     daemon.tick(watchdog=False)
     assert "dispatch" in daemon._run_at  # kept while the job runs
     release.set()
-    _wait(daemon.wake.is_set, 5, "the finished job to wake the main loop")
+    wait_for(daemon.wake.is_set, 5, "the finished job to wake the main loop")
     daemon.tick(watchdog=False)
     assert daemon._run_at == {}
-    _wait(lambda: len(calls) == 2, 5, "the second dispatch")
+    wait_for(lambda: len(calls) == 2, 5, "the second dispatch")
 
 
 def test_sd_notify_never_blocks_on_a_receiver_that_does_not_read(

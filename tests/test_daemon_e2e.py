@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from digestd.parse import decode_dump, paper_key, parse_dump
+
+from support import free_port, wait_for
 
 TOPICS = """
 [[topics]]
@@ -49,22 +51,6 @@ class Sink:
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         self.messages.append((list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Notifications:
@@ -113,7 +99,7 @@ class Notifications:
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[Sink, int]]:
     sink = Sink()
-    port = _free_port()
+    port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -124,7 +110,7 @@ def smtp_sink() -> Iterator[tuple[Sink, int]]:
 
 def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
     sink, smtp_port = smtp_sink
-    http_port = _free_port()
+    http_port = free_port()
     seeds, data = tmp_path / "seeds", tmp_path / "var"
     seeds.mkdir()
     config = tmp_path / "digestd.toml"
@@ -168,9 +154,9 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
 
     daemon = start()
     try:
-        _wait(lambda: notify.seen("READY=1"), 30, "READY=1")
+        wait_for(lambda: notify.seen("READY=1"), 30, "READY=1")
         base = f"http://127.0.0.1:{http_port}"
-        _wait(lambda: _get(f"{base}/healthz") == 200, 10, "/healthz")
+        wait_for(lambda: _get(f"{base}/healthz") == 200, 10, "/healthz")
 
         # A slow copy: written in pieces, each refreshing the mtime, under the final name.
         sample = seed_files[4].read_bytes()
@@ -183,17 +169,17 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         keys = {paper_key(p.title) for p in parse_dump(decode_dump(sample)).papers}
         expected = len(keys)
 
-        papers = _wait(lambda: _papers_when(cli, expected), 30, f"{expected} papers")
+        papers = wait_for(lambda: _papers_when(cli, expected), 30, f"{expected} papers")
         # Stored once each, and nothing from a half-written file (a cut title would be extra).
         assert len(papers) == expected
         assert {paper_key(p["title"]) for p in papers} == keys
         # The scan saw the file while it was being written and left it for later.
         assert any(s.startswith("STATUS=scan: 0 dumps ingested") and "1 deferred" in s
                    for s in notify.poll())
-        feed = _wait(lambda: _feed_entries(f"{base}/feeds/all.atom"), 15, "the feed")
+        feed = wait_for(lambda: _feed_entries(f"{base}/feeds/all.atom"), 15, "the feed")
         assert feed > 0
 
-        _wait(lambda: len(sink.messages) >= 2, 20, "the immediate digests")
+        wait_for(lambda: len(sink.messages) >= 2, 20, "the immediate digests")
         time.sleep(2)  # room for a wrong second message to show up
         recipients = [rcpt for rcpts, _ in sink.messages for rcpt in rcpts]
         # one message each, to the matching immediate subscribers only
@@ -202,7 +188,7 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert "new paper" in message["Subject"]
 
-        assert _wait(lambda: notify.seen("WATCHDOG=1"), 10, "WATCHDOG=1")
+        assert wait_for(lambda: notify.seen("WATCHDOG=1"), 10, "WATCHDOG=1")
         # STATUS= says what it did last
         assert any(s.startswith("STATUS=dispatch: planned=") for s in notify.poll())
 
@@ -210,12 +196,12 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         good = config.read_text()
         config.write_text(good + "\n[http]\nnonsense = 1\n")
         daemon.send_signal(signal.SIGHUP)
-        _wait(lambda: "reload refused" in log_path.read_text(), 30, "reload refused")
+        wait_for(lambda: "reload refused" in log_path.read_text(), 30, "reload refused")
         assert daemon.poll() is None
         # A good one with a new topic: applied without a restart.
         config.write_text(good + NEW_TOPIC)
         daemon.send_signal(signal.SIGHUP)
-        _wait(lambda: "reloaded" in log_path.read_text(), 30, "reloaded")
+        wait_for(lambda: "reloaded" in log_path.read_text(), 30, "reloaded")
         assert _get(f"{base}/healthz") == 200
         topics = json.loads(cli("topics", "list", "--json").stdout)
         assert "agents" in {t["slug"] for t in topics}
@@ -228,7 +214,7 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         # Restart: everything is already done; no second e-mail.
         notify.clear()
         daemon = start()
-        _wait(lambda: notify.seen("READY=1"), 30, "READY=1 after restart")
+        wait_for(lambda: notify.seen("READY=1"), 30, "READY=1 after restart")
         time.sleep(3)
         assert len(sink.messages) == 2
         status = cli("status", "--json")

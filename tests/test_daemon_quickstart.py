@@ -6,12 +6,8 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
-import socket
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import feedparser
 import httpx
@@ -21,21 +17,7 @@ from digestd import quickstart
 from digestd.config import load_config
 from digestd.daemon import Daemon
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(predicate: Callable[[], object], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from support import free_port, wait_for
 
 
 def _outbox(path: Path) -> list[email.message.EmailMessage]:
@@ -53,7 +35,7 @@ def test_the_quick_start_works_end_to_end(
 ) -> None:
     # A fresh checkout's working directory, on the built-in defaults; only the port is ours.
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DIGESTD_HTTP_ADDRESS", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("DIGESTD_HTTP_ADDRESS", f"127.0.0.1:{free_port()}")
     done = quickstart.prepare(None)
     assert any("sample dumps" in line for line in done)
     assert any(quickstart.DEMO_ADDRESS in line for line in done)
@@ -67,7 +49,7 @@ def test_the_quick_start_works_end_to_end(
     loop.start()
     try:
         outbox = tmp_path / "var" / "outbox"
-        (digest,) = _wait(lambda: _outbox(outbox), 30, "the demo digest in var/outbox")
+        (digest,) = wait_for(lambda: _outbox(outbox), 30, "the demo digest in var/outbox")
         assert digest["To"].addresses[0].addr_spec == quickstart.DEMO_ADDRESS
         assert "new papers" in digest["Subject"]
         assert daemon.runtime.store.count_papers() == 444

@@ -8,7 +8,6 @@ import datetime as dt
 import email
 import email.policy
 import mailbox
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,10 +29,11 @@ from digestd.config import (
 from digestd.delivery import ledger, plan_digests, send_pending
 from digestd.delivery.smtp import SmtpTransport
 from digestd.digest import render as render_module
-from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.subscribers import add_subscriber
+
+from support import feed_titles, free_port
 
 TOPICS = (
     TopicConfig("widgets", "Widgets", "widget*"),
@@ -88,16 +88,10 @@ class Sink:
         return sorted(r for rcpts, _ in self.messages for r in rcpts)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def sink() -> Iterator[tuple[Sink, int]]:
     handler = Sink()
-    port = _free_port()
+    port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -138,23 +132,6 @@ def _use_smtp(runtime: Runtime, port: int) -> None:
     runtime.config = _config(runtime.config.paths.data_dir.parent, port=port)
 
 
-_dumps = iter(range(10**6))
-
-
-def _feed(runtime: Runtime, titles: list[str]) -> None:
-    """Ingest a card-layout dump holding these titles (abstracts mention the title's words)."""
-    blocks = ["new", "Get trending papers in your email inbox!", "Subscribe", "Daily Papers",
-              "byAK and the research community", "Mar 10"]
-    for title in titles:
-        blocks += [title, f"We study {title.lower()} at scale.", "  • 3 authors\n·\nMar 5 7"]
-    directory = runtime.config.paths.data_dir.parent / "dumps"
-    directory.mkdir(exist_ok=True)
-    path = directory / f"{next(_dumps):04d}.txt"
-    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-    report = ingest_paths(runtime.store, [path], classify=runtime.classify)
-    assert report.dumps[0].status == "ingested", report.dumps[0].error
-
-
 def _subscribe(runtime: Runtime, address: str, topics=("widgets",), **kwargs):  # type: ignore[no-untyped-def]
     record, _ = add_subscriber(
         runtime.store, address, list(topics), cadence=kwargs.pop("cadence", "immediate"), **kwargs
@@ -181,7 +158,7 @@ def test_messages_arrive_complete_over_one_connection(runtime: Runtime, sink) ->
     ada = _subscribe(runtime, "ada@example.org", ["widgets", "gadgets"], name="Ada Lovelace")
     _subscribe(runtime, "bob@example.org", ["gadgets"])
     _subscribe(runtime, "cy@example.org", ["widgets"])
-    _feed(runtime, ["Widget Gadget Fusion", "Sparse Widgets", "Gadgets at Scale"])
+    feed_titles(runtime, ["Widget Gadget Fusion", "Sparse Widgets", "Gadgets at Scale"])
 
     transport = SmtpTransport(runtime.config.smtp)
     report = _deliver(runtime, transport=transport)
@@ -218,7 +195,7 @@ def test_hostile_titles_are_escaped_and_add_no_header(runtime: Runtime, sink) ->
     server, port = sink
     _use_smtp(runtime, port)
     _subscribe(runtime, "ada@example.org")
-    _feed(runtime, [
+    feed_titles(runtime, [
         "<script>alert(1)</script> ]]> Widgets",
         "Widgets\rBcc: evil@example.com",
     ])
@@ -237,7 +214,7 @@ def test_a_4xx_is_retried_after_the_backoff(runtime: Runtime, sink) -> None:
     server, port = sink
     _use_smtp(runtime, port)
     ada = _subscribe(runtime, "ada@example.org")
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     server.temporary_failures = 1
     now = _now()
 
@@ -261,7 +238,7 @@ def test_temporary_failures_give_up_after_max_attempts(runtime: Runtime, sink) -
     server, port = sink
     _use_smtp(runtime, port)
     ada = _subscribe(runtime, "ada@example.org")
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     server.temporary_failures = 99
     now = _now()
     _deliver(runtime, now)
@@ -285,7 +262,7 @@ def test_a_5xx_fails_at_once_and_pauses_after_the_limit(runtime: Runtime, sink) 
     _use_smtp(runtime, port)
     ada = _subscribe(runtime, "ada@example.org")
     server.refuse_rcpt = "550 5.1.1 No such user"
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     now = _now()
 
     report = _deliver(runtime, now)
@@ -298,7 +275,7 @@ def test_a_5xx_fails_at_once_and_pauses_after_the_limit(runtime: Runtime, sink) 
     # not retried, however long we wait
     assert send_pending(runtime, now + dt.timedelta(days=1)).failed == 0
 
-    _feed(runtime, ["Dense Widgets"])
+    feed_titles(runtime, ["Dense Widgets"])
     report = _deliver(runtime, now)
     assert (report.failed, report.paused) == (1, 1)
     after = runtime.store.subscriber_by_id(ada.id)
@@ -306,7 +283,7 @@ def test_a_5xx_fails_at_once_and_pauses_after_the_limit(runtime: Runtime, sink) 
 
     # a paused subscriber gets no more digests planned
     server.refuse_rcpt = None
-    _feed(runtime, ["Tiny Widgets"])
+    feed_titles(runtime, ["Tiny Widgets"])
     assert plan_digests(runtime, _now()).planned == 0
     assert server.messages == []
 
@@ -316,11 +293,11 @@ def test_an_accepted_message_clears_the_bounce_count(runtime: Runtime, sink) -> 
     _use_smtp(runtime, port)
     ada = _subscribe(runtime, "ada@example.org")
     server.refuse_rcpt = "550 5.2.2 Mailbox full"
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     _deliver(runtime)
     assert runtime.store.subscriber_by_id(ada.id).bounce_count == 1  # type: ignore[union-attr]
     server.refuse_rcpt = None
-    _feed(runtime, ["Dense Widgets"])
+    feed_titles(runtime, ["Dense Widgets"])
     assert _deliver(runtime).sent == 1
     assert runtime.store.subscriber_by_id(ada.id).bounce_count == 0  # type: ignore[union-attr]
 
@@ -331,7 +308,7 @@ def test_a_dropped_connection_loses_nothing(runtime: Runtime, sink) -> None:
     addresses = [f"reader{i}@example.org" for i in range(6)]
     for address in addresses:
         _subscribe(runtime, address)
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     server.drop_at = 3
     now = _now()
 
@@ -348,10 +325,10 @@ def test_a_dropped_connection_loses_nothing(runtime: Runtime, sink) -> None:
 
 
 def test_a_server_that_is_down_stops_the_run_and_keeps_the_rest(runtime: Runtime) -> None:
-    _use_smtp(runtime, _free_port())  # nothing listens there
+    _use_smtp(runtime, free_port())  # nothing listens there
     for i in range(8):
         _subscribe(runtime, f"reader{i}@example.org")
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     report = _deliver(runtime)
     assert report.sent == 0
     assert report.retrying == ledger.MAX_CONSECUTIVE_TEMPORARY
@@ -366,7 +343,7 @@ def test_sending_twice_sends_nothing_the_second_time(runtime: Runtime) -> None:
     """The default transport: the Maildir outbox."""
     _subscribe(runtime, "ada@example.org")
     _subscribe(runtime, "bob@example.org", ["gadgets"], cadence="daily")
-    _feed(runtime, ["Sparse Widgets", "Gadget Garden"])
+    feed_titles(runtime, ["Sparse Widgets", "Gadget Garden"])
     now = _now()
     first = _deliver(runtime, now)
     assert first.sent == 1  # bob's daily slot has not come yet
@@ -389,7 +366,7 @@ def test_sending_twice_sends_nothing_the_second_time(runtime: Runtime) -> None:
 
 def test_a_due_subscriber_with_nothing_new_gets_no_mail(runtime: Runtime) -> None:
     bob = _subscribe(runtime, "bob@example.org", ["gadgets"], cadence="daily")
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     slot = (_now() + dt.timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
     report = plan_digests(runtime, slot)
     assert (report.planned, report.nothing_new) == (0, 1)
@@ -403,7 +380,7 @@ def test_unconfirmed_and_unsubscribed_subscribers_get_nothing(runtime: Runtime, 
     _use_smtp(runtime, port)
     _subscribe(runtime, "pending@example.org", status="pending")
     gone = _subscribe(runtime, "gone@example.org")
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     now = _now()
     assert plan_digests(runtime, now).planned == 1  # only gone@, who is still active
     runtime.store.set_subscriber_status(gone.id, "unsubscribed")
@@ -416,7 +393,7 @@ def test_unconfirmed_and_unsubscribed_subscribers_get_nothing(runtime: Runtime, 
 
 def test_a_dead_senders_claim_is_taken_over_when_its_lease_ends(runtime: Runtime) -> None:
     _subscribe(runtime, "ada@example.org")
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     now = _now()
     plan_digests(runtime, now)
     (claimed,) = runtime.store.claim_deliveries(now, lease=dt.timedelta(minutes=1), limit=10)
@@ -438,7 +415,7 @@ def test_two_senders_send_each_message_exactly_once(
     addresses = [f"reader{i:02d}@example.org" for i in range(24)]
     for address in addresses:
         _subscribe(runtimes[0], address)
-    _feed(runtimes[0], ["Sparse Widgets", "Dense Widgets"])
+    feed_titles(runtimes[0], ["Sparse Widgets", "Dense Widgets"])
     now = _now()
     errors: list[BaseException] = []
     reports: list[object] = []
@@ -479,7 +456,7 @@ def test_premailer_runs_once_for_subscribers_sharing_a_body(
     for i in range(10):
         _subscribe(runtime, f"reader{i}@example.org", ["widgets", "gadgets"], timezone="UTC")
     _subscribe(runtime, "other@example.org", ["gadgets"])
-    _feed(runtime, ["Sparse Widgets", "Gadget Garden"])
+    feed_titles(runtime, ["Sparse Widgets", "Gadget Garden"])
     report = _deliver(runtime)
     assert report.sent == 11
     assert report.renders == 2 and len(calls) == 2
@@ -487,7 +464,7 @@ def test_premailer_runs_once_for_subscribers_sharing_a_body(
 
 def test_dry_run_writes_nothing(runtime: Runtime) -> None:
     _subscribe(runtime, "ada@example.org")
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     now = _now()
     plan = plan_digests(runtime, now, dry_run=True)
     assert [(d.email, d.papers) for d in plan.digests] == [("ada@example.org", 1)]
@@ -522,7 +499,7 @@ def test_cli_digest_preview_and_send(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert err.count("\n") == 1 and "no subscriber" in err
 
     runtime = Runtime.open(load_config(config_file))
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     runtime.close()
 
     out_file = tmp_path / "preview.eml"
@@ -549,7 +526,7 @@ def test_a_stop_request_sends_no_more_and_gives_the_claim_back(runtime: Runtime)
     """A daemon told to stop finishes the message in hand, not the rest of its claim."""
     for name in ("ada", "bob", "cy", "dee"):
         _subscribe(runtime, f"{name}@example.org")
-    _feed(runtime, ["Sparse Widgets"])
+    feed_titles(runtime, ["Sparse Widgets"])
     now = _now()
     outbox = runtime.config.outbox_dir
 

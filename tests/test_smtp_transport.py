@@ -31,6 +31,8 @@ from digestd.delivery.smtp import PASSWORD_ENV, SmtpTransport
 from digestd.digest.message import build_message
 from digestd.errors import ConfigError, TemporaryDeliveryError
 
+from support import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 USER = "digestd"
@@ -143,15 +145,9 @@ class Authenticator:
         return AuthResult(success=ok, handled=False, auth_data=USER if ok else None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _serve(handler: Recorder, **kwargs: Any) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     controller = Controller(handler, hostname=HOST, port=port, **kwargs)
     controller.start()
     try:

@@ -14,7 +14,6 @@ import email
 import email.policy
 import logging
 import mailbox
-import os
 import re
 import socket
 import uuid
@@ -28,8 +27,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from digestd import cli, links
 from digestd.config import Config, HttpConfig, PathsConfig, SubscribeConfig, load_config
@@ -43,9 +41,10 @@ from digestd.subscribers import add_subscriber
 from digestd.web.security import CSRF_COOKIE, confirmation_code
 from digestd.web.server import ServerThread, loopback_socket, make_server
 
+from support import backend_database
+
 REPO = Path(__file__).resolve().parents[1]
 SEED_FILES = sorted((REPO / "samples" / "seeds").glob("*.txt"))
-POSTGRES_ENV = "DIGESTD_TEST_POSTGRES_URL"
 MAILS_PER_ADDRESS = 3
 SIGNUPS_PER_CLIENT = 4
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
@@ -53,26 +52,6 @@ CONFIRM_RE = re.compile(r"(https?://\S+/confirm/\S+)")
 
 
 # Fixtures --------------------------------------------------------------------------------------
-
-
-def _postgres_schema() -> tuple[str, str]:
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False), schema
-
-
-def _drop_schema(schema: str) -> None:
-    admin = create_engine(os.environ[POSTGRES_ENV])
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 @dataclass
@@ -115,30 +94,25 @@ def site(
 ) -> Iterator[Site]:
     """One database and one real server per backend; the module's tests use fresh addresses."""
     tmp = tmp_path_factory.mktemp("subscription")
-    if request.param == "sqlite":
-        url, schema = f"sqlite:///{tmp / 'digestd.db'}", None
-    else:
-        url, schema = _postgres_schema()
-    sock = loopback_socket()
-    address = f"127.0.0.1:{sock.getsockname()[1]}"
-    config = dataclasses.replace(
-        Config(),
-        paths=PathsConfig(seeds_dir=tmp / "seeds", data_dir=tmp / "var"),
-        http=HttpConfig(address=address),
-        subscribe=SubscribeConfig(
-            mails_per_address_per_hour=MAILS_PER_ADDRESS,
-            signups_per_client_per_hour=SIGNUPS_PER_CLIENT,
-            default_timezone="Europe/Berlin",
-        ),
-    )
-    runtime = Runtime.open(config, store=Store.open(url))
-    try:
-        with ServerThread(make_server(runtime), sock) as server:
-            yield Site(server.url, runtime, url)
-    finally:
-        runtime.close()
-        if schema is not None:
-            _drop_schema(schema)
+    with backend_database(request.param, tmp / "digestd.db") as url:
+        sock = loopback_socket()
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+        config = dataclasses.replace(
+            Config(),
+            paths=PathsConfig(seeds_dir=tmp / "seeds", data_dir=tmp / "var"),
+            http=HttpConfig(address=address),
+            subscribe=SubscribeConfig(
+                mails_per_address_per_hour=MAILS_PER_ADDRESS,
+                signups_per_client_per_hour=SIGNUPS_PER_CLIENT,
+                default_timezone="Europe/Berlin",
+            ),
+        )
+        runtime = Runtime.open(config, store=Store.open(url))
+        try:
+            with ServerThread(make_server(runtime), sock) as server:
+                yield Site(server.url, runtime, url)
+        finally:
+            runtime.close()
 
 
 @pytest.fixture

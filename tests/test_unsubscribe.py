@@ -4,14 +4,11 @@ POST (RFC 8058 one-click, or the page's button) does."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from digestd import links
 from digestd.config import Config, HttpConfig, PathsConfig, TopicConfig
@@ -20,8 +17,9 @@ from digestd.store import Store, SubscriberRecord
 from digestd.subscribers import add_subscriber
 from digestd.web.server import ServerThread, loopback_socket, make_server
 
+from support import backend_database
+
 BASE_URL = "https://digest.example.org"
-POSTGRES_ENV = "DIGESTD_TEST_POSTGRES_URL"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -30,47 +28,21 @@ def site(
 ) -> Iterator[tuple[Runtime, httpx.Client]]:
     """One database and one real HTTP server on loopback per backend, for the whole module."""
     tmp = tmp_path_factory.mktemp("unsubscribe")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'digestd.db'}"
-        schema = None
-    else:
-        url, schema = _postgres_schema()
-    config = dataclasses.replace(
-        Config(),
-        paths=PathsConfig(seeds_dir=tmp / "seeds", data_dir=tmp / "var"),
-        http=HttpConfig(base_url=BASE_URL),
-        topics=(TopicConfig("widgets", "Widgets", "widget*"),),
-    )
-    runtime = Runtime.open(config, store=Store.open(url))
-    try:
-        with ServerThread(make_server(runtime), loopback_socket()) as server, httpx.Client(
-            base_url=server.url, follow_redirects=False, timeout=10
-        ) as client:
-            yield runtime, client
-    finally:
-        runtime.close()
-        if schema is not None:
-            _drop_schema(schema)
-
-
-def _postgres_schema() -> tuple[str, str]:
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False), schema
-
-
-def _drop_schema(schema: str) -> None:
-    admin = create_engine(os.environ[POSTGRES_ENV])
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with backend_database(request.param, tmp / "digestd.db") as url:
+        config = dataclasses.replace(
+            Config(),
+            paths=PathsConfig(seeds_dir=tmp / "seeds", data_dir=tmp / "var"),
+            http=HttpConfig(base_url=BASE_URL),
+            topics=(TopicConfig("widgets", "Widgets", "widget*"),),
+        )
+        runtime = Runtime.open(config, store=Store.open(url))
+        try:
+            with ServerThread(make_server(runtime), loopback_socket()) as server, httpx.Client(
+                base_url=server.url, follow_redirects=False, timeout=10
+            ) as client:
+                yield runtime, client
+        finally:
+            runtime.close()
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gzip
-import os
 import re
 import socket
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +14,6 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from starlette.requests import Request
 
 from digestd.config import Config, HttpConfig, PathsConfig
@@ -29,9 +25,10 @@ from digestd.subscribers import add_subscriber
 from digestd.web.app import accepts_gzip, not_modified
 from digestd.web.server import ServerThread, loopback_socket, make_server
 
+from support import backend_database
+
 REPO = Path(__file__).resolve().parents[1]
 SEED_FILES = sorted((REPO / "samples" / "seeds").glob("*.txt"))
-POSTGRES_ENV = "DIGESTD_TEST_POSTGRES_URL"
 HOSTILE_TITLE = "<script>alert(1)</script> ]]> & \x01 control"
 
 
@@ -52,25 +49,8 @@ def site_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """One database per backend for the whole module: the server tests only read from it."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'digestd.db'}"
-        return
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
-    base = make_url(url)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with backend_database(request.param, tmp_path_factory.mktemp("db") / "digestd.db") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

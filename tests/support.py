@@ -1,0 +1,102 @@
+"""Helpers several test modules share: loopback ports, waiting, PostgreSQL schemas, dumps.
+
+Plain functions rather than fixtures because module-scoped fixtures and subprocess-driven
+tests need them too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from digestd.runtime import Runtime
+
+POSTGRES_ENV = "DIGESTD_TEST_POSTGRES_URL"
+POSTGRES_HINT = (
+    f"PostgreSQL tests need {POSTGRES_ENV}, e.g. "
+    f"{POSTGRES_ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test make test "
+    "(.ci/run sets it)"
+)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, *, interval: float = 0.05
+) -> Any:
+    """The first truthy value of `predicate`, polled until `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL whose connections use a fresh schema of their own, dropped afterwards.
+
+    Skips the test, saying how to run it, when no PostgreSQL URL is configured.
+    """
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(POSTGRES_HINT)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+_dump_numbers = itertools.count()
+
+
+def feed_titles(runtime: Runtime, titles: list[str]) -> None:
+    """Ingest a card-layout dump holding these titles (abstracts mention the title's words)."""
+    from digestd.ingest import ingest_paths
+
+    blocks = ["new", "Get trending papers in your email inbox!", "Subscribe", "Daily Papers",
+              "byAK and the research community", "Mar 10"]
+    for title in titles:
+        blocks += [title, f"We study {title.lower()} at scale.", "  • 3 authors\n·\nMar 5 7"]
+    directory = runtime.config.paths.data_dir.parent / "dumps"
+    directory.mkdir(exist_ok=True)
+    path = directory / f"{next(_dump_numbers):04d}.txt"
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    report = ingest_paths(runtime.store, [path], classify=runtime.classify)
+    assert report.dumps[0].status == "ingested", report.dumps[0].error
+
+
+@contextmanager
+def backend_database(backend: str, sqlite_path: Path) -> Iterator[str]:
+    """A fresh database URL for `backend`: SQLite at `sqlite_path`, or a PostgreSQL schema."""
+    if backend == "sqlite":
+        yield f"sqlite:///{sqlite_path}"
+        return
+    with postgres_schema() as url:
+        yield url
