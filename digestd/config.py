@@ -49,6 +49,8 @@ class IngestConfig:
     settle_seconds: float = 2.0
     #: larger files are refused (status failed) instead of being read into memory
     max_dump_bytes: int = 256 * 1024 * 1024
+    #: scan as soon as a dump lands in the seeds directory (inotify), not only on the interval
+    watch: bool = True
 
 
 @dataclass(frozen=True)
