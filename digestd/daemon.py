@@ -35,6 +35,7 @@ from digestd.errors import ConfigError, DigestdError
 from digestd.ingest import IngestSettings, discover
 from digestd.pipeline import ingest_and_publish
 from digestd.runtime import Runtime
+from digestd.watch import SeedsWatcher
 
 if TYPE_CHECKING:
     from digestd.web.server import ServerThread
@@ -191,6 +192,7 @@ class Daemon:
         self.scheduler.add_listener(self._job_finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.server: Any = None
         self._server_thread: ServerThread | None = None
+        self._watcher: SeedsWatcher | None = None
 
     @property
     def config(self) -> Config:
@@ -235,6 +237,22 @@ class Daemon:
             earlier = self._run_at.get(job_id)
             self._run_at[job_id] = min(at, earlier) if earlier else at
         self.wake.set()
+
+    def _watch(self) -> None:
+        """(Re)start the seeds watcher as the configuration says (ingest.watch)."""
+        seeds, wanted = self.config.paths.seeds_dir, self.config.ingest.watch
+        if self._watcher is not None and wanted and self._watcher.directory == seeds:
+            return
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        if wanted:
+            # A copy in progress sends an event per write: asking for a scan one settle time
+            # later (the earliest request wins) lets most dumps be read once, whole.
+            delay = self.config.ingest.settle_seconds
+            watcher = SeedsWatcher(seeds, lambda: self._run_soon("scan", delay))
+            if watcher.start():
+                self._watcher = watcher
 
     def _until_stopping(self, files: Iterable[Path]) -> Iterator[Path]:
         for path in files:
@@ -321,6 +339,7 @@ class Daemon:
             ) from exc
         self._schedule()
         self.scheduler.start()
+        self._watch()
         log.info(
             "started seeds=%s database=%s http=%s:%d",
             self.config.paths.seeds_dir, self.runtime.store.engine.url.render_as_string(),
@@ -351,6 +370,7 @@ class Daemon:
         self.scheduler.reschedule_job(
             "scan", trigger="interval", seconds=config.ingest.scan_interval
         )
+        self._watch()
         log.info("reloaded config=%s topics=%d", config.source, len(runtime.topics))
         self._status("configuration reloaded")
 
@@ -412,6 +432,8 @@ class Daemon:
         self.stopping.set()  # a running scan stops after its current dump
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         log.info("stopping")
+        if self._watcher is not None:
+            self._watcher.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)  # the running job finishes its transaction
         if self._server_thread is not None:
