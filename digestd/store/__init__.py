@@ -10,6 +10,7 @@ from digestd.store.db import Database, create_store_engine
 from digestd.store.deliveries import ClaimedDelivery, DeliveryRecord, DeliveryStore
 from digestd.store.dumps import DumpLedger
 from digestd.store.keys import SiteKeyStore
+from digestd.store.leadership import Leadership, open_leadership
 from digestd.store.limits import RateLimitStore
 from digestd.store.papers import PaperStore, paper_slug
 from digestd.store.records import LedgerEntry, PaperRecord, StoredDump
@@ -39,6 +40,7 @@ class Store(
 __all__ = [
     "ClaimedDelivery",
     "DeliveryRecord",
+    "Leadership",
     "LedgerEntry",
     "PaperMatch",
     "PaperRecord",
@@ -48,5 +50,6 @@ __all__ = [
     "StoredDump",
     "SubscriberRecord",
     "TopicRecord",
+    "open_leadership",
     "paper_slug",
 ]
