@@ -417,6 +417,11 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     daemon = summary["daemon"]
     if daemon and daemon["running"]:
         print(f"daemon (pid {daemon['pid']}, as of {daemon['updated'][:19]}): next runs")
+        # Several daemons may share one PostgreSQL database; only the leader dispatches.
+        leader = daemon.get("leader")
+        if leader is not None:
+            role = "true" if leader else "false (another instance dispatches; jobs paused here)"
+            print(f"  leader:       {role}")
         for job, at in daemon["jobs"].items():
             print(f"  {job:<13} {at or 'paused'}")
     elif daemon:

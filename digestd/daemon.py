@@ -6,6 +6,12 @@ themselves, and a job that raises is logged and the daemon goes on. Only the mai
 touches the scheduler (jobs ask it to bring another job forward), which keeps a stop from
 deadlocking on APScheduler's locks.
 
+Several daemons may share one PostgreSQL database. Each scans its seeds directory and serves
+HTTP; only the leader (see digestd.store.leadership) plans and sends digests, retries and
+keeps house. The others have those jobs paused, try for leadership on every pass of the main
+loop, and nudge the leader when a batch of theirs wants dispatching. On SQLite every daemon
+leads.
+
 Signals: SIGTERM/SIGINT let the running job finish its transaction, then stop (exit 0);
 SIGHUP reloads configuration, topics and templates, keeping the old ones when the new
 configuration does not validate.
@@ -35,6 +41,7 @@ from digestd.errors import ConfigError, DigestdError
 from digestd.ingest import IngestSettings, discover
 from digestd.pipeline import ingest_and_publish
 from digestd.runtime import Runtime
+from digestd.store import open_leadership
 from digestd.watch import SeedsWatcher
 
 if TYPE_CHECKING:
@@ -50,6 +57,14 @@ MISFIRE_GRACE = 300
 #: seconds the HTTP server gets to start listening before start-up fails
 HTTP_START_TIMEOUT = 15.0
 STATUS_FILE = "daemon-status.json"
+#: seconds between passes of the main loop at most: how stale the status file gets, and how
+#: soon a follower takes over from a leader that stopped or died
+TICK_SECONDS = 2.0
+#: jobs that run in one process only: the leader's
+LEADER_JOBS = ("dispatch", "retry", "housekeeping")
+#: seconds a daemon that just lost leadership waits before trying again, so that a healthy
+#: follower takes over rather than the one whose connection just broke
+LEADERSHIP_BACKOFF = 10.0
 
 
 class SystemdNotifier:
@@ -193,6 +208,10 @@ class Daemon:
         self.server: Any = None
         self._server_thread: ServerThread | None = None
         self._watcher: SeedsWatcher | None = None
+        self.leadership = open_leadership(self.runtime.store)
+        #: whether the once-only jobs run here; read by job threads, changed by the main loop
+        self.is_leader = False
+        self._lead_again_at = 0.0
 
     @property
     def config(self) -> Config:
@@ -301,9 +320,11 @@ class Daemon:
             ("housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL),
         ]
         for job_id, func, seconds in jobs:
+            # A follower's once-only jobs are added paused (next_run_time None); see _lead.
+            first = now if self.is_leader or job_id not in LEADER_JOBS else None
             self.scheduler.add_job(
                 self._tracked(job_id, func), "interval", seconds=seconds, id=job_id, name=job_id,
-                next_run_time=now, replace_existing=True,
+                next_run_time=first, replace_existing=True,
                 coalesce=True, max_instances=1, misfire_grace_time=MISFIRE_GRACE,
             )
 
@@ -311,6 +332,8 @@ class Daemon:
         """`func`, remembered as running while it runs (see tick)."""
 
         def run() -> None:
+            if job_id in LEADER_JOBS and not self.is_leader:
+                return  # submitted just before leadership was lost
             with self._lock:
                 self._busy.add(job_id)
             try:
@@ -337,16 +360,18 @@ class Daemon:
             raise DigestdError(
                 f"the HTTP server could not listen on {host}:{port}: {exc}"
             ) from exc
+        self._lead()  # before the jobs are added: a follower adds its once-only jobs paused
         self._schedule()
         self.scheduler.start()
         self._watch()
         log.info(
-            "started seeds=%s database=%s http=%s:%d",
+            "started seeds=%s database=%s http=%s:%d leader=%s",
             self.config.paths.seeds_dir, self.runtime.store.engine.url.render_as_string(),
-            host, port,
+            host, port, str(self.is_leader).lower(),
         )
         self._write_status_file()
-        self.notifier.notify("READY=1", f"STATUS=serving on {host}:{port}")
+        role = "leader" if self.is_leader else "follower"
+        self.notifier.notify("READY=1", f"STATUS=serving on {host}:{port} as {role}")
 
     def reload(self) -> None:
         """Apply a new configuration, topics and templates; keep the old ones if it is broken."""
@@ -379,8 +404,9 @@ class Daemon:
         try:
             self.start()
             while not self.stopping.is_set():
-                # At least every 5 s: the status file's next run times stay fresh.
-                self.wake.wait(min(watchdog or 5.0, 5.0))
+                # At least every TICK_SECONDS: the status file's next run times stay fresh,
+                # and a follower tries for leadership.
+                self.wake.wait(min(watchdog or TICK_SECONDS, TICK_SECONDS))
                 self.wake.clear()
                 while self._signals:
                     log.info("signal=%s", self._signals.pop(0))
@@ -394,16 +420,21 @@ class Daemon:
         return 0
 
     def tick(self, *, watchdog: bool, ping_every: float = 0.0) -> None:
-        """One pass of the main loop: a requested reload, jobs brought forward, the status
-        file, then the watchdog ping (at most every `ping_every` seconds, however often
-        jobs wake the loop). Only this thread touches the scheduler."""
+        """One pass of the main loop: a requested reload, leadership checked or tried for,
+        jobs brought forward, the status file, then the watchdog ping (at most every
+        `ping_every` seconds, however often jobs wake the loop). Only this thread touches
+        the scheduler."""
         if self._reloads_requested != self._reloads_done:
             # A SIGHUP landing between these two lines is not lost: the counts differ again.
             self._reloads_done = self._reloads_requested
             self.notifier.notify("RELOADING=1")
             self.reload()
             self.notifier.notify("READY=1")
+        self._lead()
         with self._lock:
+            if self.is_leader and self.leadership.take_nudged():
+                # A follower ingested a batch: dispatch as if it had been ingested here.
+                self._run_at["dispatch"] = dt.datetime.now(dt.UTC)
             # A job asked for while it runs would be skipped (max_instances=1) and wait a whole
             # interval: keep the request until it has finished.
             run_at = {j: at for j, at in self._run_at.items() if j not in self._busy}
@@ -411,6 +442,11 @@ class Daemon:
                 del self._run_at[job_id]
         if self.scheduler.running:
             for job_id, at in run_at.items():
+                if job_id in LEADER_JOBS and not self.is_leader:
+                    # Paused here; the leader plans for every process's batches.
+                    if job_id == "dispatch":
+                        self.leadership.nudge()
+                    continue
                 self.scheduler.modify_job(job_id, next_run_time=at)
         self._write_status_file()
         if not watchdog or time.monotonic() - self._last_ping < ping_every:
@@ -425,6 +461,32 @@ class Daemon:
             self._status("database not answering")
         self._database_answers = answers
 
+    def _lead(self) -> None:
+        """Check leadership (leader) or try for it (follower); on a change, resume or pause
+        the once-only jobs. Main thread only, like every scheduler call."""
+        if self.is_leader:
+            leading = self.leadership.held
+        elif time.monotonic() >= self._lead_again_at:
+            leading = self.leadership.try_acquire()
+        else:
+            leading = False
+        if leading == self.is_leader:
+            return
+        self.is_leader = leading
+        jobs = [job_id for job_id in LEADER_JOBS if self.scheduler.get_job(job_id)]
+        if leading:
+            log.info("leadership acquired jobs=%s", ",".join(LEADER_JOBS))
+            self._status("leadership acquired")
+            now = dt.datetime.now(dt.UTC)
+            for job_id in jobs:  # whatever the last leader left undone, at once
+                self.scheduler.modify_job(job_id, next_run_time=now)
+        else:
+            self._lead_again_at = time.monotonic() + LEADERSHIP_BACKOFF
+            log.warning("leadership lost error=%r", self.leadership.error)
+            self._status("leadership lost")
+            for job_id in jobs:
+                self.scheduler.pause_job(job_id)
+
     def shutdown(self) -> None:
         if self._shut_down:
             return
@@ -436,6 +498,12 @@ class Daemon:
             self._watcher.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)  # the running job finishes its transaction
+        # Only now: a dispatch still running was the leader's. Another daemon takes over
+        # at its next tick.
+        self.leadership.release()
+        if self.is_leader:
+            self.is_leader = False
+            log.info("leadership released")
         if self._server_thread is not None:
             self._server_thread.stop(timeout=10)
         self._write_status_file()
@@ -485,6 +553,7 @@ class Daemon:
             "pid": os.getpid(),
             "updated": dt.datetime.now(dt.UTC).isoformat(),
             "last": self.last_status,
+            "leader": self.is_leader,
             "jobs": {
                 job.id: job.next_run_time.isoformat() if job.next_run_time else None
                 for job in self.scheduler.get_jobs()
