@@ -102,6 +102,7 @@ class AdvisoryLeadership(Leadership):
         self._connection: Connection | None = None
         self._holding = False
         self._nudged = False
+        self._channel = ""
         self.key: int | None = None
         self.backend_pid: int | None = None
         self.error: str | None = None
@@ -120,6 +121,8 @@ class AdvisoryLeadership(Leadership):
             ).one()
             self.key = _lock_key(self.name, database, schema or "")
             self.backend_pid = pid
+            # Per lock, like the key: another deployment's nudges are not ours.
+            self._channel = f"digestd_{self.key & 0xFFFF_FFFF_FFFF_FFFF:016x}"
             connection.execute(text(f'LISTEN "{self._channel}"'))
             connection.connection.driver_connection.add_notify_handler(self._on_notify)
         except BaseException:
@@ -127,10 +130,6 @@ class AdvisoryLeadership(Leadership):
             raise
         self._connection = connection
         return connection
-
-    @property
-    def _channel(self) -> str:
-        return f"digestd_{self.key & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
     def _on_notify(self, _notify: Any) -> None:
         self._nudged = True
