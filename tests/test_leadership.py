@@ -24,7 +24,7 @@ from digestd.daemon import LEADER_JOBS, Daemon
 from digestd.store import Leadership, Store, open_leadership
 from digestd.subscribers import add_subscriber
 
-from support import POSTGRES_ENV, free_port, wait_for
+from support import POSTGRES_ENV, free_port, postgres_schema, wait_for
 
 TOPICS = """
 [[topics]]
@@ -256,3 +256,20 @@ def test_on_sqlite_every_daemon_leads(tmp_path: Path) -> None:
         assert leadership.held  # one file on one machine: nothing to hand over
     finally:
         store.dispose()
+
+
+def test_deployments_in_separate_schemas_of_one_database_each_have_a_leader(
+    postgres_schema_url: str,
+) -> None:
+    """Advisory lock keys are database-wide; the key includes the schema so that they do not
+    take each other's leadership (the suite's parallel tests rely on it too)."""
+    with postgres_schema() as other_url:
+        stores = [Store.open(url) for url in (postgres_schema_url, postgres_schema_url, other_url)]
+        leaderships = [open_leadership(store) for store in stores]
+        try:
+            assert [lead.try_acquire() for lead in leaderships] == [True, False, True]
+            assert leaderships[0].key == leaderships[1].key != leaderships[2].key
+        finally:
+            for lead, store in zip(leaderships, stores, strict=True):
+                lead.release()
+                store.dispose()
