@@ -100,3 +100,29 @@ def backend_database(backend: str, sqlite_path: Path) -> Iterator[str]:
         return
     with postgres_schema() as url:
         yield url
+
+
+class SmtpInbox:
+    """An aiosmtpd handler that keeps every message it accepts, with its envelope recipients."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.received.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted"
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[SmtpInbox, int]]:
+    """A real SMTP server on a free loopback port, and what it received."""
+    from aiosmtpd.controller import Controller
+
+    inbox = SmtpInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()

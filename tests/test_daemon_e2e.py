@@ -17,11 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from digestd.parse import decode_dump, paper_key, parse_dump
 
-from support import free_port, wait_for
+from support import SmtpInbox, free_port, smtp_server, wait_for
 
 TOPICS = """
 [[topics]]
@@ -42,15 +41,6 @@ slug = "agents"
 name = "Agents"
 query = "agent*"
 """
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
 
 
 class Notifications:
@@ -97,15 +87,9 @@ class Notifications:
 
 
 @pytest.fixture
-def smtp_sink() -> Iterator[tuple[Sink, int]]:
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield sink, port
-    finally:
-        controller.stop()
+def smtp_sink() -> Iterator[tuple[SmtpInbox, int]]:
+    with smtp_server() as (inbox, port):
+        yield inbox, port
 
 
 def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
@@ -181,12 +165,12 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         feed = wait_for(lambda: _feed_entries(f"{base}/feeds/all.atom"), 15, "the feed")
         assert feed > 0
 
-        wait_for(lambda: len(sink.messages) >= 2, 20, "the immediate digests")
+        wait_for(lambda: len(sink.received) >= 2, 20, "the immediate digests")
         time.sleep(2)  # room for a wrong second message to show up
-        recipients = [rcpt for rcpts, _ in sink.messages for rcpt in rcpts]
+        recipients = [rcpt for rcpts, _ in sink.received for rcpt in rcpts]
         # one message each, to the matching immediate subscribers only
         assert sorted(recipients) == ["kv2@example.org", "kv@example.org"]
-        message = email.message_from_bytes(sink.messages[0][1], policy=email.policy.default)
+        message = email.message_from_bytes(sink.received[0][1], policy=email.policy.default)
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert "new paper" in message["Subject"]
 
@@ -218,7 +202,7 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         daemon = start()
         wait_for(lambda: notify.seen("READY=1"), 30, "READY=1 after restart")
         time.sleep(3)
-        assert len(sink.messages) == 2
+        assert len(sink.received) == 2
         status = cli("status", "--json")
         assert status.returncode == 0, status.stderr
         summary = json.loads(status.stdout)
@@ -229,7 +213,7 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
         daemon.send_signal(signal.SIGINT)
         assert daemon.wait(timeout=30) == 0
         assert notify.seen("STOPPING=1")
-        assert len(sink.messages) == 2
+        assert len(sink.received) == 2
     finally:
         if daemon.poll() is None:
             daemon.send_signal(signal.SIGABRT)  # where it hangs, into the log printed below

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
@@ -41,7 +40,7 @@ from digestd.subscribers import add_subscriber
 from digestd.web.security import CSRF_COOKIE, confirmation_code
 from digestd.web.server import ServerThread, loopback_socket, make_server
 
-from support import backend_database
+from support import backend_database, smtp_server
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_FILES = sorted((REPO / "samples" / "seeds").glob("*.txt"))
@@ -571,17 +570,6 @@ def test_an_unconfirmed_address_gets_no_digest(site: Site) -> None:
 # Over SMTP -------------------------------------------------------------------------------------
 
 
-class _Inbox:
-    """An aiosmtpd handler that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.received.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted"
-
-
 def _smtp_site(site: Site, tmp_path: Path, smtp_port: int) -> tuple[Runtime, socket.socket]:
     sock = loopback_socket()
     config = dataclasses.replace(
@@ -596,22 +584,14 @@ def _smtp_site(site: Site, tmp_path: Path, smtp_port: int) -> tuple[Runtime, soc
 
 
 def test_the_confirmation_goes_out_over_smtp(site: Site, tmp_path: Path) -> None:
-    inbox = _Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    runtime, sock = _smtp_site(site, tmp_path, port)
     address = _address()
-    try:
+    with smtp_server() as (inbox, port):
+        runtime, sock = _smtp_site(site, tmp_path, port)
         with ServerThread(make_server(runtime), sock) as server, httpx.Client(
             base_url=server.url, headers={"X-Forwarded-For": _fake_ip()}, timeout=10
         ) as client:
             response = _signup(client, address, name="Zoë Bcc: x@evil.example")
             assert response.status_code == 200
-    finally:
-        controller.stop()
     [(recipients, content)] = inbox.received
     assert recipients == [address]
     message = email.message_from_bytes(content, policy=email.policy.default)
