@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import threading
@@ -97,14 +98,26 @@ def _daemon_config(tmp_path: Path, *, watch: bool) -> Path:
     return path
 
 
+def _start_up_scan_done(daemon: Daemon) -> bool:
+    """The scan at start-up has finished and the next one is an hour away: from here on only
+    the watcher can bring a dump in."""
+    if not daemon.scheduler.running:
+        return False
+    job = daemon.scheduler.get_job("scan")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
+    with daemon._lock:
+        busy = "scan" in daemon._busy
+    return job is not None and job.next_run_time is not None and job.next_run_time > later \
+        and not busy
+
+
 @contextmanager
 def _running(config_path: Path) -> Iterator[Daemon]:
     daemon = Daemon(load_config(config_path), config_path=str(config_path))
     loop = threading.Thread(target=daemon.serve_forever, name="daemon")
     loop.start()
     try:
-        # The scan at start-up finds the empty seeds directory.
-        wait_for(lambda: daemon.last_status or daemon.scheduler.running, 10, "start-up")
+        wait_for(lambda: _start_up_scan_done(daemon), 10, "the start-up scan")
         yield daemon
     finally:
         daemon.request_stop()
@@ -116,7 +129,6 @@ def test_the_daemon_ingests_a_dropped_dump_without_waiting_for_the_interval(
     tmp_path: Path, seed_files: list[Path]
 ) -> None:
     with _running(_daemon_config(tmp_path, watch=True)) as daemon:
-        time.sleep(0.5)
         # As a careful copier does: write under a partial name, then rename into place.
         partial = tmp_path / "seeds" / f"{seed_files[0].name}.part"
         shutil.copy(seed_files[0], partial)
@@ -128,7 +140,6 @@ def test_without_watching_the_dump_waits_for_the_next_scan(
     tmp_path: Path, seed_files: list[Path]
 ) -> None:
     with _running(_daemon_config(tmp_path, watch=False)) as daemon:
-        time.sleep(0.5)
         shutil.copy(seed_files[0], tmp_path / "seeds")
         time.sleep(2)
         assert daemon.runtime.store.count_papers() == 0
@@ -138,7 +149,6 @@ def test_a_slow_copy_is_ingested_once_whole(tmp_path: Path, seed_files: list[Pat
     """Each write wakes the watcher; none of them may bring a half-written dump in."""
     data = seed_files[1].read_bytes()
     with _running(_daemon_config(tmp_path, watch=True)) as daemon:
-        time.sleep(0.5)
         target = tmp_path / "seeds" / seed_files[1].name
         with open(target, "wb") as out:
             step = len(data) // 5 + 1
