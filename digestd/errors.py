@@ -2,11 +2,12 @@
 
     DigestdError                   anything digestd raises on purpose
     ├── ConfigError                a configuration key, file or directory is wrong (exit status 2)
+    ├── UsageError                 command-line arguments name nothing or make no sense (exit 2)
     ├── DumpError                  one dump cannot be ingested; the others go on
     │   ├── DumpReadError          unreadable, binary or undecodable file
     │   └── DumpFormatError        empty, or no known layout, or a malformed block
-    ├── QueryError                 a topic query does not parse; carries the position
-    ├── SubscriberError            an invalid address, unknown topic or time zone
+    ├── QueryError                 a topic query does not parse; carries the position (exit 2)
+    ├── SubscriberError            an invalid address, unknown topic or time zone (exit 2)
     ├── StoreError                 the database refused or could not be reached
     └── DeliveryError              a message could not be handed over
         ├── TemporaryDeliveryError worth retrying later (4xx, dropped connection, timeout)
@@ -28,6 +29,12 @@ class DigestdError(Exception):
 
 class ConfigError(DigestdError):
     """A configuration value is unknown, of the wrong type, or points nowhere."""
+
+    exit_status = 2
+
+
+class UsageError(DigestdError):
+    """What was typed on the command line names nothing or makes no sense."""
 
     exit_status = 2
 
@@ -59,6 +66,9 @@ class DumpFormatError(DumpError):
 class QueryError(DigestdError):
     """A topic query has a syntax error at ``position`` (0-based character offset)."""
 
+    # Queries come from what a person typed: on the command line that is a usage error.
+    exit_status = 2
+
     def __init__(self, message: str, *, query: str, position: int):
         self.query = query
         self.position = position
@@ -68,6 +78,8 @@ class QueryError(DigestdError):
 
 class SubscriberError(DigestdError):
     """A subscriber cannot be added or changed: bad address, unknown topic or time zone."""
+
+    exit_status = 2
 
 
 class StoreError(DigestdError):

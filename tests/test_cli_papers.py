@@ -65,7 +65,7 @@ def test_papers_json_and_topic_filter(tmp_path: Path, seed_files: list[Path]) ->
     assert [p["key"] for p in limited] == [p["key"] for p in kv_papers[:2]]
 
     unknown = _cli(tmp_path, "papers", "--topic", "no-such-topic")
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2  # a usage error
     assert unknown.stderr.strip().splitlines() == [
         "digestd: unknown topic 'no-such-topic' (see: digestd topics list)"
     ]

@@ -494,7 +494,7 @@ def test_cli_digest_preview_and_send(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     assert cli.main(["digest", "preview", "ada@example.org", *common]) == 0
     assert "nothing due for ada@example.org" in capsys.readouterr().out
-    assert cli.main(["digest", "preview", "nobody@example.org", *common]) == 1
+    assert cli.main(["digest", "preview", "nobody@example.org", *common]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no subscriber" in err
 

@@ -184,10 +184,10 @@ def test_cli_subscribers(tmp_path: Path) -> None:
         }
     ]
     bad = _cli(tmp_path, "subscribers", "add", "a@b.c\r\nBcc: x@y.z", "--topic", "kv-cache")
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a usage error
     assert len(bad.stderr.strip().splitlines()) == 1 and "line break" in bad.stderr
     unknown = _cli(tmp_path, "subscribers", "add", "b@example.org", "--topic", "nope")
-    assert unknown.returncode == 1 and "unknown topic 'nope'" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown topic 'nope'" in unknown.stderr
     removed = _cli(tmp_path, "subscribers", "remove", "ada@example.org")
     assert removed.returncode == 0
     assert json.loads(_cli(tmp_path, "subscribers", "list", "--json").stdout) == []
@@ -212,7 +212,7 @@ def test_cli_topics_test_speculative_decoding(tmp_path: Path, seed_files) -> Non
     plain = _cli(tmp_path, "topics", "test", '"speculative decoding"')
     assert "papers match" in plain.stdout and "matched" in plain.stdout
     bad = _cli(tmp_path, "topics", "test", "(kv AND")
-    assert bad.returncode == 1 and "position" in bad.stderr
+    assert bad.returncode == 2 and "position" in bad.stderr
     listed = _cli(tmp_path, "topics", "list", "--json")
     counts = {t["slug"]: t["papers"] for t in json.loads(listed.stdout)}
     assert set(counts) == {"kv-cache", "diffusion", "speculative"} and counts["kv-cache"] > 0

@@ -1,0 +1,104 @@
+"""digestd subscribers: who gets digests."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from digestd.cli.common import Commands, open_runtime, open_store, print_json
+from digestd.config import Config
+
+
+def cmd_subscribers_add(args: argparse.Namespace, config: Config) -> int:
+    """Add a subscriber, or update the one with this address."""
+    from digestd.subscribers import add_subscriber
+
+    with open_runtime(config) as runtime:
+        record, created = add_subscriber(
+            runtime.store, args.email, args.topic or [], cadence=args.cadence,
+            timezone=args.tz, name=args.name,
+        )
+    verb = "added" if created else "updated"
+    print(
+        f"{verb} {record.email}: topics {', '.join(record.topics)}; {record.cadence}, "
+        f"{record.timezone}"
+    )
+    return 0
+
+
+def cmd_subscribers_list(args: argparse.Namespace, config: Config) -> int:
+    """List subscribers with their topics, cadence and state."""
+    with open_store(config) as store:
+        records = store.subscribers(status=args.status)
+    if args.json:
+        print_json([r.as_json() for r in records])
+        return 0
+    for r in records:
+        print(
+            f"{r.email:<36} {r.status:<12} {r.cadence:<9} {r.timezone:<20} {' '.join(r.topics)}"
+        )
+    return 0
+
+
+def cmd_subscribers_remove(args: argparse.Namespace, config: Config) -> int:
+    """Remove a subscriber and everything recorded about them."""
+    from digestd.subscribers import remove_subscriber
+
+    with open_store(config) as store:
+        remove_subscriber(store, args.email)
+    print(f"removed {args.email}")
+    return 0
+
+
+def cmd_subscribers_import(args: argparse.Namespace, config: Config) -> int:
+    """Add or update subscribers from a CSV file (columns: email, topics, name, cadence, timezone).
+
+    Topics are slugs separated by spaces, commas or semicolons. Bad rows are reported with their
+    line number and skipped; the exit status is 1 if any row was refused.
+    """
+    from digestd.subscribers import import_csv
+
+    path = Path(args.csv)
+    try:
+        text = sys.stdin.read() if args.csv == "-" else path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        print(f"digestd: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    with open_runtime(config) as runtime:
+        report = import_csv(runtime.store, text)
+    for line, message in report.errors:
+        print(f"{args.csv}:{line}: {message}", file=sys.stderr)
+    print(f"{report.added} added, {report.updated} updated, {len(report.errors)} refused")
+    return 1 if report.errors else 0
+
+
+ORDER = 60
+
+
+def register(commands: Commands) -> None:
+    subscribers = commands.group(
+        "subscribers", "Manage who gets digests: add, list, remove, import."
+    )
+    sub_add = subscribers.command("add", cmd_subscribers_add)
+    sub_add.add_argument("email", metavar="EMAIL", help="the subscriber's address")
+    sub_add.add_argument(
+        "--topic", action="extend", nargs="+", metavar="SLUG",
+        help="topic to follow (repeatable; needed for a new subscriber)",
+    )
+    sub_add.add_argument(
+        "--cadence", choices=["immediate", "daily", "weekly"],
+        help="right after a batch, at schedule.daily_time, or weekly (default daily)",
+    )
+    sub_add.add_argument("--tz", metavar="ZONE", help="IANA time zone, e.g. Europe/Berlin")
+    sub_add.add_argument("--name", help="name shown in the To header")
+    sub_list = subscribers.command("list", cmd_subscribers_list)
+    sub_list.add_argument("--json", action="store_true", help="print a JSON list")
+    sub_list.add_argument(
+        "--status", choices=["pending", "active", "paused", "unsubscribed"],
+        help="only subscribers in this state",
+    )
+    sub_remove = subscribers.command("remove", cmd_subscribers_remove)
+    sub_remove.add_argument("email", metavar="EMAIL", help="the subscriber's address")
+    sub_import = subscribers.command("import", cmd_subscribers_import)
+    sub_import.add_argument("csv", metavar="CSV", help="CSV file, or - for standard input")
