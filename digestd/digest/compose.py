@@ -59,6 +59,11 @@ class Composer:
         self.domain = parse_from(config.mail.from_address).domain or "digestd.localhost"
         self._digests: dict[tuple[object, ...], tuple[Digest, Body]] = {}
 
+    def clear(self) -> None:
+        """Forget every digest and body built so far (templates stay loaded)."""
+        self._digests.clear()
+        self.renderer.clear()
+
     def digest(
         self,
         subscriber: SubscriberRecord,

@@ -172,6 +172,10 @@ class DigestRenderer:
         # A frozen dataclass's repr spells out every field the templates can see.
         return hashlib.sha256(repr(digest).encode()).hexdigest()
 
+    def clear(self) -> None:
+        """Forget the cached bodies."""
+        self._cache.clear()
+
     def is_cached(self, digest: Digest) -> bool:
         return self.cache_key(digest) in self._cache
 
