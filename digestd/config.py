@@ -138,6 +138,8 @@ class TopicConfig:
     name: str
     query: str
     description: str = ""
+    #: papers matching the query with a lower score are not in the topic
+    min_score: float = 0.0
 
 
 @dataclass(frozen=True)

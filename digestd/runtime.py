@@ -29,7 +29,10 @@ def topic_definitions(config: Config) -> list[TopicDefinition]:
     """The configured topics, or the starter set when the configuration names none."""
     if not config.topics:
         return list(STARTER_TOPICS)
-    return [TopicDefinition(t.slug, t.name, t.description, t.query) for t in config.topics]
+    return [
+        TopicDefinition(t.slug, t.name, t.description, t.query, t.min_score)
+        for t in config.topics
+    ]
 
 
 @dataclass

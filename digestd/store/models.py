@@ -155,6 +155,8 @@ class Topic(Base):
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, default="")
     query: Mapped[str] = mapped_column(Text)
+    #: matches scoring under this are not stored (the topic's min_score)
+    min_score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     #: order in the configuration, for listings
     position: Mapped[int] = mapped_column(Integer, default=0)
     #: false once the topic left the configuration; kept so subscriptions are not lost

@@ -28,6 +28,7 @@ class TopicRecord:
     description: str
     query: str
     active: bool
+    min_score: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,8 @@ class PaperMatch:
 
 def _topic_record(topic: Topic) -> TopicRecord:
     return TopicRecord(
-        topic.id, topic.slug, topic.name, topic.description, topic.query, topic.active
+        topic.id, topic.slug, topic.name, topic.description, topic.query, topic.active,
+        topic.min_score or 0.0,
     )
 
 
@@ -61,11 +63,16 @@ class TopicStore(Database):
                 if row is None:
                     row = Topic(slug=definition.slug, query="")
                     session.add(row)
-                if row.query != definition.query or not row.active:
+                if (
+                    row.query != definition.query
+                    or (row.min_score or 0.0) != definition.min_score
+                    or not row.active
+                ):
                     changed.append(definition.slug)
                 row.name = definition.name
                 row.description = definition.description
                 row.query = definition.query
+                row.min_score = definition.min_score
                 row.position = position
                 row.active = True
                 row.updated_at = utcnow()

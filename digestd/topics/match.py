@@ -4,6 +4,8 @@ A paper is prepared once as a :class:`Document` (its words cut and stemmed) and 
 against every compiled topic; that split is what makes matching tens of thousands of papers
 against dozens of topics cheap. The query language itself lives in :mod:`.query`.
 
+A topic's ``min_score`` drops the papers that match its query with a lower score.
+
 Scoring, the same for every topic: each matched query term scores 3 points per occurrence in
 the title and 1 point per occurrence in the abstract, counting at most 2 occurrences of each
 term in each part. A title hit therefore outranks any number of abstract mentions of the same
@@ -46,19 +48,50 @@ __all__ = [
 _JOINER_RE = re.compile(r"[\s\-‐‑–—/.·]*")
 
 
+# Sentence and clause punctuation: a full stop, comma, semicolon, colon, "!", "?" or an
+# ellipsis followed by a space, a closing quote or bracket, or the end. A phrase never spans
+# one: "inference. Efficiency" is not the phrase "inference efficiency". Inside a token
+# ("2.4x", "1,000", "e.g") the same characters join words as before.
+_CLAUSE_END = r"[.,;:!?…]+(?=[\s\"'’”)\]]|$)"
+_CLAUSE_RE = re.compile(_CLAUSE_END)
+
+
+def _clause_starts(text: str) -> frozenset[int]:
+    """Indexes of the words that start a new clause (after clause punctuation)."""
+    pieces = _CLAUSE_RE.split(text)
+    if len(pieces) == 1:
+        return frozenset()
+    starts: set[int] = set()
+    count = 0
+    for piece in pieces[:-1]:
+        count += len(split_words(piece))
+        starts.add(count)
+    return frozenset(starts)
+
+
 class _Field:
     """The words of one part of a paper (title or abstract), with lazily built indexes."""
 
-    __slots__ = ("_words", "stems", "surfaces", "text")
+    __slots__ = ("_words", "breaks", "stems", "surfaces", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         #: the words as written
         self.surfaces = split_words(text)
         self.stems: list[str] = list(map(surface_stem, self.surfaces))
+        #: word indexes that start a clause: no phrase may run across one
+        self.breaks = _clause_starts(text)
         # built on first use: most papers match few topics, and most terms only need the
         # document's stem and bigram sets
         self._words: list[str] | None = None
+
+    def bigrams(self) -> set[tuple[str, str]]:
+        """Every pair of adjacent stems within one clause."""
+        stems = self.stems
+        if not self.breaks:
+            return set(pairwise(stems))
+        breaks = self.breaks
+        return {(stems[i - 1], stems[i]) for i in range(1, len(stems)) if i not in breaks}
 
     @property
     def words(self) -> list[str]:
@@ -92,10 +125,12 @@ class _Field:
         stems = self.stems
         words = self.words if any(is_prefix for _, is_prefix in elements) else stems
         last = len(stems) - len(elements)
+        breaks = self.breaks
         return [
             start
             for start in starts
             if start <= last
+            and (not breaks or breaks.isdisjoint(range(start + 1, start + len(elements))))
             and all(
                 words[start + offset].startswith(text)
                 if is_prefix
@@ -129,6 +164,11 @@ class _Field:
         return result
 
 
+# what may stand between two words of one phrase occurrence: anything but a word character
+# or clause punctuation (see _CLAUSE_END)
+_SEPARATOR = rf"(?:(?!{_CLAUSE_END})[\W_])+"
+
+
 @lru_cache(maxsize=4096)
 def _phrase_pattern(spelling: tuple[str, ...]) -> re.Pattern[str]:
     # The words as spelled, separated by anything that is not a word, and not inside a word.
@@ -139,7 +179,7 @@ def _phrase_pattern(spelling: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(
         re.escape(spelling[0])
         + rf"(?<![^\W_][\s\S]{{{first}}})(?<![^\W_]['’][\s\S]{{{first}}})"
-        + "".join(r"[\W_]+" + re.escape(word) for word in spelling[1:])
+        + "".join(_SEPARATOR + re.escape(word) for word in spelling[1:])
         + r"(?![^\W_])(?!['’][^\W_])"
     )
 
@@ -171,16 +211,19 @@ class Document:
     """A paper prepared once for matching against many topics.
 
     ``Document(title, abstract)`` and :meth:`from_text` are the same; the word indexes are
-    derived from the two texts, and two documents are equal when their texts are.
+    derived from the two texts, and two documents are equal when their texts are. ``extra``
+    holds the text of any other registered field (see .fields) as ``(name, text)`` pairs.
     """
 
     title: str
     abstract: str
+    extra: tuple[tuple[str, str], ...] = ()
     title_field: _Field = field(init=False, compare=False, repr=False)
     abstract_field: _Field = field(init=False, compare=False, repr=False)
     #: every stem of the title and abstract: the fast test for single-word terms
     stems: frozenset[str] = field(init=False, compare=False, repr=False)
-    #: every pair of adjacent stems in the title or the abstract: the fast test for phrases
+    #: every pair of adjacent stems within one clause of the title or the abstract: the fast
+    #: test for phrases
     bigrams: set[tuple[str, str]] = field(init=False, compare=False, repr=False)
     # the registered prefixes the paper's words start with, and the PREFIXES cache they come
     # from; filled on first use (in a list because the dataclass is frozen)
@@ -192,6 +235,8 @@ class Document:
     _occurrences: dict[tuple[Element, ...], Occurrences] = field(
         init=False, compare=False, repr=False
     )
+    # field name -> its words, for the fields other than title and abstract, built on first use
+    _fields: dict[str, _Field] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         title_field = _Field(self.title)
@@ -200,16 +245,38 @@ class Document:
         object.__setattr__(self, "abstract_field", abstract_field)
         stems = frozenset(title_field.stems).union(abstract_field.stems)
         object.__setattr__(self, "stems", stems)
-        bigrams = set(pairwise(title_field.stems))
-        bigrams.update(pairwise(abstract_field.stems))
+        bigrams = title_field.bigrams()
+        bigrams.update(abstract_field.bigrams())
         object.__setattr__(self, "bigrams", bigrams)
         object.__setattr__(self, "_prefix_hits", [])
         object.__setattr__(self, "_occurrences", {})
+        object.__setattr__(self, "_fields", {"title": title_field, "abstract": abstract_field})
 
     @classmethod
-    def from_text(cls, title: str | None, abstract: str | None) -> Document:
-        """Prepare a paper; a missing title or abstract counts as empty."""
-        return cls(title or "", abstract or "")
+    def from_text(cls, title: str | None, abstract: str | None, **extra: str | None) -> Document:
+        """Prepare a paper; a missing title, abstract or other field counts as empty."""
+        return cls(
+            title or "", abstract or "", tuple(sorted((k, v or "") for k, v in extra.items()))
+        )
+
+    def field_words(self, name: str) -> _Field:
+        """The words of one field by name; a field the paper has no text for is empty."""
+        found = self._fields.get(name)
+        if found is None:
+            found = self._fields[name] = _Field(dict(self.extra).get(name, ""))
+        return found
+
+    def in_field(self, name: str, elements: Sequence[Element]) -> bool:
+        """Whether the word sequence ``elements`` occurs in the field ``name``."""
+        return bool(self.field_words(name).find(elements))
+
+    def field_occurrences(
+        self, name: str, elements: Sequence[Element]
+    ) -> tuple[int, list[tuple[int, str]]]:
+        """How often a term occurs in one field, and the verbatim pieces to highlight."""
+        words = self.field_words(name)
+        starts = words.find(elements)
+        return len(starts), words.highlights(starts, len(elements))
 
     def has_prefix(self, prefix: str) -> bool:
         """Whether any word of the paper starts with ``prefix`` (already lower case)."""
@@ -253,6 +320,9 @@ class TopicDefinition:
     name: str
     description: str
     query: str
+    #: a paper whose score is under this is not in the topic ("one mention in passing is not
+    #: enough": 2 needs two abstract mentions or a title hit)
+    min_score: float = 0.0
 
 
 #: what a topic slug looks like: "llm-inference", "rl", "3d-vision"
@@ -302,7 +372,7 @@ def match_document(doc: Document, topics: Sequence[CompiledTopic]) -> list[Topic
     matches: list[TopicMatch] = []
     for topic in topics:
         found = topic.query.match(doc)
-        if found is None:
+        if found is None or found.score < topic.definition.min_score:
             continue
         highlights = tuple(dict.fromkeys(found.title_terms + found.abstract_terms))
         matches.append(

@@ -8,6 +8,8 @@ What a user writes (this text is also the reference for help messages)::
     quantization OR pruning     either word
     diffusion NOT video         diffusion, but no paper that mentions video
     token*                      any word starting with "token": token, tokens, tokenizer
+    title:cache                 the word in the title only; abstract:word in the abstract only
+    title:"kv cache"            the phrase in the title only (title:token* works too)
     (agent OR agents) AND tool  parentheses group; NOT binds tightest, then AND, then OR,
                                 so "a OR b AND c" means "a OR (b AND c)"
 
@@ -24,6 +26,13 @@ Rules, chosen so that a query behaves the way it reads:
   ``diffusion or flow`` and silently getting "all three words" would be a worse surprise than
   not being able to search for the bare word "or". Inside quotes every word is literal, so
   ``"trial and error"`` is a phrase; a hyphenated ``trial-and-error`` is too.
+- A phrase never crosses sentence or clause punctuation: ``"inference efficiency"`` does not
+  match "... inference. Efficiency ...", nor ``"code model*"`` "Code, models and ...". The
+  punctuation is a full stop, comma, semicolon, colon, "!", "?" or an ellipsis followed by a
+  space, a closing quote or bracket or the end; "2.4x" and "1,000" still read as one token.
+- ``field:word`` and ``field:"a phrase"`` look in one field only; the fields are listed in
+  :mod:`.fields` (``title`` and ``abstract``). An occurrence scores that field's points. A name
+  before a colon that is not a field is an error, so a typo cannot silently search for words.
 - A query has to look for something: ``NOT video`` alone, or ``diffusion OR NOT video``, would
   match papers that contain none of its words, and is refused.
 
@@ -41,6 +50,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from digestd.errors import QueryError
+from digestd.topics.fields import FIELDS
 from digestd.topics.stem import PREFIXES, WORD_RE, normalise
 
 if TYPE_CHECKING:
@@ -73,6 +83,7 @@ _EXPECT_OPERAND = "expected a word, phrase, NOT or '('"
 _OPERATORS = {"and": "AND", "or": "OR", "not": "NOT"}
 _CLOSING_QUOTES = '"”'
 _BARE_RE = re.compile(r"[^\s()\"“”]+")
+_FIELD_RE = re.compile(r"([A-Za-z]+):")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,6 +99,13 @@ class Term:
     label: str
     position: int
     quoted: bool = False
+    #: the field it must occur in (a name in .fields.FIELDS), or None for title or abstract
+    field: str | None = None
+
+    @property
+    def key(self) -> tuple[str | None, tuple[Element, ...]]:
+        """What makes two terms the same: the field and the words."""
+        return (self.field, self.elements)
 
 
 @dataclass(frozen=True)
@@ -175,27 +193,40 @@ def _tokenize(query: str) -> list[_Token]:
         elif ch in "()":
             tokens.append(_Token(ch, pos, ch))
             pos += 1
-        elif ch in '"“':
-            close = min(
-                (i for i in (query.find(q, pos + 1) for q in _CLOSING_QUOTES) if i >= 0),
-                default=-1,
-            )
-            if close < 0:
+        elif (field := _FIELD_RE.match(query, pos)) is not None:
+            name = field.group(1).lower()
+            if name not in FIELDS:
+                known = ", ".join(f"{f}:" for f in FIELDS)
                 raise QueryError(
-                    f"unterminated quote, expected a closing '\"' for the quote at "
-                    f"position {pos + 1}",
+                    f"unknown field {field.group()!r}, expected one of {known}",
                     query=query,
                     position=pos,
                 )
-            elements = _elements(query, pos + 1, close)
-            if not elements:
+            start = field.end()
+            if start >= length or query[start].isspace() or query[start] in "()”":
                 raise QueryError(
-                    "empty phrase, expected words between the quotes", query=query, position=pos
+                    f"expected a word or a quoted phrase right after {field.group()}",
+                    query=query,
+                    position=start,
                 )
-            label = " ".join(query[pos + 1 : close].split())
-            term = Term(elements, label, pos, quoted=True)
-            tokens.append(_Token("term", pos, query[pos : close + 1], term))
-            pos = close + 1
+            if query[start] in '"“':
+                token, pos = _quoted(query, start)
+            else:
+                m = _BARE_RE.match(query, start)
+                assert m is not None
+                token, pos = _bare_term(query, start, m.end()), m.end()
+            assert token.term is not None
+            term = token.term
+            label = f"{field.group()}{term.label}"
+            tokens.append(
+                _Token(
+                    "term", field.start(), query[field.start() : pos],
+                    Term(term.elements, label, field.start(), term.quoted, name),
+                )
+            )
+        elif ch in '"“':
+            token, pos = _quoted(query, pos)
+            tokens.append(token)
         elif ch == "”":
             raise QueryError(
                 "unexpected closing quote, expected an opening '\"' before it",
@@ -214,6 +245,29 @@ def _tokenize(query: str) -> list[_Token]:
             pos = m.end()
     tokens.append(_Token("end", len(query.rstrip()), ""))
     return tokens
+
+
+def _quoted(query: str, pos: int) -> tuple[_Token, int]:
+    """The quoted phrase starting at ``pos``, and the position after its closing quote."""
+    close = min(
+        (i for i in (query.find(q, pos + 1) for q in _CLOSING_QUOTES) if i >= 0),
+        default=-1,
+    )
+    if close < 0:
+        raise QueryError(
+            f"unterminated quote, expected a closing '\"' for the quote at "
+            f"position {pos + 1}",
+            query=query,
+            position=pos,
+        )
+    elements = _elements(query, pos + 1, close)
+    if not elements:
+        raise QueryError(
+            "empty phrase, expected words between the quotes", query=query, position=pos
+        )
+    label = " ".join(query[pos + 1 : close].split())
+    term = Term(elements, label, pos, quoted=True)
+    return _Token("term", pos, query[pos : close + 1], term), close + 1
 
 
 def _bare_term(query: str, start: int, end: int) -> _Token:
@@ -415,6 +469,12 @@ Predicate = Callable[["Document"], bool]
 
 def _term_predicate(term: Term) -> Predicate:
     elements = term.elements
+    if term.field is not None:
+        name = term.field
+        if len(elements) == 1 and not elements[0][1]:
+            stem = elements[0][0]
+            return lambda doc: stem in doc.stems and doc.in_field(name, elements)
+        return lambda doc: doc.in_field(name, elements)
     if len(elements) == 1:
         text, is_prefix = elements[0]
         if is_prefix:
@@ -438,7 +498,11 @@ def _term_predicate(term: Term) -> Predicate:
 
 def _set_key(node: _Nnf) -> str | tuple[str, str] | None:
     """The stem of a positive single word, or the stem pair of a positive two-word phrase."""
-    if not isinstance(node, _Pos) or any(is_prefix for _, is_prefix in node.term.elements):
+    if (
+        not isinstance(node, _Pos)
+        or node.term.field is not None
+        or any(is_prefix for _, is_prefix in node.term.elements)
+    ):
         return None
     elements = node.term.elements
     if len(elements) == 1:
@@ -508,16 +572,16 @@ def _disjunction(checks: list[Predicate]) -> Predicate:
     return any_of
 
 
-Hits = dict[tuple[Element, ...], Term]
+Hits = dict[tuple[str | None, tuple[Element, ...]], Term]
 #: adds the positive terms that make a document match to ``hits``; says whether it matches
 Collector = Callable[["Document", Hits], bool]
 
 
 def _add(hits: Hits, term: Term) -> None:
     # one entry per distinct term; "kv-cache" and "KV cache" are one, reported as first written
-    known = hits.get(term.elements)
+    known = hits.get(term.key)
     if known is None or term.position < known.position:
-        hits[term.elements] = term
+        hits[term.key] = term
 
 
 def _collector(node: _Nnf) -> Collector:
@@ -627,13 +691,15 @@ class CompiledQuery:
     @property
     def terms(self) -> tuple[str, ...]:
         """The terms a match can report (the ones not under NOT), in query order."""
-        found: dict[tuple[Element, ...], str] = {}
+        found: dict[tuple[str | None, tuple[Element, ...]], str] = {}
         self._positive_terms(self._nnf, found)
         return tuple(found.values())
 
-    def _positive_terms(self, node: _Nnf, found: dict[tuple[Element, ...], str]) -> None:
+    def _positive_terms(
+        self, node: _Nnf, found: dict[tuple[str | None, tuple[Element, ...]], str]
+    ) -> None:
         if isinstance(node, _Pos):
-            found.setdefault(node.term.elements, node.term.label)
+            found.setdefault(node.term.key, node.term.label)
         elif isinstance(node, (_All, _Any)):
             for child in node.children:
                 self._positive_terms(child, found)
@@ -657,6 +723,14 @@ class CompiledQuery:
         title_hits: list[tuple[int, str]] = []
         abstract_hits: list[tuple[int, str]] = []
         for term in terms:
+            if term.field is not None:
+                count, pieces = doc.field_occurrences(term.field, term.elements)
+                score += FIELDS[term.field].points * min(count, MAX_COUNTED)
+                if term.field == "title":
+                    title_hits += pieces
+                elif term.field == "abstract":
+                    abstract_hits += pieces
+                continue
             found = doc.occurrences(term.elements)
             score += TITLE_POINTS * min(found.in_title, MAX_COUNTED)
             score += ABSTRACT_POINTS * min(found.in_abstract, MAX_COUNTED)
@@ -681,6 +755,9 @@ def _in_text_order(hits: list[tuple[int, str]]) -> tuple[str, ...]:
 
 def _explain(node: Node, parent: type | None = None) -> str:
     if isinstance(node, Term):
+        if node.field is not None:
+            words = node.label[len(node.field) + 1 :]
+            return f'{node.field}:"{words}"' if node.quoted else node.label
         return f'"{node.label}"' if node.quoted else node.label
     if isinstance(node, Not):
         return f"NOT {_explain(node.operand, Not)}"
