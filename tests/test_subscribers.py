@@ -209,8 +209,22 @@ def test_cli_topics_test_speculative_decoding(tmp_path: Path, seed_files) -> Non
         assert "speculative" in text
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
+    # the normalised score is the percentile among the query's matches: best is highest
+    norms = [h["normalised"] for h in hits]
+    assert norms == sorted(norms, reverse=True) and 0 < norms[-1] <= norms[0] < 1
+    assert all(sum(h["points"].values()) == h["score"] for h in hits)
     plain = _cli(tmp_path, "topics", "test", '"speculative decoding"')
-    assert "papers match" in plain.stdout and "matched" in plain.stdout
+    assert "papers match" in plain.stdout and "why: speculative decoding" in plain.stdout
+    assert plain.stdout.splitlines()[0].split() == ["score", "norm", "title"]
+    # a configured topic, with a min_score given on the command line
+    strict = _cli(tmp_path, "topics", "test", "--topic", "kv-cache", "--min-score", "3", "--json")
+    loose = _cli(tmp_path, "topics", "test", "--topic", "kv-cache", "--json")
+    assert strict.returncode == 0 and loose.returncode == 0, strict.stderr + loose.stderr
+    strict_hits, loose_hits = json.loads(strict.stdout), json.loads(loose.stdout)
+    assert strict_hits and all(h["score"] >= 3 for h in strict_hits)
+    assert len(strict_hits) < len(loose_hits)
+    none = _cli(tmp_path, "topics", "test")
+    assert none.returncode == 2 and "QUERY or --topic" in none.stderr
     bad = _cli(tmp_path, "topics", "test", "(kv AND")
     assert bad.returncode == 2 and "position" in bad.stderr
     listed = _cli(tmp_path, "topics", "list", "--json")

@@ -6,6 +6,7 @@ import argparse
 
 from digestd.cli.common import Commands, open_runtime, open_store, print_json
 from digestd.config import Config
+from digestd.errors import UsageError
 
 
 def cmd_topics_list(args: argparse.Namespace, config: Config) -> int:
@@ -34,19 +35,42 @@ def cmd_topics_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_topics_test(args: argparse.Namespace, config: Config) -> int:
-    """Show which stored papers a query matches, best first, and the terms that matched."""
+    """Show which stored papers a query matches, best first: score, normalised score and why.
+
+    The normalised score is the paper's percentile among every stored paper the query
+    matches (see digestd.ranking.normalise); --topic tests a configured topic with its
+    min_score, and --min-score applies one to QUERY.
+    """
+    from digestd.ranking import Percentiles
+    from digestd.runtime import topic_definitions
     from digestd.topics import Document, compile_query
 
-    query = compile_query(args.query)
+    min_score = args.min_score
+    source = args.query
+    if args.topic is not None:
+        found = {t.slug: t for t in topic_definitions(config)}.get(args.topic)
+        if found is None:
+            raise UsageError(f"unknown topic {args.topic!r} (see: digestd topics list)")
+        if source is None:
+            source = found.query
+        if min_score is None:
+            min_score = found.min_score
+    if source is None:
+        raise UsageError("expected a QUERY or --topic SLUG")
+    min_score = min_score or 0.0
+    query = compile_query(source)
     with open_store(config) as store:
         hits = []
         for paper in store.iter_papers():
             match = query.match(Document.from_text(paper.title, paper.abstract))
             if match is not None:
                 hits.append((match, paper))
+    percentile = Percentiles(match.score for match, _ in hits if match.score >= min_score)
     hits.sort(key=lambda hit: (-hit[0].score, -(hit[1].upvotes or 0), hit[1].title))
+    kept = [hit for hit in hits if hit[0].score >= min_score]
+    under = len(hits) - len(kept)
     if args.limit:
-        hits = hits[: args.limit]
+        kept = kept[: args.limit]
     if args.json:
         print_json(
             [
@@ -54,23 +78,29 @@ def cmd_topics_test(args: argparse.Namespace, config: Config) -> int:
                     "slug": paper.slug,
                     "title": paper.title,
                     "score": match.score,
+                    "normalised": round(percentile(match.score), 4),
                     "terms": list(match.terms),
+                    "points": dict(match.points),
                     "title_terms": list(match.title_terms),
                     "abstract_terms": list(match.abstract_terms),
                 }
-                for match, paper in hits
+                for match, paper in kept
             ]
         )
         return 0
-    for match, paper in hits:
-        print(f"{match.score:6.1f}  {paper.title}")
+    print("score  norm  title")
+    for match, paper in kept:
+        print(f"{match.score:5.1f}  {percentile(match.score):4.2f}  {paper.title}")
+        why = ", ".join(f"{label} {points:g}" for label, points in match.points)
         where = []
         if match.title_terms:
             where.append("title: " + ", ".join(match.title_terms))
         if match.abstract_terms:
             where.append("abstract: " + ", ".join(match.abstract_terms))
-        print(f"        matched {', '.join(match.terms)} ({'; '.join(where)})")
-    print(f"{len(hits)} papers match {args.query}")
+        print(f"             why: {why} ({'; '.join(where)})")
+    print(f"{len(hits) - under} papers match {source}")
+    if under:
+        print(f"{under} more match with a score under min_score {min_score:g}")
     return 0
 
 
@@ -84,6 +114,16 @@ def register(commands: Commands) -> None:
     topics_list = topics.command("list", cmd_topics_list)
     topics_list.add_argument("--json", action="store_true", help="print a JSON list")
     topics_test = topics.command("test", cmd_topics_test)
-    topics_test.add_argument("query", metavar="QUERY", help='e.g. \'"kv cache" OR quantiz*\'')
+    topics_test.add_argument(
+        "query", metavar="QUERY", nargs="?", default=None,
+        help='e.g. \'"kv cache" OR title:quantiz*\'; with --topic, defaults to its query',
+    )
+    topics_test.add_argument(
+        "--topic", metavar="SLUG", default=None,
+        help="test a configured topic (its query and min_score)",
+    )
+    topics_test.add_argument(
+        "--min-score", type=float, default=None, help="leave out papers scoring under this"
+    )
     topics_test.add_argument("--json", action="store_true", help="print a JSON list")
     topics_test.add_argument("--limit", type=int, default=None, help="at most N papers")

@@ -471,7 +471,7 @@ def _term_predicate(term: Term) -> Predicate:
     elements = term.elements
     if term.field is not None:
         name = term.field
-        if len(elements) == 1 and not elements[0][1]:
+        if name in ("title", "abstract") and len(elements) == 1 and not elements[0][1]:
             stem = elements[0][0]
             return lambda doc: stem in doc.stems and doc.in_field(name, elements)
         return lambda doc: doc.in_field(name, elements)
@@ -659,6 +659,8 @@ class QueryMatch:
     title_terms: tuple[str, ...]
     #: the same for the abstract
     abstract_terms: tuple[str, ...]
+    #: each matched term as written with the points it scored, in query order: the "why"
+    points: tuple[tuple[str, float], ...] = ()
 
 
 class CompiledQuery:
@@ -720,27 +722,31 @@ class CompiledQuery:
         self._collect(doc, hits)
         terms = sorted(hits.values(), key=_by_position)
         score = 0.0
+        points: dict[str, float] = {}
         title_hits: list[tuple[int, str]] = []
         abstract_hits: list[tuple[int, str]] = []
         for term in terms:
             if term.field is not None:
                 count, pieces = doc.field_occurrences(term.field, term.elements)
-                score += FIELDS[term.field].points * min(count, MAX_COUNTED)
+                earned = FIELDS[term.field].points * min(count, MAX_COUNTED)
                 if term.field == "title":
                     title_hits += pieces
                 elif term.field == "abstract":
                     abstract_hits += pieces
-                continue
-            found = doc.occurrences(term.elements)
-            score += TITLE_POINTS * min(found.in_title, MAX_COUNTED)
-            score += ABSTRACT_POINTS * min(found.in_abstract, MAX_COUNTED)
-            title_hits += found.title
-            abstract_hits += found.abstract
+            else:
+                found = doc.occurrences(term.elements)
+                earned = TITLE_POINTS * min(found.in_title, MAX_COUNTED)
+                earned += ABSTRACT_POINTS * min(found.in_abstract, MAX_COUNTED)
+                title_hits += found.title
+                abstract_hits += found.abstract
+            score += earned
+            points[term.label] = points.get(term.label, 0.0) + earned
         return QueryMatch(
             score=score,
             terms=tuple(dict.fromkeys(term.label for term in terms)),
             title_terms=_in_text_order(title_hits),
             abstract_terms=_in_text_order(abstract_hits),
+            points=tuple(points.items()),
         )
 
 
