@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import generate_dump, vocabulary  # noqa: E402
+from bench_ingest import generate_dump, vocabulary
 
-from digestd.parse import parse_dump  # noqa: E402
+from digestd.parse import parse_dump
 
 _HEADER = {
     "new", "get trending papers in your email inbox!", "subscribe", "daily papers",

@@ -88,3 +88,13 @@ def test_normalize_lines_keeps_line_count() -> None:
     text = "a\r\nb\rc\n\u00a0\t \nd\u200b\x07e  \n"
     assert normalize_lines(text) == ["a", "b", "c", "", "de", ""]
     assert collapse("  a \t b\n c  ") == "a b c"
+
+
+def test_every_character_normalisation_changes_is_non_printable() -> None:
+    # normalize_lines runs the cleaning pattern only on lines that fail str.isprintable();
+    # a printable character added to the pattern would slip through unchanged.
+    from digestd.parse.text import _CLEAN_RE
+
+    touched = [c for c in map(chr, range(0x110000)) if _CLEAN_RE.match(c)]
+    assert touched and not [c for c in touched if c.isprintable()]
+    assert normalize_lines("a\u00a0b\u200bc\x0cd\n\x07") == ["a bc d", ""]
