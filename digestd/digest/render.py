@@ -158,6 +158,9 @@ class DigestRenderer:
         self.env.filters["highlight"] = highlight
         self.env.filters["date"] = format_date
         self.env.globals["paper_url"] = lambda slug: links.paper_url(base_url, slug)
+        # where a section's left-out papers are: the topic's public feed (the same for every
+        # reader, so the body stays shareable between subscribers)
+        self.env.globals["topic_url"] = lambda slug: links.topic_feed_url(base_url, slug, "atom")
         nonce = secrets.token_hex(8)
         self._pattern = re.compile(rf"digestd{nonce}x({'|'.join(PERSONAL_FIELDS)})x")
         self._placeholders = Personal(

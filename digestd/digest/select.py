@@ -1,4 +1,4 @@
-"""What one digest shows: the subscriber's papers grouped under their best topic, capped.
+"""What one digest shows: the subscriber's papers in one section per topic, fairly capped.
 
 Pure: it takes the papers the store selected (ranked best first) and returns a `Digest`, the
 one value the templates are rendered from. Two subscribers whose digests compare equal get
@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from digestd.ranking.fair import Boost, plan_sections
 from digestd.store import PaperRecord, SelectedPaper
 
 #: a title longer than this is cut (dumps are untrusted; one huge title must not blow the mail)
@@ -106,6 +107,8 @@ class TopicSection:
     slug: str
     name: str
     papers: tuple[DigestPaper, ...]
+    #: due papers of this topic left out of the digest ("and 40 more on KV cache")
+    more: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,54 +149,64 @@ def _byline(paper: PaperRecord) -> str:
     return ""
 
 
+def _digest_paper(
+    item: SelectedPaper, home: str, topic_names: Mapping[str, str]
+) -> DigestPaper:
+    paper = item.paper
+    matches = [m for m in item.matches if m.slug in topic_names]
+    highlights: dict[str, None] = {}
+    terms: dict[str, None] = {}
+    for match in matches:
+        highlights.update(dict.fromkeys(match.highlights))
+        terms.update(dict.fromkeys(match.terms))
+    abstract, cut = shorten(clean(paper.abstract))
+    return DigestPaper(
+        id=paper.id,
+        slug=paper.slug,
+        title=truncate(clean(paper.title), MAX_TITLE_CHARS),
+        abstract=abstract,
+        abstract_cut=cut,
+        byline=_byline(paper),
+        published=paper.published,
+        upvotes=paper.upvotes,
+        links=_links(paper.links),
+        also_in=tuple(topic_names[m.slug] for m in matches if m.slug != home),
+        terms=tuple(clean(t) for t in terms),
+        highlights=tuple(h for h in (clean(h) for h in highlights) if h),
+    )
+
+
 def build_digest(
     selected: Sequence[SelectedPaper],
     topic_names: Mapping[str, str],
     *,
     date: dt.date,
     max_papers: int,
+    boost: Boost | None = None,
 ) -> Digest:
-    """Group `selected` (ranked best first) under each paper's best topic, at most max_papers.
+    """One section per topic, each topic given its fair share of `max_papers` slots.
 
     `topic_names` maps the subscriber's topic slugs to display names, in the order they
-    are listed in the configuration. A paper in several of those topics appears once, under
-    the one it scored best in, and names the others. Sections come in the order of their best
-    paper, so the first section holds the paper the subject line names.
+    are listed in the configuration. How slots are shared and papers ordered is
+    digestd.ranking.fair's job: a paper in several topics appears once, in the section of the
+    topic that took it, and names the others; the first section holds the paper the subject
+    line names. `boost` is an optional per-paper adjustment (a reader's feedback model).
     """
     if not selected:
         raise ValueError("a digest needs at least one paper")
-    sections: dict[str, list[DigestPaper]] = {}
-    for item in selected[:max_papers]:
-        paper = item.paper
-        matches = [m for m in item.matches if m.slug in topic_names]
-        home = matches[0].slug if matches else ""
-        highlights: dict[str, None] = {}
-        terms: dict[str, None] = {}
-        for match in matches:
-            highlights.update(dict.fromkeys(match.highlights))
-            terms.update(dict.fromkeys(match.terms))
-        abstract, cut = shorten(clean(paper.abstract))
-        sections.setdefault(home, []).append(
-            DigestPaper(
-                id=paper.id,
-                slug=paper.slug,
-                title=truncate(clean(paper.title), MAX_TITLE_CHARS),
-                abstract=abstract,
-                abstract_cut=cut,
-                byline=_byline(paper),
-                published=paper.published,
-                upvotes=paper.upvotes,
-                links=_links(paper.links),
-                also_in=tuple(topic_names[m.slug] for m in matches[1:]),
-                terms=tuple(clean(t) for t in terms),
-                highlights=tuple(h for h in (clean(h) for h in highlights) if h),
-            )
-        )
+    plan = plan_sections(selected, list(topic_names), max_papers, boost=boost)
+    if not plan:
+        raise ValueError("a digest needs at least one paper in the subscriber's topics")
     return Digest(
         date=date,
         sections=tuple(
-            TopicSection(slug, topic_names.get(slug, "Other papers"), tuple(papers))
-            for slug, papers in sections.items()
+            TopicSection(
+                section.slug,
+                topic_names.get(section.slug, "Other papers"),
+                tuple(_digest_paper(item, section.slug, topic_names) for item in section.papers),
+                section.more,
+            )
+            for section in plan
         ),
         total=len(selected),
         topic_names=tuple(topic_names.values()),

@@ -395,7 +395,9 @@ class SubscriberStore(Database):
     ) -> list[SelectedPaper]:
         """Papers stored after the subscriber's last digest that match their topics.
 
-        Ranked by the best score among the subscriber's topics, then upvotes, then newest.
+        Ranked by the best normalised score among the subscriber's topics (a stable sort over
+        the best raw score, then upvotes, then newest); digestd.ranking.fair decides which of
+        them a digest shows.
         `through_batch` bounds the selection so a digest describes a fixed set of batches
         even while new dumps arrive.
         """
@@ -429,6 +431,9 @@ class SubscriberStore(Database):
             papers = [_record(p) for p, _score in session.execute(query)]
         matches = self.paper_matches(p.id for p in papers)  # type: ignore[attr-defined]
         wanted = set(subscriber.topics)
-        return [
+        selected = [
             SelectedPaper(p, tuple(m for m in matches[p.id] if m.slug in wanted)) for p in papers
         ]
+        # raw scores are not comparable across topics: rank by the best normalised one
+        selected.sort(key=lambda item: -item.matches[0].normalised if item.matches else 0.0)
+        return selected

@@ -10,14 +10,18 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
+from digestd.ranking import TopicNormaliser
 from digestd.store.db import Database
-from digestd.store.models import Paper, PaperTopic, Topic, utcnow
+from digestd.store.models import Batch, Paper, PaperTopic, Topic, utcnow
 
 if TYPE_CHECKING:
     from digestd.topics import TopicDefinition, TopicMatch
 
 #: (title, abstract) -> the topics that match, as the topics package computes them
 Classify = Callable[[str, str], Sequence["TopicMatch"]]
+
+#: a topic's scores are normalised against its this many newest matches
+RECENT_MATCHES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,9 @@ class PaperMatch:
     score: float
     terms: tuple[str, ...]
     highlights: tuple[str, ...]
+    #: the score's percentile among the topic's recent matches (digestd.ranking.normalise):
+    #: comparable across topics, unlike the raw score
+    normalised: float = 0.5
 
 
 def _topic_record(topic: Topic) -> TopicRecord:
@@ -159,10 +166,40 @@ class TopicStore(Database):
                 result[slug] = list(session.scalars(query))
         return result
 
+    def topic_normaliser(self) -> TopicNormaliser:
+        """Each active topic's percentile function over its RECENT_MATCHES newest matches.
+
+        Remembered until a batch arrives or the topics are synced (which is when matches
+        change), so planning thousands of digests reads the scores once.
+        """
+        with self.read() as session:
+            key = (
+                session.scalar(select(func.max(Batch.id))),
+                session.scalar(select(func.max(Topic.updated_at))),
+            )
+            cached: tuple[object, TopicNormaliser] | None = getattr(self, "_normaliser", None)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            scores: dict[str, list[float]] = {}
+            for slug, topic_id in _topic_ids(session).items():
+                scores[slug] = list(
+                    session.scalars(
+                        select(PaperTopic.score)
+                        .join(Paper, Paper.id == PaperTopic.paper_id)
+                        .where(PaperTopic.topic_id == topic_id)
+                        .order_by(Paper.first_seen_at.desc(), Paper.id.desc())
+                        .limit(RECENT_MATCHES)
+                    )
+                )
+        normaliser = TopicNormaliser(scores)
+        self._normaliser = (key, normaliser)
+        return normaliser
+
     def paper_matches(self, paper_ids: Iterable[int]) -> dict[int, list[PaperMatch]]:
-        """The active topics each paper is in, best score first."""
+        """The active topics each paper is in, best normalised score first."""
         ids = list(paper_ids)
         result: dict[int, list[PaperMatch]] = {i: [] for i in ids}
+        normalise = self.topic_normaliser() if ids else None
         with self.read() as session:
             for start in range(0, len(ids), 500):
                 rows = session.execute(
@@ -172,11 +209,15 @@ class TopicStore(Database):
                     .where(Topic.active.is_(True))
                 )
                 for match, slug in rows:
+                    assert normalise is not None
                     result[match.paper_id].append(
-                        PaperMatch(slug, match.score, tuple(match.terms), tuple(match.highlights))
+                        PaperMatch(
+                            slug, match.score, tuple(match.terms), tuple(match.highlights),
+                            normalise(slug, match.score),
+                        )
                     )
         for matches in result.values():
-            matches.sort(key=lambda m: (-m.score, m.slug))
+            matches.sort(key=lambda m: (-m.normalised, -m.score, m.slug))
         return result
 
 
