@@ -8,10 +8,12 @@ pure (digestd.topics); this module only wires it to the store.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from digestd.config import Config
+from digestd.linkkey import load_link_key
 from digestd.store import Store
 from digestd.topics import (
     STARTER_TOPICS,
@@ -48,6 +50,14 @@ class Runtime:
         if store is None:
             config.paths.data_dir.mkdir(parents=True, exist_ok=True)
             store = Store.open(config.database_url)
+            store.link_key = load_link_key(config, create=True)
+        elif store.link_key is None:
+            # A store handed in without a key (embedding, tests): links made in this process
+            # work for as long as the database keeps their hashes.
+            store.link_key = secrets.token_bytes(32)
+        added = store.register_link_key()
+        if added:
+            log.info("link key registered tokens=%d", added)
         runtime = cls(config, store, compiled)
         runtime.sync_topics()
         return runtime

@@ -30,8 +30,9 @@ class Store(
     """All of digestd's persistent state, behind methods."""
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Store:
+    def open(cls, url: str, *, migrate: bool = True, link_key: bytes | None = None) -> Store:
         store = cls(create_store_engine(url))
+        store.link_key = link_key
         if migrate:
             store.migrate()
         return store

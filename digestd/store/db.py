@@ -74,6 +74,10 @@ def _configure_sqlite(engine: Engine) -> None:
 class Database:
     """Owns the engine and hands out sessions; the store's query mixins build on it."""
 
+    #: derives private-link tokens (store/tokens.py); kept outside the database, given by
+    #: whoever opens the store, and handed to each session so records can carry the tokens
+    link_key: bytes | None = None
+
     def __init__(self, engine: Engine):
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
@@ -86,6 +90,7 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A session for queries; rolled back at the end."""
         with self._reader() as session:
+            session.info["link_key"] = self.link_key
             try:
                 yield session
             except OperationalError as exc:
@@ -97,6 +102,7 @@ class Database:
     def write(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         with self._writer() as session:
+            session.info["link_key"] = self.link_key
             try:
                 with session.begin():
                     yield session
@@ -112,19 +118,45 @@ class Database:
         except SQLAlchemyError:
             return False
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration; safe when several processes start at once."""
+    def migrate(self, revision: str = "head", *, downgrade: bool = False) -> None:
+        """Bring the schema to `revision`; safe when several processes start at once.
+
+        On SQLite, foreign keys are off while migrations run: a batch migration rebuilds a
+        table by copying it and dropping the old one, and with foreign keys on, that drop
+        would cascade-delete every row referring to it (subscriber topics, deliveries). The
+        keys are checked before the commit instead.
+        """
         alembic_config = AlembicConfig()
         alembic_config.set_main_option("script_location", str(MIGRATIONS_DIR))
         try:
-            with self.engine.begin() as connection:
-                if self.is_postgres:
-                    # Transaction-scoped, so it is released with the migration's commit.
-                    connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID}
-                    )
-                alembic_config.attributes["connection"] = connection
-                command.upgrade(alembic_config, "head")
+            with self.engine.connect() as connection:
+                if self.is_sqlite:
+                    # Outside any transaction, or SQLite ignores it; before the first execute,
+                    # which would begin one.
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with connection.begin():
+                        if self.is_postgres:
+                            # Transaction-scoped: released with the migration's commit.
+                            connection.execute(
+                                text("SELECT pg_advisory_xact_lock(:id)"),
+                                {"id": MIGRATION_LOCK_ID},
+                            )
+                        alembic_config.attributes["connection"] = connection
+                        if downgrade:
+                            command.downgrade(alembic_config, revision)
+                        else:
+                            command.upgrade(alembic_config, revision)
+                        if self.is_sqlite:
+                            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                            if broken:
+                                raise StoreError(
+                                    f"migration left {len(broken)} rows whose references are "
+                                    f"broken (first in table {broken[0][0]}); nothing changed"
+                                )
+                finally:
+                    if self.is_sqlite:
+                        connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot migrate database {self.engine.url.render_as_string()}: "

@@ -192,11 +192,10 @@ class Subscriber(Base):
     #: "immediate", "daily" or "weekly"
     cadence: Mapped[str] = mapped_column(String(16), default="daily")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    #: secret for private links (feed, preferences, unsubscribe); replaced to revoke them.
-    #: Looked up by its first characters (token_lookup) and then compared in constant time,
-    #: so response times say nothing about how much of a guessed token was right.
-    token: Mapped[str] = mapped_column(String(64))
-    token_lookup: Mapped[str] = mapped_column(String(16), unique=True)
+    #: the link token (feed, preferences, unsubscribe) is derived from this and the link key,
+    #: which is kept outside the database; a new salt revokes every link. Only hashes of
+    #: tokens are stored (subscriber_tokens), so the database alone hands out no link.
+    link_salt: Mapped[str] = mapped_column(String(32))
     #: "pending", "active", "paused" or "unsubscribed"
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)
     #: papers of batches up to this id were delivered (or predate the subscription)
@@ -241,6 +240,22 @@ class SiteKey(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SubscriberToken(Base):
+    """A valid private-link token of a subscriber, by its SHA-256 hash.
+
+    A subscriber may have several: the one derived from each link key in use, and a token
+    from before tokens were derived, kept so links already handed out keep working.
+    """
+
+    __tablename__ = "subscriber_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -12,8 +10,7 @@ from typing import Literal
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from digestd.errors import SubscriberError
-from digestd.store.db import Database
+from digestd.errors import StoreError, SubscriberError
 from digestd.store.models import (
     Batch,
     Paper,
@@ -25,18 +22,13 @@ from digestd.store.models import (
 )
 from digestd.store.papers import _record
 from digestd.store.records import PaperRecord
+from digestd.store.tokens import TokenStore, derive_token, new_salt
 from digestd.store.topics import PaperMatch
 
-TOKEN_LOOKUP_CHARS = 12
 #: what a web sign-up found: a new address, an unconfirmed one signing up again, a former
 #: subscriber coming back (all three get a confirmation mail), or a current subscriber
 #: (who gets their manage link instead, and nothing is changed)
 SignupOutcome = Literal["new", "pending", "returning", "existing"]
-
-
-def new_token() -> str:
-    """An unguessable link token: 12 lookup characters, then 32 bytes of secret."""
-    return secrets.token_urlsafe(9)[:TOKEN_LOOKUP_CHARS] + secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +85,9 @@ def _subscriber_record(session: Session, subscriber: Subscriber) -> SubscriberRe
         name=subscriber.name,
         cadence=subscriber.cadence,
         timezone=subscriber.timezone,
-        token=subscriber.token,
+        # empty for a store opened without the link key (commands that make no links)
+        token=derive_token(key, subscriber.link_salt) if (key := session.info.get("link_key"))
+        else "",
         status=subscriber.status,
         topics=tuple(slugs),
         since_batch_id=subscriber.since_batch_id,
@@ -104,7 +98,7 @@ def _subscriber_record(session: Session, subscriber: Subscriber) -> SubscriberRe
     )
 
 
-class SubscriberStore(Database):
+class SubscriberStore(TokenStore):
     def save_subscriber(
         self,
         *,
@@ -127,11 +121,9 @@ class SubscriberStore(Database):
             created = row is None
             now = utcnow()
             if row is None:
-                token = new_token()
                 row = Subscriber(
                     email_key=email_key,
-                    token=token,
-                    token_lookup=token[:TOKEN_LOOKUP_CHARS],
+                    link_salt=new_salt(),
                     since_batch_id=session.scalar(select(func.max(Batch.id))) or 0,
                     created_at=now,
                     status=status,
@@ -156,6 +148,8 @@ class SubscriberStore(Database):
                 row.timezone = timezone
             row.updated_at = now
             session.flush()
+            if created:
+                self._register_token(session, row.id, row.link_salt)
             if topics:
                 session.execute(
                     delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == row.id)
@@ -185,16 +179,13 @@ class SubscriberStore(Database):
             return _subscriber_record(session, row) if row else None
 
     def subscriber_by_token(self, token: str) -> SubscriberRecord | None:
-        """The subscriber a private link belongs to; constant-time on the secret part."""
-        if len(token) <= TOKEN_LOOKUP_CHARS or len(token) > 64:
+        """The subscriber a private link (manage, feed, unsubscribe) belongs to, or None."""
+        subscriber_id = self.subscriber_id_by_token(token)
+        if subscriber_id is None:
             return None
         with self.read() as session:
-            row = session.scalar(
-                select(Subscriber).where(Subscriber.token_lookup == token[:TOKEN_LOOKUP_CHARS])
-            )
-            if row is None or not hmac.compare_digest(row.token.encode(), token.encode()):
-                return None
-            return _subscriber_record(session, row)
+            row = session.get(Subscriber, subscriber_id)
+            return _subscriber_record(session, row) if row else None
 
     def subscribers(self, *, status: str | None = None) -> list[SubscriberRecord]:
         query = select(Subscriber).order_by(Subscriber.email_key)
@@ -229,13 +220,14 @@ class SubscriberStore(Database):
 
     def rotate_token(self, subscriber_id: int) -> str:
         """Replace the link token: every old private link stops working at once."""
+        if not self.link_key:
+            raise StoreError("no link key: private links cannot be made")
         with self.write() as session:
             row = session.get(Subscriber, subscriber_id)
             if row is None:
                 raise SubscriberError(f"no subscriber with id {subscriber_id}")
-            row.token = new_token()
-            row.token_lookup = row.token[:TOKEN_LOOKUP_CHARS]
-            return row.token
+            self._replace_tokens(session, row)
+            return self.link_token(row.link_salt)
 
     # Web sign-ups -----------------------------------------------------------------------------
 
@@ -265,9 +257,8 @@ class SubscriberStore(Database):
                 return _subscriber_record(session, row), "existing"
             if row is None:
                 outcome = "new"
-                token = new_token()
                 row = Subscriber(
-                    email_key=email_key, token=token, token_lookup=token[:TOKEN_LOOKUP_CHARS],
+                    email_key=email_key, link_salt=new_salt(),
                     since_batch_id=0, created_at=now, status="pending", bounce_count=0,
                 )
                 session.add(row)
@@ -281,6 +272,8 @@ class SubscriberStore(Database):
             row.confirm_sent_at = now
             row.updated_at = now
             session.flush()
+            if outcome == "new":
+                self._register_token(session, row.id, row.link_salt)
             session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == row.id))
             session.add_all(
                 SubscriberTopic(subscriber_id=row.id, topic_id=topic_id) for topic_id in topic_ids
