@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-FEED_FORMATS = ("rss", "atom")
+FEED_FORMATS = ("rss", "atom", "json")
 
 
 def paper_url(base_url: str, slug: str) -> str:
@@ -25,6 +25,40 @@ def topic_feed_url(base_url: str, slug: str, fmt: str) -> str:
 
 def private_feed_url(base_url: str, token: str, fmt: str) -> str:
     return f"{base_url}/feeds/private/{quote(token)}.{fmt}"
+
+
+def all_archive_url(base_url: str, page: int, fmt: str) -> str:
+    return f"{base_url}/feeds/archive/all/{page}.{fmt}"
+
+
+def topic_archive_url(base_url: str, slug: str, page: int, fmt: str) -> str:
+    return f"{base_url}/feeds/archive/topics/{quote(slug)}/{page}.{fmt}"
+
+
+def private_archive_url(base_url: str, token: str, page: int, fmt: str) -> str:
+    return f"{base_url}/feeds/private/{quote(token)}/archive/{page}.{fmt}"
+
+
+def topic_page_url(base_url: str, slug: str) -> str:
+    return f"{base_url}/topics/{quote(slug)}"
+
+
+def subscribe_url(base_url: str, topic: str | None = None) -> str:
+    """The sign-up page; with `topic`, that topic ticked."""
+    return f"{base_url}/subscribe" + (f"?topic={quote(topic)}" if topic else "")
+
+
+def topics_scheme_url(base_url: str) -> str:
+    """The category scheme of topics in feeds: the prefix of every topic page."""
+    return f"{base_url}/topics/"
+
+
+def icon_url(base_url: str) -> str:
+    return f"{base_url}/icon.png"
+
+
+def favicon_url(base_url: str) -> str:
+    return f"{base_url}/favicon.ico"
 
 
 def opml_url(base_url: str) -> str:

@@ -1,10 +1,13 @@
-"""Feeds built from the sample dumps: valid RSS 2.0 and Atom, stable ids, atomic unchanged files."""
+"""Feeds built from the sample dumps: RSS 2.0, Atom and JSON Feed that say the same thing, in
+arrival order, text kept as text, stable ids and dates, atomic files rewritten only on change."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import email.utils
+import html
+import json
 import os
 import re
 from pathlib import Path
@@ -16,8 +19,11 @@ from lxml import etree
 
 from digestd.config import Config, FeedsConfig, HttpConfig, PathsConfig, TopicConfig
 from digestd.feeds import (
+    ARCHIVE_PAGE_SIZE,
     EMPTY_FEED_UPDATED,
+    FeedDoc,
     FeedMeta,
+    all_doc,
     build_feeds,
     entry_id,
     is_web_url,
@@ -25,15 +31,19 @@ from digestd.feeds import (
     write_if_changed,
     xml_safe,
 )
+from digestd.feeds.items import arrival, feed_item
+from digestd.feeds.model import current_size
 from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
-from digestd.store import PaperMatch, PaperRecord, SelectedPaper, Store
+from digestd.store import PaperMatch, PaperRecord, Store
 
 BASE_URL = "https://papers.example.org"
 ATOM = "{http://www.w3.org/2005/Atom}"
 DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
 HOSTILE_TITLE = "<script>alert(1)</script> ]]> & \x01 control"
+HOSTILE_ABSTRACT = 'FID<2, <img src=x onerror="alert(1)"> and <b>markup</b> ]]> &amp; \x02'
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+FIRST_OF_SEED_004 = "Dense Reward for Free in Reinforcement Learning from Human Feedback"
 
 
 def make_config(tmp_path: Path, **feeds: int) -> Config:
@@ -68,6 +78,29 @@ def parse(path: Path) -> feedparser.FeedParserDict:
     return parsed
 
 
+def html_text(fragment: str) -> str:
+    """What a reader shows for an HTML fragment: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]*>", "", fragment))
+
+
+def check_json_feed(data: bytes) -> dict:
+    """The JSON Feed 1.1 rules a reader relies on; returns the parsed document."""
+    feed = json.loads(data)
+    assert feed["version"] == "https://jsonfeed.org/version/1.1"
+    assert isinstance(feed["title"], str) and feed["title"]
+    for key in ("home_page_url", "feed_url", "icon", "favicon", "next_url"):
+        if key in feed:
+            assert is_web_url(feed[key]), key
+    ids = [item["id"] for item in feed["items"]]
+    assert len(ids) == len(set(ids)) and all(isinstance(i, str) for i in ids)
+    for item in feed["items"]:
+        assert "content_html" in item or "content_text" in item
+        assert RFC3339.match(item["date_published"]), item["date_published"]
+        assert all(isinstance(tag, str) for tag in item.get("tags", []))
+        assert all(isinstance(a["name"], str) for a in item.get("authors", []))
+    return feed
+
+
 def test_seed_feeds_are_valid_complete_and_rebuilt_only_on_change(
     store: Store, tmp_path: Path, seed_files: list[Path]
 ) -> None:
@@ -76,57 +109,60 @@ def test_seed_feeds_are_valid_complete_and_rebuilt_only_on_change(
     report = build_feeds(runtime)
     feeds_dir = runtime.config.feeds_dir
     topics = store.topics()
-    expected = {"all.rss", "all.atom", "topics.opml"} | {
-        f"topics/{t.slug}.{fmt}" for t in topics for fmt in ("rss", "atom")
+    expected = {"all.rss", "all.atom", "all.json", "topics.opml"} | {
+        f"topics/{t.slug}.{fmt}" for t in topics for fmt in ("rss", "atom", "json")
     }
     assert set(report.written) == expected and report.unchanged == []
     assert not list(feeds_dir.rglob(".*.tmp")), "temporary files left behind"
 
-    newest = store.papers(limit=50)
+    total = store.count_papers()
+    assert total == 444
     counts = store.topic_paper_counts()
-    names = {t.slug: t.name for t in topics}
-    for name in sorted(expected - {"topics.opml"}):
+    for name in sorted(n for n in expected if n.endswith((".rss", ".atom"))):
         fmt = name.rsplit(".", 1)[1]
         feed = parse(feeds_dir / name)
         assert feed.version == ("rss20" if fmt == "rss" else "atom10"), name
         slug = name.removeprefix("topics/").rsplit(".", 1)[0] if "/" in name else None
-        expected_count = min(50, counts.get(slug, 0)) if slug else 50
-        assert len(feed.entries) == expected_count, name
-        self_links = [link.href for link in feed.feed.links if link.rel == "self"]
-        assert self_links == [f"{BASE_URL}/feeds/{name}"], name
+        held = counts.get(slug, 0) if slug else total
+        assert len(feed.entries) == current_size(held, 50), name
+        links = {link.rel: link.href for link in feed.feed.links}
+        assert links["self"] == f"{BASE_URL}/feeds/{name}", name
+        if held >= ARCHIVE_PAGE_SIZE:
+            assert links["prev-archive"].endswith(f"/{held // ARCHIVE_PAGE_SIZE}.{fmt}")
         assert feed.feed.language == "en"
-        # newest first by first-seen time, then id: the store's own order
-        if slug is None:
-            assert [e.id for e in feed.entries] == [entry_id(p.key) for p in newest]
         for entry in feed.entries:
             assert entry.link.startswith(f"{BASE_URL}/papers/")
             assert entry.title and entry.summary
             terms = {tag.term for tag in entry.get("tags", [])}
-            if fmt == "atom":
-                assert slug is None or slug in terms, (name, entry.title)
-            else:  # RSS categories carry the topic's name
-                assert slug is None or names[slug] in terms, (name, entry.title)
+            schemes = {tag.scheme for tag in entry.get("tags", [])}
+            assert schemes <= {f"{BASE_URL}/topics/"}, schemes
+            if slug and fmt == "atom":
+                assert slug in terms, (name, entry.title)
+            if slug and fmt == "rss":
+                assert {t.name for t in topics if t.slug == slug} <= terms
         _check_dates_and_ids(feeds_dir / name, fmt)
 
-    # the all feed: Atom dates, related links and authors as the store has them
-    atom = parse(feeds_dir / "all.atom")
-    by_id = {entry_id(p.key): p for p in store.papers()}
-    for entry in atom.entries:
-        paper = by_id[entry.id]
-        alternates = [link.href for link in entry.links if link.rel == "alternate"]
-        related = [link.href for link in entry.links if link.rel == "related"]
-        assert alternates == [f"{BASE_URL}/papers/{paper.slug}"]
-        assert related == list(paper.links)
-        published = dt.date(*entry.published_parsed[:3])
-        assert published == (paper.published or paper.first_seen_at.date())
-    papers_with_links = [p for p in newest if p.links]
-    assert papers_with_links, "the seeds' newest papers carry URLs in their abstracts"
+    # one order, one date per paper in every format: arrival, the dump's first paper first
+    rss, atom = parse(feeds_dir / "all.rss"), parse(feeds_dir / "all.atom")
+    jsonfeed = check_json_feed((feeds_dir / "all.json").read_bytes())
+    assert rss.entries[0].title == atom.entries[0].title == FIRST_OF_SEED_004
+    assert [e.id for e in rss.entries] == [e.id for e in atom.entries] == [
+        i["id"] for i in jsonfeed["items"]
+    ]
+    for r, a, j in zip(rss.entries, atom.entries, jsonfeed["items"], strict=True):
+        arrived = dt.datetime(*a.published_parsed[:6], tzinfo=dt.UTC)
+        assert r.published_parsed == a.published_parsed == a.updated_parsed
+        assert dt.datetime.fromisoformat(j["date_published"]) == arrived
+    dates = [e.published_parsed for e in atom.entries]
+    assert dates == sorted(dates, reverse=True) and len(set(dates)) == len(dates)
 
     opml = ElementTree.parse(feeds_dir / "topics.opml").getroot()
-    assert opml.get("version") == "2.0"
-    outlines = {o.get("xmlUrl"): o.get("text") for o in opml.iter("outline")}
+    assert opml.get("version") == "2.0" and opml.find("head/docs") is None
+    outlines = {o.get("xmlUrl"): o for o in opml.iter("outline")}
     for topic in topics:
-        assert outlines[f"{BASE_URL}/feeds/topics/{topic.slug}.rss"] == topic.name
+        outline = outlines[f"{BASE_URL}/feeds/topics/{topic.slug}.rss"]
+        assert outline.get("text") == topic.name
+        assert outline.get("htmlUrl") == f"{BASE_URL}/topics/{topic.slug}"
 
     before = {name: (feeds_dir / name).stat().st_mtime_ns for name in expected}
     again = build_feeds(runtime)
@@ -140,24 +176,47 @@ def _check_dates_and_ids(path: Path, fmt: str) -> None:
     if fmt == "rss":
         channel = root.find("channel")
         assert channel.find(f"{ATOM}link[@rel='self']") is not None
+        assert int(channel.findtext("ttl")) >= 1
         dates = [channel.findtext("lastBuildDate")]
         for item in channel.findall("item"):
             guid = item.find("guid")
             assert guid.get("isPermaLink") == "false" and guid.text.startswith("urn:uuid:")
             dates.append(item.findtext("pubDate"))
+            assert all(c.get("domain") == f"{BASE_URL}/topics/" for c in item.iter("category"))
         for value in dates:
             assert email.utils.parsedate_to_datetime(value).tzinfo is not None, value
     else:
         assert root.find(f"{ATOM}author/{ATOM}name") is not None  # entries inherit it
+        assert root.findtext(f"{ATOM}icon").endswith("/favicon.ico")
         for element in root.iter(f"{ATOM}updated", f"{ATOM}published"):
             assert RFC3339.match(element.text), element.text
         for entry in root.iter(f"{ATOM}entry"):
             alternates = entry.findall(f"{ATOM}link[@rel='alternate']")
             assert len(alternates) == 1  # RFC 4287 4.1.1: one alternate per type and language
             assert all(link.get("rel") for link in entry.iter(f"{ATOM}link"))
+            assert entry.find(f"{ATOM}content").get("type") == "html"
 
 
-def test_ids_stay_when_upvotes_and_metadata_change(store: Store, tmp_path: Path) -> None:
+def test_flextok_abstract_reaches_readers_verbatim(
+    store: Store, tmp_path: Path, seed_files: list[Path]
+) -> None:
+    runtime = Runtime.open(make_config(tmp_path), store=store)
+    ingest(runtime, *seed_files)
+    [flextok] = [p for p in store.papers() if p.title.startswith("FlexTok")]
+    assert "FID<2 across" in flextok.abstract
+    doc = FeedDoc(all_doc(store, runtime.config).meta, (
+        feed_item(flextok, [], flextok.id, BASE_URL, {}),), page=None, pages=0)
+    rss = feedparser.parse(render_feed(doc, "rss")).entries[0]
+    atom = feedparser.parse(render_feed(doc, "atom")).entries[0]
+    jsonfeed = check_json_feed(render_feed(doc, "json"))["items"][0]
+    assert "FID<2 across" in html_text(rss.description)
+    assert "FID<2 across" in atom.summary
+    assert "FID<2 across" in html_text(atom.content[0].value)
+    assert "FID<2 across" in jsonfeed["content_text"]
+    assert "FID&lt;2 across" in jsonfeed["content_html"]
+
+
+def test_upvotes_leave_feeds_alone_and_ids_dates_stay(store: Store, tmp_path: Path) -> None:
     first = tmp_path / "a.txt"
     first.write_text(card_dump([
         ("Sparse Widgets for Diffusion Models", "Diffusion models, sparsely.", None),
@@ -166,59 +225,91 @@ def test_ids_stay_when_upvotes_and_metadata_change(store: Store, tmp_path: Path)
     runtime = Runtime.open(make_config(tmp_path), store=store)
     ingest(runtime, first)
     build_feeds(runtime)
-    atom_path = runtime.config.feeds_dir / "all.atom"
-    before = {e.title: e for e in parse(atom_path).entries}
-    rss_before = [e.id for e in parse(runtime.config.feeds_dir / "all.rss").entries]
+    feeds_dir = runtime.config.feeds_dir
+    before = {e.title: e for e in parse(feeds_dir / "all.atom").entries}
+    assert list(before) == ["Sparse Widgets for Diffusion Models", "Tabular Widgets"]
+    tabular = before["Tabular Widgets"]
+    assert "author" not in tabular  # "3 authors" is a count, not a name
+    assert [link.href for link in tabular.links if link.rel == "related"] == [
+        "https://example.com/widgets"
+    ]
+    snapshot = {n: (feeds_dir / n).read_bytes() for n in ("all.rss", "all.atom", "all.json")}
 
-    second = tmp_path / "b.txt"
-    second.write_text(card_dump([
-        ("Sparse widgets for diffusion models", "Diffusion models, sparsely.",
-         ("nvidia NVIDIA", "Mar 6 12")),
+    # the same dump again, only upvotes differ: nothing a feed shows changed
+    again = tmp_path / "b.txt"
+    again.write_text(card_dump([
+        ("Sparse Widgets for Diffusion Models", "Diffusion models, sparsely.", None),
         ("Tabular Widgets", "Tables: https://example.com/widgets", ("  • 3 authors", "Mar 5 9")),
     ]))
-    ingest(runtime, second)
-    report = build_feeds(runtime)
-    assert "all.atom" in report.written  # updated times and authors changed
-    after = {e.title: e for e in parse(atom_path).entries}
-    assert {t: e.id for t, e in after.items()} == {t: e.id for t, e in before.items()}
-    sparse = after["Sparse Widgets for Diffusion Models"]
-    assert sparse.author == "NVIDIA"
-    assert sparse.updated_parsed >= before["Sparse Widgets for Diffusion Models"].updated_parsed
+    ingest(runtime, again)
+    assert build_feeds(runtime).written == []
+    assert {n: (feeds_dir / n).read_bytes() for n in snapshot} == snapshot
 
-    # a restart: a new runtime on the same database renders the same ids and bytes
+    # a later listing fills in the organization and date: content changes, ids and dates stay
+    third = tmp_path / "c.txt"
+    third.write_text(card_dump([
+        ("Sparse widgets for diffusion models", "Diffusion models, sparsely.",
+         ("nvidia NVIDIA", "Mar 6 12")),
+    ]))
+    ingest(runtime, third)
+    assert "all.atom" in build_feeds(runtime).written
+    after = {e.title: e for e in parse(feeds_dir / "all.atom").entries}
+    assert {t: e.id for t, e in after.items()} == {t: e.id for t, e in before.items()}
+    assert {t: e.published for t, e in after.items()} == {
+        t: e.published for t, e in before.items()
+    }
+    assert {t: e.updated for t, e in after.items()} == {t: e.updated for t, e in before.items()}
+    assert after["Sparse Widgets for Diffusion Models"].author == "NVIDIA"
+
+    # a restart: a new runtime on the same database renders the same bytes
     runtime.close()
     url = store.engine.url.render_as_string(hide_password=False)
     reopened = Runtime.open(make_config(tmp_path), store=Store.open(url))
     try:
         assert build_feeds(reopened).written == []
-        assert [e.id for e in parse(reopened.config.feeds_dir / "all.rss").entries] == rss_before
     finally:
         reopened.close()
 
 
-def test_hostile_title_is_escaped_in_both_formats(store: Store, tmp_path: Path) -> None:
+def test_hostile_text_stays_text_in_every_format(store: Store, tmp_path: Path) -> None:
     dump = tmp_path / "hostile.txt"
     dump.write_bytes(card_dump([
-        (HOSTILE_TITLE, "With <b>markup</b> ]]> and \x02 bytes.", ("  • 2 authors", "Mar 5 3")),
+        (HOSTILE_TITLE, HOSTILE_ABSTRACT, ("  • 2 authors", "Mar 5 3")),
     ]).encode())
     runtime = Runtime.open(make_config(tmp_path), store=store)
     ingest(runtime, dump)
     build_feeds(runtime)
     [stored] = store.papers()
-    assert "<script>" in stored.title and "]]>" in stored.title
+    assert "<script>" in stored.title and "<img" in stored.abstract
+    shown_title, shown_abstract = xml_safe(stored.title), xml_safe(stored.abstract)
     for fmt in ("rss", "atom"):
         path = runtime.config.feeds_dir / f"all.{fmt}"
         raw = path.read_bytes()
-        assert b"<script>" not in raw and b"\x01" not in raw and b"\x02" not in raw
-        assert b"&lt;script&gt;alert(1)&lt;/script&gt; ]]&gt; &amp;" in raw
-        [entry] = parse(path).entries
-        assert entry.title == stored.title
-        assert "<b>markup</b>" in entry.summary  # text, shown as text, never as markup
+        assert b"<script>" not in raw and b"<img" not in raw and b"<b>" not in raw
+        assert b"\x01" not in raw and b"\x02" not in raw
         root = etree.fromstring(raw)
-        titles = [t.text for t in root.iter("title", f"{ATOM}title")]
-        assert stored.title in titles
+        assert root.find(f".//{DC_CREATOR}") is None  # an author count is no author
+        [entry] = parse(path).entries
+        assert entry.title == shown_title
         if fmt == "rss":
-            assert root.find(f"channel/item/{DC_CREATOR}").text == "2 authors"
+            # the description is HTML: the dump's markup arrives escaped, shown as text
+            description = root.findtext("channel/item/description")
+            assert "<img" not in html_text_tags(description)
+            assert shown_abstract in html.unescape(description)
+            assert shown_abstract in html_text(entry.description)
+        else:
+            assert entry.summary == shown_abstract  # typed text
+            assert shown_abstract in html_text(entry.content[0].value)
+    jsonfeed = check_json_feed((runtime.config.feeds_dir / "all.json").read_bytes())
+    [item] = jsonfeed["items"]
+    assert item["title"] == shown_title and item["content_text"] == shown_abstract
+    assert "<img" not in html_text_tags(item["content_html"])
+    assert "authors" not in item
+
+
+def html_text_tags(fragment: str) -> str:
+    """The element names an HTML fragment really has, as "<name" strings."""
+    return " ".join(f"<{m}" for m in re.findall(r"<([a-zA-Z][a-zA-Z0-9]*)", fragment))
 
 
 def test_topic_feeds_follow_the_configuration(store: Store, tmp_path: Path, seed_files) -> None:
@@ -238,9 +329,11 @@ def test_topic_feeds_follow_the_configuration(store: Store, tmp_path: Path, seed
     os.utime(abandoned, (0, 0))
     build_feeds(runtime)
     assert not abandoned.exists() and fresh.exists()
+    counts = store.topic_paper_counts()
     for slug in ("diffusion", "kv"):
         entries = parse(feeds_dir / f"topics/{slug}.atom").entries
-        assert 0 < len(entries) <= 5
+        # the newest 5, and every paper not yet on a full archive page
+        assert len(entries) == current_size(counts[slug], 5) >= 5
         assert all(slug in {t.term for t in e.tags} for e in entries)
     empty = parse(feeds_dir / "topics/nothing.atom")
     assert empty.entries == []
@@ -249,10 +342,10 @@ def test_topic_feeds_follow_the_configuration(store: Store, tmp_path: Path, seed
     fewer = Runtime.open(dataclasses.replace(config, topics=topics[:1]), store=store)
     report = build_feeds(fewer)
     assert sorted(report.removed) == [
-        "topics/kv.atom", "topics/kv.rss", "topics/nothing.atom", "topics/nothing.rss",
+        f"topics/{slug}.{fmt}" for slug in ("kv", "nothing") for fmt in ("atom", "json", "rss")
     ]
     assert sorted(p.name for p in (feeds_dir / "topics").iterdir()) == [
-        "diffusion.atom", "diffusion.rss",
+        "diffusion.atom", "diffusion.json", "diffusion.rss",
     ]
     assert "topics/nothing.rss" not in (feeds_dir / "topics.opml").read_text()
 
@@ -272,49 +365,100 @@ def _paper(number: int, **fields: object) -> PaperRecord:
     return PaperRecord(**values)  # type: ignore[arg-type]
 
 
+def _url(fmt: str, page: int | None) -> str:
+    return f"{BASE_URL}/feeds/test.{fmt}" if page is None else f"{BASE_URL}/a/{page}.{fmt}"
+
+
 META = FeedMeta(
-    name="test",
-    title="Test feed",
-    description="For tests.",
-    urls={"rss": f"{BASE_URL}/feeds/test.rss", "atom": f"{BASE_URL}/feeds/test.atom"},
-    home_url=f"{BASE_URL}/",
-    topic_names={"t": "Topic T"},
-    base_url=BASE_URL,
+    name="test", title="Test feed", description="For tests.", url=_url,
+    home_url=f"{BASE_URL}/", icon_url=f"{BASE_URL}/icon.png",
+    favicon_url=f"{BASE_URL}/favicon.ico", ttl_minutes=1,
 )
 
 
+def _doc(*papers: PaperRecord, page: int | None = None, pages: int = 0) -> FeedDoc:
+    match = (PaperMatch("t", 2.0, ("x",), ()),)
+    items = tuple(feed_item(p, match, p.id, BASE_URL, {"t": "Topic T"}) for p in papers)
+    return FeedDoc(META, items, page=page, pages=pages)
+
+
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
-def test_render_is_deterministic_and_dated_by_content(fmt: str) -> None:
-    items = [
-        SelectedPaper(_paper(2, updated_at=dt.datetime(2025, 4, 1, 12, 30, 15, 999, dt.UTC)), ()),
-        SelectedPaper(_paper(1, published=dt.date(2024, 12, 24), authors_count=1),
-                      (PaperMatch("t", 2.0, ("x",), ()),)),
-    ]
-    first = render_feed(items, META, fmt)
-    assert render_feed(items, META, fmt) == first
+def test_render_is_deterministic_and_dated_by_arrival(fmt: str) -> None:
+    doc = _doc(
+        _paper(2, updated_at=dt.datetime(2025, 4, 1, 12, 30, 15, 999, dt.UTC)),
+        _paper(1, published=dt.date(2024, 12, 24), authors_count=1),
+    )
+    first = render_feed(doc, fmt)
+    assert render_feed(doc, fmt) == first
     feed = feedparser.parse(first)
     assert not feed.bozo
-    assert feed.feed.updated_parsed[:6] == (2025, 4, 1, 12, 30, 15)  # the newest entry's
+    # the newest arrival, not the later metadata update
+    assert feed.feed.updated_parsed[:6] == (2025, 3, 1, 2, 0, 0)
     assert [e.title for e in feed.entries] == ["Paper 2", "Paper 1"]
-    if fmt == "atom":
-        assert feed.entries[1].published_parsed[:3] == (2024, 12, 24)
-        assert feed.entries[1].author == "1 author"
-    else:
-        assert feed.entries[1].published_parsed[:4] == (2025, 3, 1, 1)  # first seen
-    assert render_feed([], META, fmt) != first
-    assert feedparser.parse(render_feed([], META, fmt)).entries == []
+    # the paper's own date is shown, never used as the entry's date
+    assert feed.entries[1].published_parsed[:4] == (2025, 3, 1, 1)
+    assert "Published 2024-12-24" in html_text(feed.entries[1].get("content", [{}])[0].get(
+        "value", "") if fmt == "atom" else feed.entries[1].description)
+    assert "author" not in feed.entries[1]
+    assert render_feed(_doc(), fmt) != first
+    assert feedparser.parse(render_feed(_doc(), fmt)).entries == []
 
 
-@pytest.mark.parametrize("fmt", ["rss", "atom"])
-def test_stored_control_characters_never_reach_the_xml(fmt: str) -> None:
+@pytest.mark.parametrize("fmt", ["rss", "atom", "json"])
+def test_archive_links_follow_rfc_5005(fmt: str) -> None:
+    def links_of(doc: FeedDoc) -> dict[str, str]:
+        raw = render_feed(doc, fmt)
+        if fmt == "json":
+            feed = json.loads(raw)
+            return {"next": feed["next_url"]} if "next_url" in feed else {}
+        return {link.rel: link.href for link in feedparser.parse(raw).feed.links}
+
+    current = links_of(_doc(_paper(1), pages=3))
+    middle = links_of(_doc(_paper(1), page=2, pages=3))
+    newest = links_of(_doc(_paper(1), page=3, pages=3))
+    oldest = links_of(_doc(_paper(1), page=1, pages=3))
+    if fmt == "json":  # JSON Feed pages with next_url, towards older papers
+        assert current == {"next": _url(fmt, 3)} and middle == {"next": _url(fmt, 1)}
+        assert oldest == {}
+        return
+    assert current["prev-archive"] == _url(fmt, 3) and "current" not in current
+    assert middle["prev-archive"] == _url(fmt, 1) and middle["next-archive"] == _url(fmt, 3)
+    assert middle["current"] == _url(fmt, None) and middle["self"] == _url(fmt, 2)
+    assert "next-archive" not in newest and "prev-archive" not in oldest
+    raw = render_feed(_doc(_paper(1), page=2, pages=3), fmt)
+    assert b"<fh:archive/>" in raw
+
+
+def test_current_document_holds_every_paper_not_yet_archived() -> None:
+    size = ARCHIVE_PAGE_SIZE
+    assert current_size(0, 50) == 0
+    assert current_size(30, 50) == 30
+    assert current_size(size * 3 + 7, 5) == 7  # the papers after the last full page
+    assert current_size(size * 3 + 7, 100) == 100
+    assert current_size(size * 3, 5) == 5
+
+
+def test_arrival_follows_the_dump_order_within_a_batch() -> None:
+    batch = [_paper(i, first_seen_at=dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC)) for i in (7, 8, 9)]
+    times = [arrival(p, 7) for p in batch]
+    assert times[0] == dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC)
+    assert times == sorted(times, reverse=True) and len(set(times)) == 3
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom", "json"])
+def test_stored_control_characters_never_reach_the_document(fmt: str) -> None:
     # The parser drops control characters; rows written by anything else may still hold them.
     paper = _paper(1, title=HOSTILE_TITLE + "\x0c", abstract="a\x00b\x1bc", organization="O\x07rg")
-    raw = render_feed([SelectedPaper(paper, ())], META, fmt)
+    raw = render_feed(_doc(paper), fmt)
+    if fmt == "json":
+        [item] = check_json_feed(raw)["items"]
+        assert item["title"] == xml_safe(HOSTILE_TITLE) and item["content_text"] == "abc"
+        assert item["authors"] == [{"name": "Org"}]
+        return
     feed = feedparser.parse(raw)
     assert not feed.bozo
     etree.fromstring(raw)
     assert feed.entries[0].title == xml_safe(HOSTILE_TITLE)
-    assert feed.entries[0].summary == "abc"
     assert b"]]&gt;" in raw and b"<script>" not in raw
 
 

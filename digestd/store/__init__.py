@@ -9,6 +9,7 @@ from __future__ import annotations
 from digestd.store.db import Database, create_store_engine
 from digestd.store.deliveries import ClaimedDelivery, DeliveryRecord, DeliveryStore
 from digestd.store.dumps import DumpLedger
+from digestd.store.feeds import FeedStore
 from digestd.store.keys import SiteKeyStore
 from digestd.store.leadership import Leadership, open_leadership
 from digestd.store.limits import RateLimitStore
@@ -25,7 +26,7 @@ from digestd.store.topics import PaperMatch, TopicRecord, TopicStore
 
 class Store(
     DeliveryStore, SubscriberStore, RateLimitStore, SiteKeyStore, TopicStore, PaperStore,
-    DumpLedger, Database,
+    FeedStore, DumpLedger, Database,
 ):
     """All of digestd's persistent state, behind methods."""
 

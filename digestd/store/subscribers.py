@@ -46,6 +46,8 @@ class SubscriberRecord:
     created_at: dt.datetime
     confirmed_at: dt.datetime | None
     last_slot_at: dt.datetime | None
+    #: the row's last change (topics, preferences, status): private feeds' Last-Modified
+    updated_at: dt.datetime | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -95,6 +97,7 @@ def _subscriber_record(session: Session, subscriber: Subscriber) -> SubscriberRe
         created_at=subscriber.created_at,
         confirmed_at=subscriber.confirmed_at,
         last_slot_at=subscriber.last_slot_at,
+        updated_at=subscriber.updated_at,
     )
 
 

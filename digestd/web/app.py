@@ -28,10 +28,10 @@ from typing import Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import GZipMiddleware, IdentityResponder
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -39,28 +39,35 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digestd.feeds import (
     CONTENT_TYPES,
+    FeedDoc,
+    abstract_segments,
+    all_doc,
     build_feeds,
-    feed_updated,
     is_web_url,
-    newest_papers,
-    private_feed_items,
-    private_meta,
+    private_doc,
     render_feed,
+    topic_doc,
 )
 from digestd.runtime import Runtime
-from digestd.store import PaperRecord
+from digestd.store import PaperMatch, PaperRecord, Store, SubscriberRecord, TopicRecord
 from digestd.store.models import utcnow
-from digestd.web import subscription, unsubscribe
+from digestd.web import icons, subscription, unsubscribe
 from digestd.web.render import render, runtime_of
 from digestd.web.security import Csrf
 
 log = logging.getLogger(__name__)
 
 #: the public feed files, relative to the feeds directory; nothing else is ever opened
-PUBLIC_FEED = re.compile(r"(?:all|topics/[A-Za-z0-9-]{1,64})\.(?:rss|atom)|topics\.opml")
-FEED_NAME = re.compile(r"(?P<name>[A-Za-z0-9_-]{1,64})\.(?P<fmt>rss|atom)")
+PUBLIC_FEED = re.compile(r"(?:all|topics/[A-Za-z0-9-]{1,64})\.(?:rss|atom|json)|topics\.opml")
+FEED_NAME = re.compile(r"(?P<name>[A-Za-z0-9_-]{1,64})\.(?P<fmt>rss|atom|json)")
+#: an archive page: "<number>.<format>"; page numbers start at 1
+ARCHIVE_PAGE = re.compile(r"(?P<page>[1-9][0-9]{0,8})\.(?P<fmt>rss|atom|json)")
+#: archive pages never change once full: readers and proxies may keep them for a week
+ARCHIVE_MAX_AGE = 7 * 24 * 3600
 #: papers listed on the index page
 INDEX_PAPERS = 30
+#: papers per page of a topic's page
+TOPIC_PAGE_PAPERS = 25
 #: pages change with every batch; a short lifetime keeps proxies from serving stale ones long
 PAGE_MAX_AGE = 60
 #: responses that depend on a secret in the URL: not to be shared, indexed or leaked
@@ -129,7 +136,11 @@ def validated_response(
 
 def accepts_gzip(request: Request) -> bool:
     """Whether Accept-Encoding lists gzip with a quality above zero."""
-    for coding in request.headers.get("accept-encoding", "").split(","):
+    return gzip_acceptable(request.headers.get("accept-encoding", ""))
+
+
+def gzip_acceptable(accept_encoding: str) -> bool:
+    for coding in accept_encoding.split(","):
         name, *params = (part.strip() for part in coding.split(";"))
         if name.lower() != "gzip":
             continue
@@ -144,8 +155,25 @@ def accepts_gzip(request: Request) -> bool:
     return False
 
 
+class NegotiatedGZip(GZipMiddleware):
+    """Starlette's GZipMiddleware, minus compressing for a client that refused gzip (q=0):
+    Starlette looks for "gzip" anywhere in Accept-Encoding."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not gzip_acceptable(
+            Headers(scope=scope).get("accept-encoding", "")
+        ):
+            responder = IdentityResponder(
+                self.app, self.minimum_size, exclude_content_types=self.exclude_content_types
+            )
+            await responder(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 class WeakEtagWhenCompressed:
-    """Marks the ETag of a gzip-encoded response weak, as nginx does.
+    """Marks the ETag of a gzip-encoded response weak, as nginx does, and sends each Vary
+    value once (the routes and the gzip middleware both name Accept-Encoding).
 
     A strong ETag promises byte-identical bodies; the gzip body is another representation of
     the same feed. Weak comparison (what If-None-Match uses) still matches it, so a client that
@@ -166,6 +194,11 @@ class WeakEtagWhenCompressed:
                 etag = headers.get("etag")
                 if etag and headers.get("content-encoding") == "gzip" and etag.startswith('"'):
                     headers["etag"] = "W/" + etag
+                vary = [v.strip() for value in headers.getlist("vary") for v in value.split(",")]
+                if vary:
+                    unique = list({v.lower(): v for v in reversed(vary) if v}.values())[::-1]
+                    del headers["vary"]
+                    headers["vary"] = ", ".join(unique)
             await send(message)
 
         await self.app(scope, receive, send_weakened)
@@ -251,25 +284,93 @@ async def public_feed(request: Request) -> Response:
     )
 
 
+def _feed_response(
+    request: Request, doc: FeedDoc | None, fmt: str, *, private: bool,
+    last_modified: dt.datetime | None = None,
+) -> Response:
+    """A feed rendered on request: a private feed, or an archive page."""
+    if doc is None:
+        raise HTTPException(404)
+    config = runtime_of(request).config
+    scope = "private" if private else "public"
+    max_age = config.feeds.max_age if doc.page is None else ARCHIVE_MAX_AGE
+    return validated_response(
+        request,
+        render_feed(doc, fmt),
+        content_type=CONTENT_TYPES[fmt],
+        last_modified=max(doc.updated, last_modified or doc.updated),
+        cache_control=f"{scope}, max-age={max_age}",
+        extra_headers=PRIVATE_HEADERS if private else None,
+    )
+
+
+def _archive_page(request: Request) -> tuple[int, str]:
+    match = ARCHIVE_PAGE.fullmatch(request.path_params["page"])
+    if match is None:
+        raise HTTPException(404)
+    return int(match["page"]), match["fmt"]
+
+
+def _subscriber(request: Request, token: str) -> SubscriberRecord:
+    subscriber = runtime_of(request).store.subscriber_by_token(token)
+    if subscriber is None or subscriber.status not in ("active", "paused"):
+        raise HTTPException(404)
+    return subscriber
+
+
 def private_feed(request: Request) -> Response:
     match = FEED_NAME.fullmatch(request.path_params["name"])
     if match is None:
         raise HTTPException(404)
     runtime = runtime_of(request)
-    subscriber = runtime.store.subscriber_by_token(match["name"])
-    if subscriber is None or subscriber.status not in ("active", "paused"):
+    subscriber = _subscriber(request, match["name"])
+    doc = private_doc(runtime.store, runtime.config, subscriber)
+    # Narrowing one's topics can leave older papers on top: the time of that change keeps
+    # Last-Modified from going backwards for clients that send only If-Modified-Since.
+    return _feed_response(request, doc, match["fmt"], private=True,
+                          last_modified=subscriber.updated_at)
+
+
+def private_archive(request: Request) -> Response:
+    page, fmt = _archive_page(request)
+    runtime = runtime_of(request)
+    subscriber = _subscriber(request, request.path_params["token"])
+    doc = private_doc(runtime.store, runtime.config, subscriber, page)
+    return _feed_response(request, doc, fmt, private=True,
+                          last_modified=_page_changed(runtime, doc))
+
+
+def all_archive(request: Request) -> Response:
+    page, fmt = _archive_page(request)
+    runtime = runtime_of(request)
+    doc = all_doc(runtime.store, runtime.config, page)
+    return _feed_response(request, doc, fmt, private=False,
+                          last_modified=_page_changed(runtime, doc))
+
+
+def topic_archive(request: Request) -> Response:
+    page, fmt = _archive_page(request)
+    runtime = runtime_of(request)
+    topic = _topic(runtime, request.path_params["slug"])
+    doc = topic_doc(runtime.store, runtime.config, topic, page)
+    return _feed_response(request, doc, fmt, private=False,
+                          last_modified=_page_changed(runtime, doc))
+
+
+def _page_changed(runtime: Runtime, doc: FeedDoc | None) -> dt.datetime | None:
+    """When what an archive page shows last changed: its papers' data or its topics' names."""
+    if doc is None:
+        return None
+    slugs = {c.slug for item in doc.items for c in item.categories}
+    times = [item.changed for item in doc.items] + runtime.store.topics_changed_at(slugs)
+    return max(times, default=None)
+
+
+def _topic(runtime: Runtime, slug: str) -> TopicRecord:
+    topic = next((t for t in runtime.store.topics() if t.slug == slug), None)
+    if topic is None:
         raise HTTPException(404)
-    config = runtime.config
-    items = private_feed_items(runtime.store, subscriber, config.feeds.max_items)
-    meta = private_meta(config.base_url, subscriber, runtime.store.topics())
-    return validated_response(
-        request,
-        render_feed(items, meta, match["fmt"]),
-        content_type=CONTENT_TYPES[match["fmt"]],
-        last_modified=feed_updated(items, meta),
-        cache_control=f"private, max-age={config.feeds.max_age}",
-        extra_headers=PRIVATE_HEADERS,
-    )
+    return topic
 
 
 # Pages -----------------------------------------------------------------------------------------
@@ -285,19 +386,6 @@ def _creator(paper: PaperRecord) -> str | None:
 
 def _date(value: dt.date | None) -> str | None:
     return f"{value:%b} {value.day}, {value.year}" if value else None
-
-
-def abstract_segments(text: str, urls: tuple[str, ...]) -> list[tuple[str, str | None]]:
-    """The abstract cut into (text, url-or-None) pieces, so the template links URLs safely."""
-    safe = sorted(
-        {u for u in urls if is_web_url(u) and u in text},
-        key=len,
-        reverse=True,
-    )
-    if not safe:
-        return [(text, None)]
-    pieces = re.split("(" + "|".join(map(re.escape, safe)) + ")", text)
-    return [(piece, piece if piece in safe else None) for piece in pieces if piece]
 
 
 def _paper_view(paper: PaperRecord, matches: Any, names: Mapping[str, str]) -> dict[str, Any]:
@@ -316,6 +404,16 @@ def _paper_view(paper: PaperRecord, matches: Any, names: Mapping[str, str]) -> d
     }
 
 
+def newest(
+    store: Store, slugs: tuple[str, ...] | None, offset: int, limit: int
+) -> list[tuple[PaperRecord, list[PaperMatch]]]:
+    """Papers newest arrival first (the feeds' order), each with the active topics it matched."""
+    ids = store.feed_paper_ids(slugs, newest_first=True, offset=offset, limit=limit)
+    papers = {p.id: p for p in store.papers(ids=ids)}
+    matches = store.paper_matches(ids)
+    return [(papers[i], matches[i]) for i in ids if i in papers]
+
+
 def index(request: Request) -> Response:
     runtime = runtime_of(request)
     store = runtime.store
@@ -325,10 +423,7 @@ def index(request: Request) -> Response:
         since=utcnow() - dt.timedelta(days=subscription.RECENT_DAYS)
     )
     names = {t.slug: t.name for t in topics}
-    papers = [
-        _paper_view(item.paper, item.matches, names)
-        for item in newest_papers(store, INDEX_PAPERS)
-    ]
+    papers = [_paper_view(p, m, names) for p, m in newest(store, None, 0, INDEX_PAPERS)]
     topic_views = [
         {"slug": t.slug, "name": t.name, "description": t.description,
          "papers": counts.get(t.slug, 0), "recent": recent.get(t.slug, 0)}
@@ -364,6 +459,42 @@ def paper_page(request: Request) -> Response:
         request, "paper.html", {"paper": view},
         headers={"Cache-Control": f"max-age={PAGE_MAX_AGE}"},
     )
+
+
+def topic_page(request: Request) -> Response:
+    """A topic: what it is, its query, its feeds, its papers a page at a time, and sign-up."""
+    runtime = runtime_of(request)
+    store = runtime.store
+    topic = _topic(runtime, request.path_params["slug"])
+    raw_page = request.query_params.get("page", "1")
+    if not raw_page.isdigit() or not 1 <= int(raw_page) <= 100_000:
+        raise HTTPException(404)
+    page = int(raw_page)
+    total = store.feed_paper_count((topic.slug,))
+    pages = max(1, -(-total // TOPIC_PAGE_PAPERS))
+    if page > pages:
+        raise HTTPException(404)
+    names = {t.slug: t.name for t in store.topics()}
+    offset = (page - 1) * TOPIC_PAGE_PAPERS
+    papers = [_paper_view(p, m, names)
+              for p, m in newest(store, (topic.slug,), offset, TOPIC_PAGE_PAPERS)]
+    context = {
+        "topic": {"slug": topic.slug, "name": topic.name, "description": topic.description,
+                  "query": topic.query},
+        "papers": papers, "total": total, "page": page, "pages": pages,
+    }
+    return render(request, "topic.html", context,
+                  headers={"Cache-Control": f"max-age={PAGE_MAX_AGE}"})
+
+
+def icon(request: Request) -> Response:
+    return Response(icons.icon_png(), media_type="image/png",
+                    headers={"Cache-Control": f"public, max-age={ARCHIVE_MAX_AGE}"})
+
+
+def favicon(request: Request) -> Response:
+    return Response(icons.favicon_ico(), media_type="image/x-icon",
+                    headers={"Cache-Control": f"public, max-age={ARCHIVE_MAX_AGE}"})
 
 
 def healthz(request: Request) -> Response:
@@ -424,7 +555,13 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/", index, name="index"),
         Route("/healthz", healthz, name="healthz"),
         Route("/papers/{slug}", paper_page, name="paper"),
+        Route("/topics/{slug}", topic_page, name="topic"),
+        Route("/icon.png", icon, name="icon"),
+        Route("/favicon.ico", favicon, name="favicon"),
         Route("/feeds/private/{name}", private_feed, name="private_feed"),
+        Route("/feeds/private/{token}/archive/{page}", private_archive, name="private_archive"),
+        Route("/feeds/archive/all/{page}", all_archive, name="all_archive"),
+        Route("/feeds/archive/topics/{slug}/{page}", topic_archive, name="topic_archive"),
         Route("/feeds/{path:path}", public_feed, name="feed"),
         # self-service subscription (digestd.web.subscription, digestd.web.unsubscribe)
         Route("/subscribe", sub.subscribe_page, methods=["GET"], name="subscribe_page"),
@@ -441,7 +578,7 @@ def create_app(runtime: Runtime) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(WeakEtagWhenCompressed),
-            Middleware(GZipMiddleware, minimum_size=500),
+            Middleware(NegotiatedGZip, minimum_size=500),
         ],
         exception_handlers={
             404: not_found, **dict.fromkeys(ERROR_PAGES, error_page),

@@ -315,7 +315,8 @@ def _links_context(runtime: Runtime, subscriber: SubscriberRecord) -> dict[str, 
         "topic_names": [names.get(s, s) for s in subscriber.topics],
         "manage_url": links.manage_url(base, subscriber.token),
         "feeds": {
-            fmt: links.private_feed_url(base, subscriber.token, fmt) for fmt in ("atom", "rss")
+            fmt: links.private_feed_url(base, subscriber.token, fmt)
+            for fmt in ("atom", "rss", "json")
         },
     }
 

@@ -1,0 +1,157 @@
+"""From the store to feed documents: which papers a feed's current document or archive page
+holds, as items. The only part of `digestd.feeds` that reads the store."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from digestd import links
+from digestd.feeds.items import feed_item
+from digestd.feeds.model import ARCHIVE_PAGE_SIZE, FeedDoc, FeedItem, FeedMeta, current_size
+from digestd.store import Store, TopicRecord
+
+if TYPE_CHECKING:
+    from digestd.config import Config
+    from digestd.store import SubscriberRecord
+
+
+def _meta(
+    config: Config, name: str, title: str, description: str,
+    url: Callable[[str, int | None], str], home_url: str | None = None,
+) -> FeedMeta:
+    base = config.base_url
+    return FeedMeta(
+        name=name,
+        title=title,
+        description=description,
+        url=url,
+        home_url=home_url or links.index_url(base),
+        icon_url=links.icon_url(base),
+        favicon_url=links.favicon_url(base),
+        ttl_minutes=max(1, math.ceil(config.ingest.scan_interval / 60)),
+    )
+
+
+def all_meta(config: Config) -> FeedMeta:
+    base = config.base_url
+
+    def url(fmt: str, page: int | None) -> str:
+        if page is None:
+            return links.all_feed_url(base, fmt)
+        return links.all_archive_url(base, page, fmt)
+
+    return _meta(config, "all", "digestd: all papers",
+                 "Every paper digestd stored, newest arrival first.", url)
+
+
+def topic_meta(config: Config, topic: TopicRecord) -> FeedMeta:
+    base = config.base_url
+
+    def url(fmt: str, page: int | None) -> str:
+        if page is None:
+            return links.topic_feed_url(base, topic.slug, fmt)
+        return links.topic_archive_url(base, topic.slug, page, fmt)
+
+    # a topic feed belongs to its topic's page
+    return _meta(config, f"topic:{topic.slug}", f"digestd: {topic.name}",
+                 topic.description or f"Papers on {topic.name}, newest arrival first.", url,
+                 links.topic_page_url(base, topic.slug))
+
+
+def private_meta(
+    config: Config, subscriber: SubscriberRecord, topics: Sequence[TopicRecord]
+) -> FeedMeta:
+    base = config.base_url
+    names = {t.slug: t.name for t in topics}
+    followed = ", ".join(names.get(s, s) for s in subscriber.topics) or "no topics"
+
+    def url(fmt: str, page: int | None) -> str:
+        if page is None:
+            return links.private_feed_url(base, subscriber.token, fmt)
+        return links.private_archive_url(base, subscriber.token, page, fmt)
+
+    # the subscriber id, not the token: rotating the token must not change the feed id
+    return _meta(config, f"subscriber:{subscriber.id}", "digestd: your papers",
+                 f"Papers on your topics: {followed}.", url)
+
+
+def load_items(
+    store: Store, ids: Sequence[int], base_url: str, slugs: Sequence[str] | None,
+    topic_names: dict[str, str],
+) -> tuple[FeedItem, ...]:
+    """Items for paper `ids`, in that order; matches narrowed to `slugs` when given."""
+    papers = {}
+    for start in range(0, len(ids), 500):
+        papers.update((p.id, p) for p in store.papers(ids=ids[start : start + 500]))
+    matches = store.paper_matches(ids)
+    first_ids = store.batch_first_ids(p.batch_id for p in papers.values())
+    wanted = None if slugs is None else frozenset(slugs)
+    items = []
+    for paper_id in ids:
+        paper = papers.get(paper_id)
+        if paper is None:  # deleted between the two queries
+            continue
+        found = [m for m in matches[paper_id] if wanted is None or m.slug in wanted]
+        items.append(feed_item(paper, found, first_ids.get(paper.batch_id, paper.id),
+                               base_url, topic_names))
+    return tuple(items)
+
+
+def current_doc(
+    store: Store, meta: FeedMeta, slugs: Sequence[str] | None, max_items: int, base_url: str,
+    topic_names: dict[str, str],
+) -> FeedDoc:
+    """The document readers subscribe to: the newest papers, and all not yet archived."""
+    total = store.feed_paper_count(slugs)
+    ids = store.feed_paper_ids(slugs, newest_first=True, offset=0,
+                               limit=current_size(total, max_items))
+    items = load_items(store, ids, base_url, slugs, topic_names)
+    return FeedDoc(meta, items, page=None, pages=total // ARCHIVE_PAGE_SIZE)
+
+
+def archive_doc(
+    store: Store, meta: FeedMeta, slugs: Sequence[str] | None, page: int, base_url: str,
+    topic_names: dict[str, str],
+) -> FeedDoc | None:
+    """Archive page `page` (1 = the oldest papers), or None when there is no such full page."""
+    pages = store.feed_paper_count(slugs) // ARCHIVE_PAGE_SIZE
+    if not 1 <= page <= pages:
+        return None
+    ids = store.feed_paper_ids(slugs, newest_first=False,
+                               offset=(page - 1) * ARCHIVE_PAGE_SIZE, limit=ARCHIVE_PAGE_SIZE)
+    items = load_items(store, ids[::-1], base_url, slugs, topic_names)
+    return FeedDoc(meta, items, page=page, pages=pages)
+
+
+def _doc(
+    store: Store, config: Config, meta: FeedMeta, slugs: Sequence[str] | None, page: int | None,
+    topics: Sequence[TopicRecord],
+) -> FeedDoc | None:
+    names = {t.slug: t.name for t in topics}
+    if page is None:
+        return current_doc(store, meta, slugs, config.feeds.max_items, config.base_url, names)
+    return archive_doc(store, meta, slugs, page, config.base_url, names)
+
+
+def all_doc(store: Store, config: Config, page: int | None = None) -> FeedDoc | None:
+    """Every paper: the current document, or archive page `page` (None if it does not exist)."""
+    return _doc(store, config, all_meta(config), None, page, store.topics())
+
+
+def topic_doc(
+    store: Store, config: Config, topic: TopicRecord, page: int | None = None,
+    topics: Sequence[TopicRecord] | None = None,
+) -> FeedDoc | None:
+    topics = store.topics() if topics is None else topics
+    return _doc(store, config, topic_meta(config, topic), (topic.slug,), page, topics)
+
+
+def private_doc(
+    store: Store, config: Config, subscriber: SubscriberRecord, page: int | None = None
+) -> FeedDoc | None:
+    """A subscriber's feed: the papers of the topics they follow, matches narrowed to them."""
+    topics = store.topics()
+    meta = private_meta(config, subscriber, topics)
+    return _doc(store, config, meta, subscriber.topics, page, topics)
