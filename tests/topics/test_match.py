@@ -260,9 +260,11 @@ def test_starter_topics_are_well_formed() -> None:
 
 @pytest.mark.parametrize("topic", STARTER_TOPICS, ids=lambda t: t.slug)
 def test_each_starter_topic_matches_some_but_not_most_seed_papers(topic: TopicDefinition) -> None:
-    count = len(matching_titles(topic.query))
+    compiled = compile_topics([topic])  # with its min_score
+    count = sum(1 for doc in seed_documents().values() if match_document(doc, compiled))
     assert count >= 10 or (topic.slug == "code" and count >= 5), count
-    assert count <= len(seed_papers()) // 3, count
+    # the seeds are about a third LLM-inference papers (by the labelled sample's count)
+    assert count <= len(seed_papers()) * 0.4, count
 
 
 def test_starter_topics_on_known_papers() -> None:
