@@ -108,7 +108,8 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class DeliveryConfig:
-    #: attempts at a temporary failure before the delivery is marked failed
+    #: temporary replies about the recipient (4xx) before the delivery is marked failed;
+    #: an unreachable or refusing relay charges no attempt
     max_attempts: int = 5
     #: seconds before the first retry; doubled on each further attempt
     retry_backoff: float = 60.0
@@ -116,6 +117,9 @@ class DeliveryConfig:
     pause_after_failures: int = 3
     #: papers shown in one e-mail at most; the rest are linked (keeps HTML under Gmail's clip)
     max_papers: int = 30
+    #: hours a digest may wait in the queue (relay down, say) before it expires; 5 days,
+    #: as MTAs keep mail
+    max_queue_hours: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -407,6 +411,8 @@ def _validate(config: Config, *, check_dirs: bool) -> None:
         fail("schedule.weekly_day", f"must be a weekday name, got {config.schedule.weekly_day!r}")
     if config.delivery.max_attempts < 1:
         fail("delivery.max_attempts", "must be at least 1")
+    if config.delivery.max_queue_hours <= 0:
+        fail("delivery.max_queue_hours", "must be positive")
     if config.delivery.pause_after_failures < 1:
         fail("delivery.pause_after_failures", "must be at least 1")
     if config.delivery.max_papers < 1:

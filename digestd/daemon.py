@@ -177,6 +177,10 @@ class Daemon:
         self.config_path = config_path
         self.runtime = Runtime.open(config)
         self.notifier = SystemdNotifier()
+        from digestd.delivery import TransportHealth
+
+        #: whether the mail transport was found down, and until when it is left alone
+        self.transport_health = TransportHealth()
         #: set once the daemon is on its way out; jobs check it between dumps
         self.stopping = threading.Event()
         # Written by signal handlers, which must take no lock (see Waker): a flag only ever
@@ -286,14 +290,19 @@ class Daemon:
 
         now = dt.datetime.now(dt.UTC)
         planned = plan_digests(self.runtime, now)
-        sent = send_pending(self.runtime, now, should_stop=self.stopping.is_set)
+        sent = send_pending(
+            self.runtime, now, should_stop=self.stopping.is_set, health=self.transport_health
+        )
         self._status(f"dispatch: {planned}; {sent}")
 
     def retry(self) -> None:
         """Send deliveries whose retry time has come (temporary failures)."""
         from digestd.delivery import send_pending
 
-        send_pending(self.runtime, dt.datetime.now(dt.UTC), should_stop=self.stopping.is_set)
+        send_pending(
+            self.runtime, dt.datetime.now(dt.UTC), should_stop=self.stopping.is_set,
+            health=self.transport_health,
+        )
 
     def housekeeping(self) -> None:
         """Trim the SQLite write-ahead log; forget sign-ups never confirmed in time."""

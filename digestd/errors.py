@@ -10,8 +10,10 @@
     ├── SubscriberError            an invalid address, unknown topic or time zone (exit 2)
     ├── StoreError                 the database refused or could not be reached
     └── DeliveryError              a message could not be handed over
-        ├── TemporaryDeliveryError worth retrying later (4xx, dropped connection, timeout)
-        └── PermanentDeliveryError not worth retrying (5xx)
+        ├── TemporaryDeliveryError worth retrying later (a 4xx about the recipient)
+        │   └── TransportError     the server cannot take mail from digestd now (down, dropped,
+        │                          timeout, TLS or login failure, 421, refusing digestd itself)
+        └── PermanentDeliveryError not worth retrying (a 5xx about the recipient)
 
 Every message is one line a user can act on; third-party errors are wrapped with
 ``raise ... from exc`` so the cause stays in the traceback.
@@ -92,6 +94,20 @@ class DeliveryError(DigestdError):
 
 class TemporaryDeliveryError(DeliveryError):
     """A failure worth retrying later: a 4xx reply, a dropped connection, a timeout."""
+
+
+class TransportError(TemporaryDeliveryError):
+    """The transport, not the recipient, is the problem: nothing more can be sent for now.
+
+    Connection failures, drops, timeouts, TLS or login failures and 421 replies, and also
+    permanent replies about digestd itself (``refused``: 5.7.x client or relay refusals,
+    authentication required). No delivery is charged an attempt or a bounce for it.
+    """
+
+    def __init__(self, message: str, *, refused: bool = False):
+        super().__init__(message)
+        #: a permanent refusal of digestd (a setting to fix), not an outage (wait it out)
+        self.refused = refused
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -69,6 +69,8 @@ def cmd_digest_send(args: argparse.Namespace, config: Config) -> int:
         now = dt.datetime.now(dt.UTC)
         planned = plan_digests(runtime, now, dry_run=args.dry_run)
         sent = send_pending(runtime, now, dry_run=args.dry_run)
+        # Every row still on its way, not only those this run claimed and gave back.
+        counts = runtime.store.delivery_counts() if not args.dry_run else {}
     if args.dry_run:
         for digest in planned.digests:
             print(
@@ -88,14 +90,20 @@ def cmd_digest_send(args: argparse.Namespace, config: Config) -> int:
     where = config.outbox_dir if config.mail.transport == "maildir" else (
         f"{config.smtp.host}:{config.smtp.port}"
     )
+    queued = counts.get("pending", 0) + counts.get("sending", 0)
     print(
         f"{planned.planned} planned, {sent.sent} sent via {config.mail.transport} {where}, "
-        f"{sent.retrying} to retry, {sent.failed} failed, {sent.deferred} deferred; "
+        f"{sent.failed} failed, {sent.expired} expired, {queued} still queued "
+        f"({sent.retrying} to retry after a temporary reply); "
         f"{planned.nothing_new} subscribers due with nothing new"
     )
-    unsent = sent.retrying + sent.failed + sent.deferred
+    if sent.transport_down:
+        print(f"digestd: the transport is down: {sent.transport_down}", file=sys.stderr)
+    unsent = sent.failed + sent.expired + queued
     if unsent:
-        print(f"digestd: {unsent} digests not sent; the log says why", file=sys.stderr)
+        print(
+            f"digestd: {unsent} digests not sent; see digestd deliveries list", file=sys.stderr
+        )
         return 1
     return 0
 

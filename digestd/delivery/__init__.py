@@ -1,7 +1,7 @@
 """Delivery: the ledger that sends each digest exactly once, and the transports it sends with.
 
     plan_digests(runtime, now)      rows for every subscriber who is due (see ledger.py)
-    send_pending(runtime, now)      claim, send, settle; retries with backoff
+    send_pending(runtime, now)      claim, send, settle; retries with backoff (see sender.py)
     make_transport(config)          the Maildir outbox (default) or SMTP
 
 Only `digestd.delivery.smtp` imports smtplib.
@@ -9,15 +9,8 @@ Only `digestd.delivery.smtp` imports smtplib.
 
 from __future__ import annotations
 
-from digestd.delivery.ledger import (
-    PendingDigest,
-    PlannedDigest,
-    PlanReport,
-    SendReport,
-    plan_digests,
-    preview_digest,
-    send_pending,
-)
+from digestd.delivery.ledger import PlannedDigest, PlanReport, plan_digests, preview_digest
+from digestd.delivery.sender import PendingDigest, SendReport, TransportHealth, send_pending
 from digestd.delivery.transport import Transport, make_transport
 
 __all__ = [
@@ -26,6 +19,7 @@ __all__ = [
     "PlannedDigest",
     "SendReport",
     "Transport",
+    "TransportHealth",
     "make_transport",
     "plan_digests",
     "preview_digest",

@@ -11,7 +11,7 @@ import mailbox
 from email.message import EmailMessage
 from pathlib import Path
 
-from digestd.errors import TemporaryDeliveryError
+from digestd.errors import TransportError
 
 
 class MaildirTransport:
@@ -27,7 +27,8 @@ class MaildirTransport:
             # Flattened with \n line ends: files in a Maildir use the local convention.
             self._box.add(message.as_bytes(policy=message.policy.clone(linesep="\n")))
         except OSError as exc:
-            raise TemporaryDeliveryError(
+            # A full or read-only disk stops every message alike: the transport is down.
+            raise TransportError(
                 f"cannot write to the outbox {self.path}: {exc.strerror or exc}"
             ) from exc
 

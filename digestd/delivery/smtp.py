@@ -3,14 +3,17 @@
 One connection is reused across messages (a digest run may send thousands) and opened again
 when the server dropped it. Replies map onto the error tree:
 
-- 4xx, a dropped connection, a timeout, a refused connection → `TemporaryDeliveryError`;
-- 5xx to RCPT TO or DATA (a refused recipient, a rejected message) → `PermanentDeliveryError`.
+- 4xx to RCPT TO or DATA (greylisting, a full mailbox) → `TemporaryDeliveryError`;
+- 5xx to RCPT TO or DATA (a refused recipient, a rejected message) → `PermanentDeliveryError`;
+- anything about the connection or about digestd rather than the recipient → `TransportError`:
+  cannot connect, dropped, timed out, an untrusted certificate, login refused, STARTTLS
+  unsupported, 421, the server refusing our sender address, and permanent refusals of the
+  client itself (5.7.x "Client host rejected", "Relay access denied", 530 authentication
+  required; see replies.py). Counting those as the recipient's would charge every
+  subscriber, and pause them all, over one outage or one wrong setting.
 
-Failures that are about our side rather than the recipient (cannot connect, an untrusted
-certificate, login refused, STARTTLS unsupported, the server refusing our sender address even
-with a 5xx) are temporary: counting them as the recipient's bounces would pause every
-subscriber over one wrong setting. With security "starttls" or "tls" nothing is ever sent
-before TLS is up, and the certificate is verified against `smtp.ca_file` or the system's store.
+With security "starttls" or "tls" nothing is ever sent before TLS is up, and the certificate
+is verified against `smtp.ca_file` or the system's store.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from digestd.config import SmtpConfig
+from digestd.delivery.replies import refuses_sender
 from digestd.errors import (
     ConfigError,
     DeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    TransportError,
 )
 
 log = logging.getLogger(__name__)
@@ -55,10 +60,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _by_code(code: int, what: str) -> DeliveryError:
+def _by_reply(code: int, message: bytes | str, what: str) -> DeliveryError:
+    reply = _reply(code, message)
+    if code == 421:  # the server is going away, whatever the recipient
+        return TransportError(f"{what}: {reply}")
+    if refuses_sender(code, reply):
+        return TransportError(f"{what}: {reply} (a refusal of digestd, not of the recipient: "
+                              "check smtp.username and the relay's client settings)",
+                              refused=True)
     if 500 <= code < 600:
-        return PermanentDeliveryError(what)
-    return TemporaryDeliveryError(what)
+        return PermanentDeliveryError(f"{what}: {reply}")
+    return TemporaryDeliveryError(f"{what}: {reply}")
 
 
 class SmtpTransport:
@@ -137,28 +149,28 @@ class SmtpTransport:
                 connection.login(settings.username, self._secret)
         except smtplib.SMTPAuthenticationError as exc:
             self._quietly_close(connection)
-            raise TemporaryDeliveryError(
+            raise TransportError(
                 f"SMTP server {self.where} refused the login of {settings.username!r}: "
                 f"{_reply(exc.smtp_code, exc.smtp_error)} (check smtp.username and "
                 f"smtp.password_file or {PASSWORD_ENV})"
             ) from exc
         except smtplib.SMTPNotSupportedError as exc:
             self._quietly_close(connection)
-            raise TemporaryDeliveryError(
+            raise TransportError(
                 f"SMTP server {self.where} does not offer STARTTLS or login: {exc} "
                 "(nothing was sent; check smtp.security and smtp.username: many servers "
                 "offer login only over TLS)"
             ) from exc
         except ssl.SSLCertVerificationError as exc:
             self._quietly_close(connection)
-            raise TemporaryDeliveryError(
+            raise TransportError(
                 f"SMTP server {self.where} has an untrusted TLS certificate: "
                 f"{exc.verify_message or exc} (check smtp.host, or set smtp.ca_file to the "
                 "CA that signed it)"
             ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._quietly_close(connection)
-            raise TemporaryDeliveryError(
+            raise TransportError(
                 f"cannot connect to SMTP server {self.where}: {exc or type(exc).__name__}"
             ) from exc
         self.connections += 1
@@ -216,28 +228,28 @@ class SmtpTransport:
             connection.sendmail(sender, recipients, data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()), (550, b"refused"))
-            raise _by_code(code, f"recipient refused: {_reply(code, reply)}") from exc
+            if code == 421:
+                self._drop()
+            raise _by_reply(code, reply, "recipient refused") from exc
         except smtplib.SMTPSenderRefused as exc:
             if exc.smtp_code == 421:
                 self._drop()
-            raise TemporaryDeliveryError(
+            raise TransportError(
                 f"SMTP server {self.where} refused the sender {sender!r}: "
                 f"{_reply(exc.smtp_code, exc.smtp_error)} (check mail.from_address)"
             ) from exc
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
-            raise TemporaryDeliveryError(
+            raise TransportError(
                 f"SMTP server {self.where} closed the connection: {exc}"
             ) from exc
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code == 421:  # the server is going away; it said so
                 self._drop()
-            raise _by_code(
-                exc.smtp_code, f"message refused: {_reply(exc.smtp_code, exc.smtp_error)}"
-            ) from exc
+            raise _by_reply(exc.smtp_code, exc.smtp_error, "message refused") from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
-            raise TemporaryDeliveryError(
+            raise TransportError(
                 f"SMTP conversation with {self.where} failed: {exc or type(exc).__name__}"
             ) from exc
         finally:

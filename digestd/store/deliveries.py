@@ -2,18 +2,28 @@
 
 The life of a row::
 
-    planned ──> pending ──claim──> sending ──accepted──> sent
-                  ^                   │
-                  └──temporary error──┤ (backoff; after delivery.max_attempts: failed)
-                                      └──permanent error──> failed (bounce_count + 1)
+    planned ──> pending ──claim──> sending ──take──> in hand ──accepted──> sent
+                 ^  │                 │                 │
+                 │  │                 └─────────────────┴─transport down──> pending (backoff,
+                 │  │                                     no attempt charged)
+                 │  ├──temporary reply about the recipient──< (attempts + 1, backoff;
+                 │  │                                        failed after max_attempts)
+                 │  ├──permanent reply about the recipient──> failed (bounce_count + 1)
+                 │  └──older than delivery.max_queue_hours──> expired
+                 └──── digestd deliveries retry (failed, expired)
 
 Planning writes the row and advances the subscriber's ``since_batch_id`` in one transaction,
 so a digest is planned exactly once even when two processes plan at the same moment: the
 subscriber row is locked (PostgreSQL) or the write transaction is exclusive (SQLite), and
-the unique (subscriber, digest_key) constraint backs both. Claiming uses
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several senders share the work without waiting
-on each other; a ``sending`` row whose lease expired belongs to a process that died and is
-claimed again.
+the unique (subscriber, digest_key) constraint backs both.
+
+Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several senders share the work
+without waiting on each other. A claim is short (seconds); before a message is sent the
+claiming run *takes* it, which extends that one row's lease to cover the send and succeeds
+only if the claim is still the run's own. So a dead process's claims come back within
+seconds, the one message it had in hand once its send lease ends, and a live process never
+sends a row that another run took over. A row is never claimed while an older row of the
+same subscriber is pending or sending: digests reach a subscriber in order.
 """
 
 from __future__ import annotations
@@ -22,17 +32,22 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from digestd.store.db import Database
 from digestd.store.models import Delivery, Paper, Subscriber
 from digestd.store.papers import _record as _paper_record
 from digestd.store.records import PaperRecord
-from digestd.store.subscribers import SubscriberRecord, _subscriber_record
+from digestd.store.subscribers import SubscriberRecord, _subscriber_record, record_bounce_in
 
 #: every status a delivery row can have
-DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "expired")
+#: rows still on their way: they hold back the subscriber's later digests
+OPEN_STATUSES = ("pending", "sending")
+#: the longest wait between two tries of one message (MTAs stop doubling at about an hour)
+MAX_RETRY_DELAY = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +66,7 @@ class DeliveryRecord:
     claimed_until: dt.datetime | None
     created_at: dt.datetime
     sent_at: dt.datetime | None
+    queued_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +93,32 @@ def _delivery_record(row: Delivery) -> DeliveryRecord:
         claimed_until=row.claimed_until,
         created_at=row.created_at,
         sent_at=row.sent_at,
+        queued_at=row.queued_at,
     )
 
 
 def _claimable(now: dt.datetime):  # type: ignore[no-untyped-def]
-    return or_(
-        and_(
-            Delivery.status == "pending",
-            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+    earlier = aliased(Delivery)
+    return and_(
+        or_(
+            and_(
+                Delivery.status == "pending",
+                or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+            ),
+            and_(Delivery.status == "sending", Delivery.claimed_until < now),
         ),
-        and_(Delivery.status == "sending", Delivery.claimed_until < now),
+        # In order per subscriber: an older digest still on its way holds this one back.
+        ~exists().where(
+            earlier.subscriber_id == Delivery.subscriber_id,
+            earlier.id < Delivery.id,
+            earlier.status.in_(OPEN_STATUSES),
+        ),
     )
+
+
+def retry_delay(attempts: int, backoff: float) -> float:
+    """Seconds before the next try after `attempts` tries: doubling, at most an hour."""
+    return min(backoff * 2 ** max(attempts - 1, 0), max(MAX_RETRY_DELAY, backoff))
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -149,9 +180,10 @@ class DeliveryStore(Database):
     # Claiming and settling -------------------------------------------------------------------
 
     def claim_deliveries(
-        self, now: dt.datetime, *, lease: dt.timedelta, limit: int
+        self, now: dt.datetime, *, lease: dt.timedelta, limit: int, claimer: str = ""
     ) -> list[ClaimedDelivery]:
-        """Take up to `limit` rows that are due, marking them ``sending`` until now + lease.
+        """Take up to `limit` rows that are due, marking them ``sending`` by `claimer` until
+        now + lease. No attempt is counted: that happens when the transport answers.
 
         Rows of subscribers who are not active (unconfirmed, paused, unsubscribed) are
         settled as failed in the same transaction and never handed out.
@@ -161,7 +193,7 @@ class DeliveryStore(Database):
                 select(Delivery).where(_claimable(now)).order_by(Delivery.id).limit(limit)
             )
             if self.is_postgres:
-                query = query.with_for_update(skip_locked=True)
+                query = query.with_for_update(skip_locked=True, of=Delivery)
             rows = list(session.scalars(query))
             if not rows:
                 return []
@@ -178,16 +210,35 @@ class DeliveryStore(Database):
                     state = subscriber.status if subscriber else "gone"
                     row.status = "failed"
                     row.claimed_until = None
+                    row.claimed_by = None
                     row.last_error = f"not sent: subscriber is {state}"
                     continue
                 row.status = "sending"
                 row.claimed_until = now + lease
-                row.attempts += 1
+                row.claimed_by = claimer or None
                 session.flush()
                 claimed.append(
                     ClaimedDelivery(_delivery_record(row), _subscriber_record(session, subscriber))
                 )
             return claimed
+
+    def take_claimed(
+        self, delivery_id: int, *, claimer: str, until: dt.datetime
+    ) -> bool:
+        """Take a claimed row in hand for sending: its lease now runs until `until`. False
+        (and nothing changed) when the claim is no longer `claimer`'s: it ran out and another
+        run took the row over."""
+        with self.write() as session:
+            result = session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery_id,
+                    Delivery.status == "sending",
+                    Delivery.claimed_by == claimer,
+                )
+                .values(claimed_until=until)
+            )
+            return bool(result.rowcount)
 
     def claimable_deliveries(self, now: dt.datetime) -> list[DeliveryRecord]:
         """What a claim at `now` would take, without taking it (for --dry-run)."""
@@ -195,19 +246,29 @@ class DeliveryStore(Database):
             query = select(Delivery).where(_claimable(now)).order_by(Delivery.id)
             return [_delivery_record(r) for r in session.scalars(query)]
 
-    def mark_sent(self, delivery_id: int, *, message_id: str, now: dt.datetime) -> None:
-        """The transport accepted the message: settle the row and clear the bounce count."""
-        # Two UPDATEs, nothing loaded: this runs once per message sent, and loading the row
-        # (with its list of paper ids) and the subscriber cost more than the writes.
+    def mark_sent(
+        self, delivery_id: int, *, message_id: str, now: dt.datetime, clear_bounces: bool = True
+    ) -> None:
+        """The transport accepted the message: settle the row and clear the bounce count.
+
+        `clear_bounces` False skips the subscriber's row, for a caller that knows the count
+        is 0 already: the fewer writes here, the shorter the window in which a crash after
+        the server's acceptance makes a duplicate.
+        """
+        # Nothing loaded: this runs once per message sent, and loading the row (with its list
+        # of paper ids) and the subscriber cost more than the writes.
         with self.write() as session:
             session.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id)
                 .values(
                     status="sent", sent_at=now, message_id=message_id, claimed_until=None,
-                    next_attempt_at=None, last_error=None,
+                    claimed_by=None, next_attempt_at=None, last_error=None,
+                    attempts=Delivery.attempts + 1,
                 )
             )
+            if not clear_bounces:
+                return
             session.execute(
                 update(Subscriber)
                 .where(
@@ -229,59 +290,113 @@ class DeliveryStore(Database):
         retry_backoff: float,
         max_attempts: int,
     ) -> DeliveryRecord | None:
-        """Back to pending after a backoff doubling per attempt; failed past max_attempts."""
+        """A temporary reply about the recipient: one attempt more, back to pending after a
+        backoff doubling per attempt; failed at `max_attempts` (0: never, the queue's age
+        limit decides)."""
         with self.write() as session:
             row = session.get(Delivery, delivery_id)
             if row is None:
                 return None
+            row.attempts += 1
             row.last_error = _one_line(error)
             row.claimed_until = None
-            if row.attempts >= max_attempts:
+            row.claimed_by = None
+            if max_attempts and row.attempts >= max_attempts:
                 row.status = "failed"
                 row.next_attempt_at = None
             else:
                 row.status = "pending"
-                delay = retry_backoff * 2 ** max(row.attempts - 1, 0)
+                delay = retry_delay(row.attempts, retry_backoff)
                 row.next_attempt_at = now + dt.timedelta(seconds=delay)
             session.flush()
             return _delivery_record(row)
 
     def mark_permanent_failure(
-        self, delivery_id: int, *, error: str, pause_after: int
-    ) -> SubscriberRecord | None:
-        """Failed for good; the subscriber's bounce count grows and past a limit they pause."""
+        self, delivery_id: int, *, error: str, pause_after: int, now: dt.datetime | None = None
+    ) -> tuple[SubscriberRecord, bool] | None:
+        """Failed for good: one attempt more, and a bounce for the subscriber (see
+        `record_bounce`). Returns the subscriber and whether this paused them."""
+        now = now or dt.datetime.now(dt.UTC)
         with self.write() as session:
             row = session.get(Delivery, delivery_id)
             if row is None:
                 return None
             row.status = "failed"
+            row.attempts += 1
             row.last_error = _one_line(error)
             row.claimed_until = None
+            row.claimed_by = None
             row.next_attempt_at = None
             subscriber = session.get(Subscriber, row.subscriber_id)
             if subscriber is None:
                 return None
-            subscriber.bounce_count += 1
-            if subscriber.bounce_count >= pause_after and subscriber.status == "active":
-                subscriber.status = "paused"
+            paused = record_bounce_in(
+                session, subscriber, error=error, pause_after=pause_after, now=now
+            )
             session.flush()
-            return _subscriber_record(session, subscriber)
+            return _subscriber_record(session, subscriber), paused
 
-    def release_claims(self, delivery_ids: Iterable[int]) -> None:
-        """Give back claimed rows that were never tried: pending again, the attempt uncounted."""
+    def release_claims(
+        self,
+        delivery_ids: Iterable[int],
+        *,
+        next_attempt_at: dt.datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Give claimed rows back untried (or tried against a transport that was down):
+        pending again, no attempt counted, not before `next_attempt_at` when given."""
         ids = list(delivery_ids)
         if not ids:
             return
+        values: dict[str, object] = {
+            "status": "pending", "claimed_until": None, "claimed_by": None,
+        }
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        if error is not None:
+            values["last_error"] = _one_line(error)
         with self.write() as session:
             session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids), Delivery.status == "sending")
-                .values(
-                    status="pending",
-                    claimed_until=None,
-                    attempts=case((Delivery.attempts > 0, Delivery.attempts - 1), else_=0),
-                )
+                .values(**values)
             )
+
+    def expire_deliveries(self, now: dt.datetime, *, max_age: dt.timedelta) -> int:
+        """Rows queued longer than `max_age` and still not handed over become ``expired``."""
+        cutoff = now - max_age
+        with self.write() as session:
+            result = session.execute(
+                update(Delivery)
+                .where(
+                    func.coalesce(Delivery.queued_at, Delivery.created_at) < cutoff,
+                    or_(
+                        Delivery.status == "pending",
+                        and_(Delivery.status == "sending", Delivery.claimed_until < now),
+                    ),
+                )
+                .values(
+                    status="expired", claimed_until=None, claimed_by=None, next_attempt_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount or 0)
+
+    def retry_deliveries(
+        self, statuses: Sequence[str], *, now: dt.datetime, since: dt.datetime | None = None
+    ) -> int:
+        """Put failed or expired rows back in the queue, as if planned now (attempts 0)."""
+        query = update(Delivery).where(Delivery.status.in_(list(statuses)))
+        if since is not None:
+            query = query.where(Delivery.created_at >= since)
+        with self.write() as session:
+            result = session.execute(
+                query.values(
+                    status="pending", attempts=0, next_attempt_at=None, claimed_until=None,
+                    claimed_by=None, queued_at=now,
+                ).execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount or 0)
 
     # Reading ---------------------------------------------------------------------------------
 
@@ -295,6 +410,22 @@ class DeliveryStore(Database):
             query = query.where(Delivery.status == status)
         with self.read() as session:
             return [_delivery_record(r) for r in session.scalars(query)]
+
+    def delivery_listing(
+        self, *, status: str | None = None, limit: int | None = None
+    ) -> list[tuple[DeliveryRecord, str]]:
+        """Deliveries, newest first, each with its subscriber's address."""
+        query = (
+            select(Delivery, Subscriber.email)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .order_by(Delivery.id.desc())
+        )
+        if status is not None:
+            query = query.where(Delivery.status == status)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.read() as session:
+            return [(_delivery_record(row), email) for row, email in session.execute(query)]
 
     def delivery_counts(self) -> dict[str, int]:
         with self.read() as session:

@@ -202,6 +202,10 @@ class Subscriber(Base):
     since_batch_id: Mapped[int] = mapped_column(Integer, default=0)
     #: consecutive permanent delivery failures; the subscriber is paused past a limit
     bounce_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: the last bounce (refusal or delivery status notification), for operators
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: why the subscriber is paused (cleared when they are active again)
+    pause_reason: Mapped[str | None] = mapped_column(Text)
     #: the last daily/weekly slot that was handled (mailed, or found with nothing to mail)
     last_slot_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -290,7 +294,8 @@ class Delivery(Base):
     through_batch_id: Mapped[int] = mapped_column(Integer)
     #: the papers the digest holds, fixed when the row is created
     paper_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
-    #: "pending", "sending", "sent" or "failed"
+    #: "pending", "sending", "sent", "failed" or "expired" (queued past
+    #: delivery.max_queue_hours without being handed over)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -299,6 +304,11 @@ class Delivery(Base):
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, index=True)
     #: a "sending" row whose claim expired belongs to a process that died: retry it
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    #: the sending run that holds the claim; only it may take the row in hand
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    #: when the row last entered the queue (planned, or retried by an operator); it expires
+    #: delivery.max_queue_hours later. None: created_at.
+    queued_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 

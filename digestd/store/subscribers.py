@@ -48,6 +48,9 @@ class SubscriberRecord:
     last_slot_at: dt.datetime | None
     #: the row's last change (topics, preferences, status): private feeds' Last-Modified
     updated_at: dt.datetime | None = None
+    #: the last bounce's reply or report, and why the subscriber is paused
+    last_error: str | None = None
+    pause_reason: str | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -59,6 +62,9 @@ class SubscriberRecord:
             "status": self.status,
             "created": self.created_at.isoformat(),
             "confirmed": self.confirmed_at.isoformat() if self.confirmed_at else None,
+            "bounces": self.bounce_count,
+            "last_error": self.last_error,
+            "pause_reason": self.pause_reason,
         }
 
 
@@ -98,7 +104,30 @@ def _subscriber_record(session: Session, subscriber: Subscriber) -> SubscriberRe
         confirmed_at=subscriber.confirmed_at,
         last_slot_at=subscriber.last_slot_at,
         updated_at=subscriber.updated_at,
+        last_error=subscriber.last_error,
+        pause_reason=subscriber.pause_reason,
     )
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def record_bounce_in(
+    session: Session, subscriber: Subscriber, *, error: str, pause_after: int, now: dt.datetime
+) -> bool:
+    """Count one bounce against `subscriber` inside the caller's transaction; pause them at
+    `pause_after` bounces in a row. True when this bounce paused them."""
+    subscriber.bounce_count += 1
+    subscriber.last_error = _one_line(error)
+    if subscriber.bounce_count >= pause_after and subscriber.status == "active":
+        subscriber.status = "paused"
+        subscriber.updated_at = now
+        subscriber.pause_reason = _one_line(
+            f"{subscriber.bounce_count} bounces in a row; the last: {error}"
+        )
+        return True
+    return False
 
 
 class SubscriberStore(TokenStore):
@@ -220,6 +249,24 @@ class SubscriberStore(TokenStore):
                 row.unsubscribed_at = row.updated_at
             if status == "active" and row.confirmed_at is None:
                 row.confirmed_at = row.updated_at
+            if status != "paused":
+                row.pause_reason = None
+
+    def record_bounce(
+        self, subscriber_id: int, *, error: str, pause_after: int, now: dt.datetime | None = None
+    ) -> SubscriberRecord | None:
+        """One bounce for this subscriber (a refused delivery, or a bounce report that came
+        back by mail): the count grows, the error is kept, and at `pause_after` bounces in a
+        row they are paused with the reason. The one place bounces are counted."""
+        with self.write() as session:
+            row = session.get(Subscriber, subscriber_id)
+            if row is None:
+                return None
+            record_bounce_in(
+                session, row, error=error, pause_after=pause_after, now=now or utcnow()
+            )
+            session.flush()
+            return _subscriber_record(session, row)
 
     def rotate_token(self, subscriber_id: int) -> str:
         """Replace the link token: every old private link stops working at once."""
@@ -312,6 +359,7 @@ class SubscriberStore(TokenStore):
             elif row.status == "paused":
                 row.status = "active"
                 row.bounce_count = 0
+                row.pause_reason = None
                 row.updated_at = now
             return _subscriber_record(session, row)
 
@@ -321,6 +369,7 @@ class SubscriberStore(TokenStore):
         row.since_batch_id = session.scalar(select(func.max(Batch.id))) or 0
         row.unsubscribed_at = None
         row.bounce_count = 0
+        row.pause_reason = None
         row.updated_at = now
 
     def update_preferences(
