@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import os
 import re
@@ -66,8 +68,9 @@ def test_under_journald_the_lines_carry_no_timestamp(
     monkeypatch.setenv("JOURNAL_STREAM", _journal_stream(stderr_file))
     assert under_journald()
     setup_logging("INFO")
+    # <6>: syslog's "info", which journald takes as the entry's priority
     assert _emit(stderr_file) == (
-        "level=INFO logger=digestd.ingest dump ingested dump=a.txt papers=3 new=2\n"
+        "<6>level=INFO logger=digestd.ingest dump ingested dump=a.txt papers=3 new=2\n"
     )
 
 
@@ -132,7 +135,9 @@ def test_a_process_started_with_its_stderr_as_journal_stream(tmp_path: Path) -> 
     with open(log_path, "w") as fh:
         env = dict(os.environ, JOURNAL_STREAM=_journal_stream(fh))
         subprocess.run([sys.executable, "-c", code], stderr=fh, env=env, check=True, timeout=60)
-    assert log_path.read_text() == "level=INFO logger=digestd.daemon started http=127.0.0.1:8080\n"
+    assert log_path.read_text() == (
+        "<6>level=INFO logger=digestd.daemon started http=127.0.0.1:8080\n"
+    )
 
 
 def test_lines_follow_stderr_when_it_is_swapped(
@@ -147,3 +152,77 @@ def test_lines_follow_stderr_when_it_is_swapped(
     with open(tmp_path / "second.log", "w+", encoding="utf-8") as second:
         monkeypatch.setattr(sys, "stderr", second)
         assert "dump ingested" in _emit(second)
+
+
+def test_json_lines_parse_one_by_one(stderr_file: TextIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    _as_stderr(stderr_file, monkeypatch)
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    setup_logging("DEBUG", "json")
+    log = logging.getLogger("digestd.ingest")
+    log.info("ingested dump=%s layout=%s papers=%d new=%d", "/seeds/a.txt", "card", 52, 52)
+    log.warning("failed dump=%s error=%r", "/seeds/b.bin", "binary file: 'x'\nsecond line")
+    try:
+        raise OSError(28, "No space left on device")
+    except OSError:
+        log.exception("feed build failed")
+    log.debug("no fields at all")
+    stderr_file.flush()
+    stderr_file.seek(0)
+    lines = stderr_file.read().splitlines()
+    records = [json.loads(line) for line in lines]  # every line is one whole object
+    assert len(records) == 4
+    first, second, third, fourth = records
+    assert first["level"] == "INFO" and first["logger"] == "digestd.ingest"
+    assert first["msg"] == "ingested"
+    assert (first["dump"], first["layout"], first["papers"]) == ("/seeds/a.txt", "card", "52")
+    assert dt.datetime.fromisoformat(first["ts"]).tzinfo is not None
+    assert second["level"] == "WARNING"
+    assert second["error"] == "binary file: 'x'\nsecond line"
+    assert third["level"] == "ERROR" and "No space left on device" in third["exc"]
+    assert fourth == {**fourth, "level": "DEBUG", "msg": "no fields at all"}
+
+
+def test_json_under_journald_has_priority_and_no_timestamp(
+    stderr_file: TextIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _as_stderr(stderr_file, monkeypatch)
+    monkeypatch.setenv("JOURNAL_STREAM", _journal_stream(stderr_file))
+    setup_logging("INFO", "json")
+    logging.getLogger("digestd.daemon").warning("leadership lost error=%r", "gone")
+    logging.getLogger("digestd.daemon").error("job failed job=%s", "dispatch")
+    stderr_file.flush()
+    stderr_file.seek(0)
+    lines = stderr_file.read().splitlines()
+    assert [line[:3] for line in lines] == ["<4>", "<3>"]
+    records = [json.loads(line[3:]) for line in lines]
+    assert "ts" not in records[0] and records[0]["error"] == "gone"
+
+
+def test_every_line_of_a_traceback_carries_the_priority(
+    stderr_file: TextIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """journald reads each line as an entry: a traceback's lines must be errors too, or
+    `journalctl -p err` would show only its first line."""
+    _as_stderr(stderr_file, monkeypatch)
+    monkeypatch.setenv("JOURNAL_STREAM", _journal_stream(stderr_file))
+    setup_logging("INFO")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("digestd").exception("job failed job=%s", "scan")
+    stderr_file.flush()
+    stderr_file.seek(0)
+    lines = stderr_file.read().splitlines()
+    assert len(lines) > 3 and all(line.startswith("<3>") for line in lines)
+
+
+def test_priority_prefixes_are_syslogs_numbers() -> None:
+    """The prefixes follow sd-daemon(3): syslog's own priority numbers."""
+    import syslog
+
+    from digestd.log import SYSLOG_PRIORITY
+
+    assert SYSLOG_PRIORITY[logging.ERROR] == syslog.LOG_ERR
+    assert SYSLOG_PRIORITY[logging.WARNING] == syslog.LOG_WARNING
+    assert SYSLOG_PRIORITY[logging.INFO] == syslog.LOG_INFO
+    assert SYSLOG_PRIORITY[logging.DEBUG] == syslog.LOG_DEBUG
