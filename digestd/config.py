@@ -8,6 +8,7 @@ immutable; reloading builds a new one and swaps it in only when it validates.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -59,6 +60,24 @@ class HttpConfig:
     address: str = "127.0.0.1:8080"
     #: public URL used in links inside feeds and e-mails; empty means http://<address>
     base_url: str = ""
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    #: serve /metrics (Prometheus text format)
+    enabled: bool = False
+    #: client networks allowed to read /metrics; others get 403
+    allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    #: "text" (key=value lines) or "json" (one JSON object per line)
+    format: str = "text"
+    #: DEBUG, INFO, WARNING or ERROR; --log-level overrides it
+    level: str = "INFO"
+    #: one line per HTTP request (logger digestd.access)
+    access_log: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +177,8 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     #: empty means the built-in starter topics
     topics: tuple[TopicConfig, ...] = ()
     #: the file this came from, or None for built-in defaults
@@ -241,6 +262,8 @@ ENVIRONMENT_KEYS: dict[str, tuple[str, str]] = {
     "DIGESTD_SMTP_HOST": ("smtp", "host"),
     "DIGESTD_SMTP_PORT": ("smtp", "port"),
     "DIGESTD_SCAN_INTERVAL": ("ingest", "scan_interval"),
+    "DIGESTD_LOG_FORMAT": ("log", "format"),
+    "DIGESTD_LOG_LEVEL": ("log", "level"),
 }
 
 
@@ -294,7 +317,7 @@ def load_config(
 
     config = Config(**sections, source=config_path)
     config = _apply_environment(config, environ)
-    _validate(config, check_dirs=check_dirs)
+    _validate(config, check_dirs=check_dirs, environ=environ)
     return config
 
 
@@ -350,6 +373,10 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         if isinstance(value, str):
             return value
         expected = "a string"
+    elif typing.get_origin(hint) is tuple:
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        expected = "an array of strings"
     else:  # pragma: no cover - a new field type needs a rule above
         raise TypeError(f"no coercion rule for {hint!r}")
     raise ConfigError(f"{source}: key '{key}' must be {expected}, got {value!r}")
@@ -378,10 +405,21 @@ def _apply_environment(config: Config, environ: typing.Mapping[str, str]) -> Con
     return config
 
 
-def _validate(config: Config, *, check_dirs: bool) -> None:
+def _validate(
+    config: Config, *, check_dirs: bool, environ: typing.Mapping[str, str] | None = None
+) -> None:
     where = str(config.source) if config.source else "built-in defaults"
+    # A value set by a DIGESTD_* variable is blamed on the variable, not on a file it never
+    # came from.
+    from_environment = {
+        f"{section}.{key}": variable
+        for variable, (section, key) in ENVIRONMENT_KEYS.items()
+        if environ is not None and variable in environ
+    }
 
     def fail(key: str, message: str) -> typing.NoReturn:
+        if key in from_environment:
+            raise ConfigError(f"environment variable {from_environment[key]} ({key}) {message}")
         raise ConfigError(f"{where}: key '{key}' {message}")
 
     try:
@@ -429,6 +467,15 @@ def _validate(config: Config, *, check_dirs: bool) -> None:
             "subscribe.default_timezone",
             f"must be an IANA time zone, got {config.subscribe.default_timezone!r}",
         )
+    if config.log.format not in ("text", "json"):
+        fail("log.format", f"must be 'text' or 'json', got {config.log.format!r}")
+    if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        fail("log.level", f"must be DEBUG, INFO, WARNING or ERROR, got {config.log.level!r}")
+    for network in config.metrics.allow:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            fail("metrics.allow", f"must list IP networks like 10.0.0.0/8, got {network!r}")
     if config.database.url and "://" not in config.database.url:
         fail("database.url", f"must be an SQLAlchemy URL, got {config.database.url!r}")
     slugs = [t.slug for t in config.topics]

@@ -23,9 +23,7 @@ import datetime as dt
 import json
 import logging
 import os
-import select
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,9 +37,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from digestd.config import Config, load_config
 from digestd.errors import ConfigError, DigestdError
 from digestd.ingest import IngestSettings, discover
-from digestd.pipeline import ingest_and_publish
+from digestd.metrics import Metrics
+from digestd.pipeline import ensure_feeds, ingest_and_publish
 from digestd.runtime import Runtime
 from digestd.store import open_leadership
+from digestd.systemd import SystemdNotifier, Waker, watchdog_interval
 from digestd.watch import SeedsWatcher
 
 if TYPE_CHECKING:
@@ -67,78 +67,6 @@ LEADER_JOBS = ("dispatch", "retry", "housekeeping")
 LEADERSHIP_BACKOFF = 10.0
 
 
-class SystemdNotifier:
-    """The sd_notify protocol: one datagram per state change to $NOTIFY_SOCKET.
-
-    A few lines of socket code; no dependency needed. Silent when not run by systemd.
-    """
-
-    def __init__(self, address: str | None = None):
-        address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
-        if address.startswith("@"):  # abstract namespace socket
-            address = "\0" + address[1:]
-        self.address = address or None
-        self._socket: socket.socket | None = None
-        if self.address:
-            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-
-    def notify(self, *states: str) -> None:
-        if self._socket is None or self.address is None:
-            return
-        try:
-            # Never wait: a receiver that does not read (its queue holds ~10 datagrams) must
-            # not hang the daemon, least of all on its way out.
-            self._socket.sendto("\n".join(states).encode(), socket.MSG_DONTWAIT, self.address)
-        except OSError as exc:
-            log.warning("sd_notify failed states=%s error=%r", ",".join(states), str(exc))
-
-    def close(self) -> None:
-        if self._socket is not None:
-            self._socket.close()
-
-
-class Waker:
-    """Wakes the main loop from a job thread or a signal handler: a byte down a pipe.
-
-    Not a threading.Event: its set() takes a lock, and a signal handler calling it while the
-    main thread was inside that Event's wait() or clear() waited on its own thread forever.
-    """
-
-    def __init__(self) -> None:
-        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._closed = False
-
-    def set(self) -> None:
-        if self._closed:  # its descriptor number may belong to another file by now
-            return
-        try:
-            os.write(self._write, b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full: the loop is woken already
-        except OSError:
-            pass  # closed at shutdown
-
-    def is_set(self) -> bool:
-        return self.wait(0)
-
-    def wait(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self._read], [], [], timeout)
-        return bool(ready)
-
-    def clear(self) -> None:
-        try:
-            while os.read(self._read, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            os.close(self._read)
-            os.close(self._write)
-
-
 def check_templates(directory: Path) -> None:
     """Parse every template under `directory`; raise ConfigError naming the first broken one.
 
@@ -158,18 +86,6 @@ def check_templates(directory: Path) -> None:
             ) from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"template {directory / name}: cannot read: {exc}") from exc
-
-
-def watchdog_interval() -> float | None:
-    """Half of systemd's WatchdogSec, in seconds, when the watchdog is on for this process."""
-    usec = os.environ.get("WATCHDOG_USEC")
-    pid = os.environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
-        return None
-    try:
-        return int(usec) / 2_000_000
-    except ValueError:
-        return None
 
 
 class Daemon:
@@ -216,6 +132,13 @@ class Daemon:
         #: whether the once-only jobs run here; read by job threads, changed by the main loop
         self.is_leader = False
         self._lead_again_at = 0.0
+        self.metrics = Metrics()
+        self.metrics.watch_leadership(lambda: self.is_leader)
+        #: the scheduler's state as the main loop last saw it, for /healthz (read there)
+        self._scheduler_state = "starting"
+        self._last_tick = time.monotonic()
+        #: what the status file holds now, less its time stamp (rewritten only on a change)
+        self._status_written: dict[str, Any] | None = None
 
     @property
     def config(self) -> Config:
@@ -311,6 +234,7 @@ class Daemon:
 
     def _job_finished(self, event: JobExecutionEvent) -> None:
         if event.exception is not None:
+            self.metrics.job_failures.labels(event.job_id).inc()
             log.error(
                 "job failed job=%s error=%r", event.job_id, str(event.exception),
                 # APScheduler's event.traceback is text; the exception carries the real one.
@@ -360,7 +284,15 @@ class Daemon:
         from digestd.web.server import ServerThread, make_server
 
         self.config.paths.seeds_dir.mkdir(parents=True, exist_ok=True)
-        self.server = make_server(self.runtime)
+        try:
+            # The key that signs forms and links, made now: a disk or database that cannot
+            # take it stops start-up here, rather than failing the first page view.
+            self.runtime.store.site_key("web")
+        except DigestdError as exc:
+            raise DigestdError(f"cannot create the web signing key: {exc}") from exc
+        self.server = make_server(
+            self.runtime, metrics=self.metrics, daemon_health=self.health
+        )
         host, port = self.config.http_host_port
         try:
             # READY=1 only once the port is really listening: a taken port fails start-up.
@@ -388,6 +320,13 @@ class Daemon:
             config = load_config(self.config_path)
             if config.database_url != self.config.database_url:
                 raise DigestdError("database.url changed; restart digestd to use it")
+            if config.http_host_port != self.config.http_host_port:
+                # The listening socket is opened once; moving it while requests are in flight
+                # is a restart's job.
+                raise DigestdError(
+                    f"http.address changed from {self.config.http.address} to "
+                    f"{config.http.address}; restart digestd to listen there"
+                )
             check_templates(config.paths.templates_dir)
             runtime = Runtime.open(config, store=self.runtime.store)
         except Exception as exc:
@@ -405,6 +344,8 @@ class Daemon:
             "scan", trigger="interval", seconds=config.ingest.scan_interval
         )
         self._watch()
+        # Feeds carry base_url in every link: written for another one, they are rebuilt now.
+        ensure_feeds(runtime)
         log.info("reloaded config=%s topics=%d", config.source, len(runtime.topics))
         self._status("configuration reloaded")
 
@@ -458,6 +399,7 @@ class Daemon:
                     continue
                 self.scheduler.modify_job(job_id, next_run_time=at)
         self._write_status_file()
+        self._check_scheduler()
         if not watchdog or time.monotonic() - self._last_ping < ping_every:
             return
         answers = self.runtime.store.ping()
@@ -549,6 +491,33 @@ class Daemon:
 
     # Status ----------------------------------------------------------------------------------
 
+    def _check_scheduler(self) -> None:
+        """Note whether the scheduler keeps time (main thread; /healthz reads the result).
+
+        On the leader a once-only job overdue by more than its grace time means the job pool
+        is stuck: digests would silently stop going out.
+        """
+        self._last_tick = time.monotonic()
+        if not self.scheduler.running:
+            self._scheduler_state = "stopped"
+            return
+        late = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=MISFIRE_GRACE)
+        stuck = [
+            job.id for job in self.scheduler.get_jobs()
+            if job.next_run_time is not None and job.next_run_time < late
+            and (self.is_leader or job.id not in LEADER_JOBS)
+        ]
+        self._scheduler_state = f"stuck ({','.join(stuck)} overdue)" if stuck else "ok"
+
+    def health(self) -> tuple[str, str]:
+        """(role, scheduler state) for /healthz; called from the HTTP server's threads."""
+        role = "leader" if self.is_leader else "follower"
+        if self._shut_down:
+            return role, "stopped"
+        if time.monotonic() - self._last_tick > 5 * TICK_SECONDS + MISFIRE_GRACE / 10:
+            return role, "main loop not running"
+        return role, self._scheduler_state
+
     def _status(self, text: str) -> None:
         # A new dict, not an update: the main loop may be serialising the old one.
         self.last_status = {"message": text, "at": dt.datetime.now(dt.UTC).isoformat()}
@@ -560,7 +529,6 @@ class Daemon:
         Written by the main thread only (and at shutdown, once the jobs are done)."""
         data = {
             "pid": os.getpid(),
-            "updated": dt.datetime.now(dt.UTC).isoformat(),
             "last": self.last_status,
             "leader": self.is_leader,
             "jobs": {
@@ -571,12 +539,18 @@ class Daemon:
             else {},
         }
         path = Path(self.config.paths.data_dir) / STATUS_FILE
+        if data == self._status_written:
+            return  # no write (and no disk wake-up) every tick while nothing happens
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(data, indent=2))
+            tmp.write_text(
+                json.dumps({**data, "updated": dt.datetime.now(dt.UTC).isoformat()}, indent=2)
+            )
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("cannot write status file path=%s error=%r", path, exc.strerror)
+            return
+        self._status_written = data
 
 
 def run(config: Config, *, config_path: str | None = None) -> int:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 FEED_FORMATS = ("rss", "atom", "json")
+
+
+def path_prefix(base_url: str) -> str:
+    """The path part of `base_url` without its trailing slash: `/digest` for
+    `https://example.org/digest`, empty at the root of a host."""
+    return urlsplit(base_url).path.rstrip("/")
 
 
 def paper_url(base_url: str, slug: str) -> str:

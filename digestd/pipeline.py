@@ -22,13 +22,50 @@ def ingest_and_publish(
     return report
 
 
-def publish_feeds(runtime: Runtime) -> None:
-    """Rebuild the feeds; a failure is logged and never undoes the ingest that preceded it."""
+#: in the feeds directory: the base_url the feed files were written for
+BUILT_FOR = ".base_url"
+
+
+def publish_feeds(runtime: Runtime) -> bool:
+    """Rebuild the feeds; a failure is logged and never undoes the ingest that preceded it.
+
+    A full disk (or any other refusal of the file system) is one log line: it is the machine's
+    fault, not digestd's, and a traceback per batch would bury the cause.
+    """
     from digestd.feeds import build_feeds
 
     try:
         result = build_feeds(runtime)
+        mark_built(runtime)
+    except OSError as exc:
+        log.error(
+            "feed build failed path=%s error=%r", exc.filename or runtime.config.feeds_dir,
+            exc.strerror or str(exc),
+        )
+        return False
     except Exception:
         log.exception("feed build failed")
-        return
+        return False
     log.info("feeds built %s", result)
+    return True
+
+
+def mark_built(runtime: Runtime) -> None:
+    """Record the base_url the feeds were just written for (see ensure_feeds)."""
+    (runtime.config.feeds_dir / BUILT_FOR).write_text(runtime.config.base_url + "\n")
+
+
+def ensure_feeds(runtime: Runtime) -> bool:
+    """Build the feeds when there are none yet, or when they were written for another
+    base_url (their links would point at the old address). At start-up and on reload."""
+    feeds_dir = runtime.config.feeds_dir
+    try:
+        built_for = (feeds_dir / BUILT_FOR).read_text().strip()
+    except OSError:
+        built_for = None
+    if (feeds_dir / "all.atom").is_file() and built_for == runtime.config.base_url:
+        return False
+    if built_for is not None:
+        log.info("base_url changed; rebuilding feeds old=%s new=%s", built_for,
+                 runtime.config.base_url)
+    return publish_feeds(runtime)

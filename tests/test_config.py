@@ -39,6 +39,31 @@ def test_shipped_config_file_loads_and_matches_defaults() -> None:
     assert config.http == defaults.http
     assert config.ingest == defaults.ingest
     assert config.mail == defaults.mail
+    assert config.log == defaults.log
+    assert config.metrics == defaults.metrics
+
+
+def test_a_bad_value_from_the_environment_is_blamed_on_the_variable(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[http]\naddress = "127.0.0.1:9999"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"DIGESTD_HTTP_ADDRESS": "no-port"})
+    assert str(caught.value).startswith("environment variable DIGESTD_HTTP_ADDRESS (http.address)")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={"DIGESTD_LOG_FORMAT": "xml"})
+    assert "built-in defaults" not in str(caught.value)
+    assert "DIGESTD_LOG_FORMAT" in str(caught.value)
+    # the same mistake in the file is blamed on the file
+    with pytest.raises(ConfigError, match=r"digestd\.toml: key 'log\.format'"):
+        load_config(_write(tmp_path, '[log]\nformat = "xml"\n'), environ={})
+
+
+def test_metrics_networks_are_checked(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[metrics]\nallow = ["10.0.0.0/8", "fd00::/8"]\n')
+    assert load_config(path, environ={}).metrics.allow == ("10.0.0.0/8", "fd00::/8")
+    with pytest.raises(ConfigError, match=r"metrics\.allow"):
+        load_config(_write(tmp_path, '[metrics]\nallow = ["intranet"]\n'), environ={})
+    with pytest.raises(ConfigError, match="array of strings"):
+        load_config(_write(tmp_path, '[metrics]\nallow = "10.0.0.0/8"\n'), environ={})
 
 
 def test_file_then_environment(tmp_path: Path) -> None:

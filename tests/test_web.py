@@ -299,10 +299,11 @@ def test_paper_page_shows_the_paper_and_escapes_it(site: Site) -> None:
 
 def test_healthz(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     response = site.client.get("/healthz")
-    assert (response.status_code, response.text) == (200, "ok\n")
+    # a bare server (no daemon) has no scheduler to report on
+    assert (response.status_code, response.text) == (200, "ok\ndatabase: ok\n")
     monkeypatch.setattr(site.store, "ping", lambda: False)
     down = site.client.get("/healthz")
-    assert down.status_code == 503
+    assert (down.status_code, down.text) == (503, "database unavailable\ndatabase: down\n")
 
 
 def test_missing_feeds_are_built_when_the_server_starts(site: Site, tmp_path: Path) -> None:

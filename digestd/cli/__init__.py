@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -50,8 +52,8 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     )
     parser.add_argument(
         "--log-level", type=_log_level, metavar="LEVEL",
-        help=f"{', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]} (default INFO)",
-        **({"default": "INFO"} | keep),
+        help=f"{', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]} (default: log.level, INFO)",
+        **({"default": None} | keep),
     )
 
 
@@ -85,12 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level or "INFO")
     try:
         config = load_config(args.config)
+        setup_logging(args.log_level or config.log.level, config.log.format)
         return args.handler(args, config)
     except DigestdError as exc:
         print(f"digestd: {exc}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`digestd status | head`): stop quietly, as a C tool killed by
+        # SIGPIPE would. Output still buffered must not fail again at interpreter exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE

@@ -14,9 +14,11 @@ def cmd_feeds_build(args: argparse.Namespace, config: Config) -> int:
     A file is replaced only when its content changed; the output names each file written.
     """
     from digestd.feeds import build_feeds
+    from digestd.pipeline import mark_built
 
     with open_runtime(config) as runtime:
         report = build_feeds(runtime)
+        mark_built(runtime)
     for name in report.written:
         print(f"{'written':<10} {config.feeds_dir / name}")
     for name in report.removed:

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
@@ -27,31 +27,36 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware, IdentityResponder
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digestd import links
+from digestd.errors import StoreError
 from digestd.feeds import (
     CONTENT_TYPES,
     FeedDoc,
     abstract_segments,
     all_doc,
-    build_feeds,
     is_web_url,
     private_doc,
     render_feed,
     topic_doc,
 )
+from digestd.metrics import Metrics
+from digestd.pipeline import ensure_feeds
 from digestd.runtime import Runtime
 from digestd.store import PaperMatch, PaperRecord, Store, SubscriberRecord, TopicRecord
 from digestd.store.models import utcnow
-from digestd.web import icons, subscription, unsubscribe
+from digestd.web import icons, ops, subscription, unsubscribe
+from digestd.web.middleware import PathPrefix, RequestAccounting
 from digestd.web.render import render, runtime_of
 from digestd.web.security import Csrf
 
@@ -497,15 +502,6 @@ def favicon(request: Request) -> Response:
                     headers={"Cache-Control": f"public, max-age={ARCHIVE_MAX_AGE}"})
 
 
-def healthz(request: Request) -> Response:
-    ok = runtime_of(request).store.ping()
-    return PlainTextResponse(
-        "ok\n" if ok else "database unavailable\n",
-        status_code=200 if ok else 503,
-        headers={"Cache-Control": "no-store"},
-    )
-
-
 async def not_found(request: Request, exc: Exception) -> Response:
     """The one 404 page, whatever was not found (a path, a paper, a token)."""
     return render(request, "404.html", status_code=404)
@@ -540,20 +536,24 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     # A fresh machine (or a new feeds directory) has nothing to serve until the next batch:
     # write the feeds before accepting requests. A failure is logged; pages still work.
     runtime: Runtime = app.state.runtime
-    if not (runtime.config.feeds_dir / "all.atom").is_file():
-        try:
-            report = await anyio.to_thread.run_sync(build_feeds, runtime)
-            log.info("feeds built at startup %s", report)
-        except Exception:
-            log.exception("feed build at startup failed")
+    await anyio.to_thread.run_sync(ensure_feeds, runtime)
     yield
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(
+    runtime: Runtime,
+    *,
+    metrics: Metrics | None = None,
+    daemon_health: Callable[[], tuple[str, str]] | None = None,
+) -> Starlette:
+    """The app for `runtime`. `metrics` collects request counts (the daemon passes its own,
+    which also counts job failures); `daemon_health` gives (role, scheduler state) to /healthz.
+    """
     sub, unsub = subscription, unsubscribe
     routes: list[BaseRoute] = [
         Route("/", index, name="index"),
-        Route("/healthz", healthz, name="healthz"),
+        Route("/healthz", ops.healthz, name="healthz"),
+        Route("/metrics", ops.metrics, name="metrics"),
         Route("/papers/{slug}", paper_page, name="paper"),
         Route("/topics/{slug}", topic_page, name="topic"),
         Route("/icon.png", icon, name="icon"),
@@ -574,14 +574,23 @@ def create_app(runtime: Runtime) -> Starlette:
               name="unsubscribe_page"),
         Route("/unsubscribe/{token}", unsub.unsubscribe, methods=["POST"], name="unsubscribe"),
     ]
+    metrics_ = metrics or Metrics()
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(
+                PathPrefix, prefix=lambda: links.path_prefix(app.state.runtime.config.base_url)
+            ),
+            Middleware(
+                RequestAccounting, metrics=metrics_,
+                access_log_on=lambda: app.state.runtime.config.log.access_log,
+            ),
             Middleware(WeakEtagWhenCompressed),
             Middleware(NegotiatedGZip, minimum_size=500),
         ],
         exception_handlers={
             404: not_found, **dict.fromkeys(ERROR_PAGES, error_page),
+            StoreError: ops.database_unavailable, DBAPIError: ops.database_unavailable,
         },
         lifespan=lifespan,
     )
@@ -589,4 +598,8 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.feed_files = FeedFiles()
     app.state.templates = {}
     app.state.site_keys = {}
+    app.state.metrics = metrics_
+    app.state.daemon_health = daemon_health
+    app.state.outage_logged_at = -ops.OUTAGE_LOG_INTERVAL
+    metrics_.watch_store(lambda: app.state.runtime.store)
     return app

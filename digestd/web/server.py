@@ -10,10 +10,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from digestd.metrics import Metrics
 from digestd.runtime import Runtime
 from digestd.web.app import create_app
 
@@ -21,17 +26,71 @@ from digestd.web.app import create_app
 GRACEFUL_SHUTDOWN = 5
 
 
-def make_server(runtime: Runtime, *, access_log: bool = False) -> uvicorn.Server:
+#: bytes of request line and header fields at most (h11's own limit for an incomplete head)
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class HttpProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, answering 431 (not 400) to a request whose header is
+    larger than MAX_HEADER_BYTES: the client learns what to shorten.
+
+    h11 enforces its limit only while a head is incomplete; a large head that arrives in one
+    piece is checked here once parsed.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._error_status = 400
+        next_event = self.conn.next_event
+
+        def remembering_next_event() -> Any:
+            try:
+                event = next_event()
+            except h11.RemoteProtocolError as exc:
+                self._error_status = exc.error_status_hint
+                raise
+            if isinstance(event, h11.Request):
+                size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+                if size > MAX_HEADER_BYTES:
+                    self._error_status = 431
+                    raise h11.RemoteProtocolError("request header too large", 431)
+            return event
+
+        self.conn.next_event = remembering_next_event  # type: ignore[method-assign]
+
+    def send_400_response(self, msg: str) -> None:
+        if self._error_status != 431:
+            super().send_400_response(msg)
+            return
+        event = h11.Response(
+            status_code=431, reason=b"Request Header Fields Too Large",
+            headers=[(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        )
+        body = b"Request header fields too large.\n"
+        for part in (event, h11.Data(data=body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(part))
+        self.transport.close()
+
+
+def make_server(
+    runtime: Runtime,
+    *,
+    metrics: Metrics | None = None,
+    daemon_health: Callable[[], tuple[str, str]] | None = None,
+) -> uvicorn.Server:
     """A uvicorn server for the app, listening on the configured http.address."""
     host, port = runtime.config.http_host_port
     config = uvicorn.Config(
-        create_app(runtime),
+        create_app(runtime, metrics=metrics, daemon_health=daemon_health),
         host=host,
         port=port,
         lifespan="on",
-        # digestd configures logging itself (key=value lines, journald-aware)
+        http=HttpProtocol,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        # digestd configures logging itself (key=value lines, journald-aware), and its own
+        # access log (log.access_log) names routes rather than paths that hold tokens
         log_config=None,
-        access_log=access_log,
+        access_log=False,
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
