@@ -42,6 +42,10 @@ class DatabaseConfig:
     url: str = ""
 
 
+#: longest topic slug: the topics table's column, and what feed and topic page URLs accept
+MAX_SLUG_LENGTH = 64
+
+
 @dataclass(frozen=True)
 class IngestConfig:
     #: seconds between scans of the seeds directory
@@ -482,6 +486,9 @@ def _validate(
     for index, topic in enumerate(config.topics):
         if not topic.slug or not all(c.isascii() and (c.isalnum() or c == "-") for c in topic.slug):
             fail(f"topics[{index}].slug", "must be letters, digits and hyphens")
+        if len(topic.slug) > MAX_SLUG_LENGTH:
+            # the database column and the feed and page URLs hold at most this many
+            fail(f"topics[{index}].slug", f"must be at most {MAX_SLUG_LENGTH} characters")
         if slugs.count(topic.slug) > 1:
             fail(f"topics[{index}].slug", f"{topic.slug!r} is defined twice")
     if check_dirs:

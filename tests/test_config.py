@@ -108,6 +108,8 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ("[paths]\nseeds_dir = '/does/not/exist'\n", "key 'paths.seeds_dir' names a directory"),
         ("[ingest]\nscan_interval = 0\n", "key 'ingest.scan_interval' must be positive"),
         ("[[topics]]\nslug = 'x'\n", "topics[0] needs name, query"),
+        (f"[[topics]]\nslug = '{'a' * 65}'\nname = 'A'\nquery = 'a'\n",
+         "key 'topics[0].slug' must be at most 64 characters"),
         ("[paths\n", "not valid TOML"),
     ],
 )
