@@ -86,7 +86,7 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class FeedsConfig:
-    #: papers per feed, newest first
+    #: papers in a feed's current document, newest arrival first; older ones are archived
     max_items: int = 50
     #: Cache-Control max-age for served feeds, in seconds
     max_age: int = 300
