@@ -137,7 +137,7 @@ def test_unchanged_file_costs_no_parse(store, seed_files, monkeypatch) -> None:
         ("empty.txt", b"", "empty"),
         ("blank.txt", b"\n\n   \n", "empty"),
         ("prose.txt", b"Dear diary,\n\ntoday nothing happened at all.\n", "layout"),
-        ("json.txt", b'{"papers": [{"title": "x"}]}\n', "layout"),
+        ("json.txt", b'{"papers": [{"title": "x"}]}\n', 'item 1: "paper" is null'),
     ],
 )
 def test_bad_input_fails_alone(store, tmp_path, seed_files, name, content, cause) -> None:

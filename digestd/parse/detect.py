@@ -1,18 +1,25 @@
-"""Layout detection and dispatch: ``parse_dump`` normalises the text, asks every registered
-layout how well it matches, and hands the lines to the best one.
+"""Format detection and dispatch, from the content alone (never the file name).
 
-A new layout is one module with ``NAME``, ``sniff(lines) -> int`` and
-``parse(lines, *, capture_year) -> ParsedDump``, plus one line in ``LAYOUTS``.
+Structured formats first: text whose first character is ``[`` or ``{`` is JSON, ``<`` is
+XML; each structured format's ``sniff(head)`` scores the first few kilobytes and the best one
+parses the whole text. Anything else is a text layout: ``parse_dump`` normalises the lines,
+asks every registered layout how well it matches, and hands the lines to the best one.
+
+A new text layout is one module with ``NAME``, ``sniff(lines) -> int`` and
+``parse(lines, *, capture_year) -> ParsedDump``, plus one line in ``LAYOUTS``; a structured
+format has ``sniff(head: str) -> int`` and ``parse(text, *, path) -> ParsedDump`` and goes in
+``FORMATS``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from digestd.errors import DumpFormatError
-from digestd.parse import card, compact
+from digestd.parse import arxiv_api, arxiv_listing, card, compact, hf_json
 from digestd.parse.text import normalize_lines
 from digestd.parse.types import ParsedDump
 
@@ -34,6 +41,43 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(card.NAME, card.sniff, card.parse),
     Layout(compact.NAME, compact.sniff, compact.parse),
 )
+
+class FormatParser(Protocol):
+    def __call__(self, text: str, *, path: str | None = None) -> ParsedDump: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    name: str
+    #: 0 when the text is not in this format, higher the surer; gets the text's first bytes
+    sniff: Callable[[str], int]
+    parse: FormatParser
+
+
+FORMATS: tuple[Format, ...] = (
+    Format(hf_json.NAME, hf_json.sniff, hf_json.parse),
+    Format(arxiv_listing.NAME, arxiv_listing.sniff, arxiv_listing.parse),
+    Format(arxiv_api.NAME, arxiv_api.sniff, arxiv_api.parse),
+)
+#: how much of the text the structured formats look at: namespaces and the first entry
+_HEAD_CHARS = 8192
+_LEADING_SPACE_RE = re.compile(r"\s*")
+
+
+def detect_format(text: str) -> Format | None:
+    """The structured format the text claims by its first character, or None for text."""
+    start = _LEADING_SPACE_RE.match(text).end()  # type: ignore[union-attr]
+    head = text[start : start + _HEAD_CHARS]
+    if not head.startswith(("[", "{", "<")):
+        return None
+    best: Format | None = None
+    best_score = 0
+    for fmt in FORMATS:
+        score = fmt.sniff(head)
+        if score > best_score:
+            best, best_score = fmt, score
+    return best
+
 
 # A single shared header line ("Get trending papers ...") scores 1 for several layouts; it
 # takes a layout's own marker or a metadata block to be sure.
@@ -62,6 +106,17 @@ def parse_dump(
     """
     if not text or text.isspace():  # not text.strip(): that would copy a 100 MB dump
         raise DumpFormatError("empty dump (no text at all); check the capture", path=path)
+    start = _LEADING_SPACE_RE.match(text).end()  # type: ignore[union-attr]
+    if text.startswith(("[", "{", "<"), start):
+        fmt = detect_format(text)
+        if fmt is None:
+            kind = "XML" if text.startswith("<", start) else "JSON"
+            raise DumpFormatError(
+                f"{kind}, but not a known source (expected Hugging Face daily papers JSON, "
+                "an arXiv API response or an arXiv listing feed)",
+                path=path,
+            )
+        return fmt.parse(text, path=path)
     lines = normalize_lines(text)
     if not any(lines):
         # Only characters that normalisation drops (zero-width, controls).

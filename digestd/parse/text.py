@@ -250,3 +250,11 @@ def paper_key(title: str) -> str:
 
 
 _ASCII_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
+
+
+def identity_key(title: str, arxiv_id: str | None) -> str:
+    """The key a listing is known by: ``arxiv:<id>`` when it has an arXiv id, else its title's.
+
+    Title keys hold only letters and digits (or no letter at all), so the two never collide.
+    """
+    return f"arxiv:{arxiv_id}" if arxiv_id else paper_key(title)

@@ -4,7 +4,6 @@ blocks, hostile text and things that are not dumps at all."""
 from __future__ import annotations
 
 import datetime
-import json
 from pathlib import Path
 
 import pytest
@@ -419,12 +418,6 @@ PARAGRAPH = (
     "text",
     [
         pytest.param(PARAGRAPH, id="english-paragraph"),
-        pytest.param(
-            json.dumps(
-                [{"title": EASIER, "abstract": EASIER_ABSTRACT, "date": "Sep 3, 2025"}], indent=2
-            ),
-            id="json",
-        ),
         pytest.param("Get trending papers in your email inbox!\n\nHello\n", id="shared-line-only"),
     ],
 )
