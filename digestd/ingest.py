@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 Status = Literal["ingested", "unchanged", "failed"]
 
+#: how many causes of skipped items one dump writes to the log (the count is always logged)
+_LOGGED_NOTES = 5
+
 # Editors, downloaders and copy tools write these before renaming into place.
 PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
 
@@ -42,6 +45,8 @@ class DumpResult:
     new: int = 0
     error: str | None = None
     batch_id: int | None = None
+    #: items of a partly bad dump that were not stored (the ledger keeps their causes)
+    skipped: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +54,7 @@ class DumpResult:
             "status": self.status,
             "papers": self.papers,
             "new": self.new,
+            "skipped": self.skipped,
             "error": self.error,
         }
 
@@ -182,10 +188,19 @@ def ingest_file(
         log.error("store failed dump=%s error=%r", name, str(exc))
         return DumpResult(name, "failed", error=str(exc))
     log.info(
-        "ingested dump=%s layout=%s papers=%d new=%d", name, parsed.layout, stored.papers,
-        stored.new,
+        "ingested dump=%s layout=%s papers=%d new=%d skipped=%d", name, parsed.layout,
+        stored.papers, stored.new, stored.skipped,
     )
-    return DumpResult(name, "ingested", stored.papers, stored.new, batch_id=stored.batch_id)
+    for note in parsed.skipped[:_LOGGED_NOTES]:
+        log.warning("skipped item dump=%s cause=%r", name, note)
+    if len(parsed.skipped) > _LOGGED_NOTES:
+        log.warning(
+            "skipped items dump=%s more=%d", name, len(parsed.skipped) - _LOGGED_NOTES
+        )
+    return DumpResult(
+        name, "ingested", stored.papers, stored.new, batch_id=stored.batch_id,
+        skipped=stored.skipped,
+    )
 
 
 def _read(path: Path, limit: int) -> bytes:
@@ -199,7 +214,10 @@ def _read(path: Path, limit: int) -> bytes:
 def _unchanged(entry: Any) -> DumpResult:
     if entry.status == "failed":
         return DumpResult(entry.path, "failed", error=entry.error)
-    return DumpResult(entry.path, "unchanged", papers=entry.papers_count, new=0)
+    return DumpResult(
+        entry.path, "unchanged", papers=entry.papers_count, new=0,
+        skipped=entry.skipped_count,
+    )
 
 
 def _fail(

@@ -30,7 +30,9 @@ def prepare(config_path: str | None = None) -> list[str]:
     seeds = config.paths.seeds_dir
     if not seeds.exists():
         seeds.mkdir(parents=True)
-        for sample in sorted(SAMPLES.glob("*.txt")):
+        # The text dumps 000-004, then one dump of each structured source (005-007), which
+        # list papers of the text dumps again with their arXiv ids, authors and links.
+        for sample in sorted(p for p in SAMPLES.iterdir() if not p.name.startswith(".")):
             shutil.copy2(sample, seeds / sample.name)
         done.append(f"copied {len(list(seeds.iterdir()))} sample dumps into {seeds}/")
     runtime = Runtime.open(config)

@@ -68,8 +68,8 @@ class Runtime:
             matches = self.store.rematch_topics(changed, self.classify)
             log.info("topics rematched topics=%s matches=%d", ",".join(changed), matches)
 
-    def classify(self, title: str, abstract: str) -> Sequence[TopicMatch]:
-        return match_paper(title, abstract, self.topics)
+    def classify(self, title: str, abstract: str, **fields: str) -> Sequence[TopicMatch]:
+        return match_paper(title, abstract, self.topics, **fields)
 
     def close(self) -> None:
         self.store.dispose()

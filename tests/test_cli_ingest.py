@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-JSON_KEYS = {"path", "status", "papers", "new", "error"}
+JSON_KEYS = {"path", "status", "papers", "new", "error", "skipped"}
 #: tqdm's counter for three dumps: "1/3 [00:00<00:00, 4.99dump/s]"
 BAR = re.compile(r"\b[0-3]/3 \[.*dump")
 

@@ -45,7 +45,8 @@ def test_papers_json_and_topic_filter(tmp_path: Path, seed_files: list[Path]) ->
     assert all(set(paper) >= FIELDS for paper in everything)
     by_title = {p["title"].split(":")[0]: p for p in everything}
     painting = by_title["Easier Painting Than Thinking"]
-    assert painting["authors"] == 9 and painting["published"] == "2025-09-03"
+    assert painting["authors_count"] == 9 and painting["published"] == "2025-09-03"
+    assert painting["authors"] == [] and painting["arxiv_id"] is None
     assert "painting" in painting["topics"]
 
     kv = _cli(tmp_path, "papers", "--topic", "kv-cache", "--json")

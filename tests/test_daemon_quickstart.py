@@ -39,7 +39,10 @@ def test_the_quick_start_works_end_to_end(
     done = quickstart.prepare(None)
     assert any("sample dumps" in line for line in done)
     assert any(quickstart.DEMO_ADDRESS in line for line in done)
-    assert sorted(p.name for p in (tmp_path / "seeds").iterdir()) == [p.name for p in seed_files]
+    # the five text dumps, then one dump of each structured source
+    copied = sorted(p.name for p in (tmp_path / "seeds").iterdir())
+    assert copied[:5] == [p.name for p in seed_files]
+    assert [Path(name).suffix for name in copied[5:]] == [".json", ".atom", ".rss"]
     assert quickstart.prepare(None) == []  # safe to run again
 
     config = load_config(None)
@@ -52,7 +55,11 @@ def test_the_quick_start_works_end_to_end(
         (digest,) = wait_for(lambda: _outbox(outbox), 30, "the demo digest in var/outbox")
         assert digest["To"].addresses[0].addr_spec == quickstart.DEMO_ADDRESS
         assert "new papers" in digest["Subject"]
-        assert daemon.runtime.store.count_papers() == 444
+        assert daemon.runtime.store.count_papers() == 444  # the structured samples add ids
+        wait_for(
+            lambda: sum(bool(p.arxiv_id) for p in daemon.runtime.store.papers()) == 5, 30,
+            "the arXiv ids of the structured samples",
+        )
 
         base = config.base_url
         index = httpx.get(f"{base}/", timeout=5)

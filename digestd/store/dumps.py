@@ -22,6 +22,8 @@ def ledger_entry(dump: Dump) -> LedgerEntry:
         new_count=dump.new_count,
         updated_at=dump.updated_at,
         ingested_at=dump.ingested_at,
+        skipped_count=dump.skipped_count or 0,
+        skipped_notes=dump.skipped_notes,
     )
 
 

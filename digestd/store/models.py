@@ -84,6 +84,10 @@ class Dump(Base):
     papers_count: Mapped[int] = mapped_column(Integer, default=0)
     #: papers this content brought that were never stored before
     new_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: items of the dump that could not be read (a partly bad structured dump)
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: the first causes of those, one per line
+    skipped_notes: Mapped[str | None] = mapped_column(Text)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     ingested_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
@@ -108,8 +112,15 @@ class Paper(Base):
     __tablename__ = "papers"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    #: identity: the normalised title (see digestd.parse.paper_key)
+    #: identity: "arxiv:<id>" once any source gave the arXiv id, else the normalised title
+    #: (see digestd.parse.identity)
     key: Mapped[str] = mapped_column(String(1024), unique=True)
+    #: the normalised title, always: how a listing without an id finds the paper
+    title_key: Mapped[str] = mapped_column(String(1024), index=True)
+    #: versionless arXiv id
+    arxiv_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: the latest arXiv version seen
+    arxiv_version: Mapped[int | None] = mapped_column(Integer)
     #: URL path segment of the paper's page; derived from the key, so it never changes
     slug: Mapped[str] = mapped_column(String(128), unique=True)
     title: Mapped[str] = mapped_column(Text)
@@ -120,6 +131,19 @@ class Paper(Base):
     published: Mapped[dt.date | None] = mapped_column(Date)
     upvotes: Mapped[int | None] = mapped_column(Integer)
     links: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: the authors' names, in order
+    authors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: the source's own one-line summary (Hugging Face)
+    ai_summary: Mapped[str | None] = mapped_column(Text)
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    github_repo: Mapped[str | None] = mapped_column(Text)
+    github_stars: Mapped[int | None] = mapped_column(Integer)
+    project_page: Mapped[str | None] = mapped_column(Text)
+    comments: Mapped[int | None] = mapped_column(Integer)
+    #: arXiv categories, the primary one first
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: links the sources gave, by kind: "abs", "pdf", "hf", "doi"
+    source_links: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -127,6 +151,21 @@ class Paper(Base):
     batch: Mapped[Batch] = relationship(back_populates="papers")
 
     __table_args__ = (Index("ix_papers_first_seen", "first_seen_at", "id"),)
+
+
+class PaperRevision(Base):
+    """What a paper said before a newer version or listing changed its abstract or title."""
+
+    __tablename__ = "paper_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), index=True)
+    #: the arXiv version the old text belonged to, when known
+    version: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text)
+    #: when the newer text replaced it
+    replaced_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Sighting(Base):

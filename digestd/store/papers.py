@@ -8,16 +8,25 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from digestd.parse import ParsedDump, ParsedPaper, paper_key
+from digestd.parse import ParsedDump, ParsedPaper, identity_key, paper_key
 from digestd.store.db import Database, bulk_insert
 from digestd.store.dumps import _dump_for_update
-from digestd.store.models import Batch, Paper, PaperTopic, Sighting, Topic, utcnow
+from digestd.store.identity import merge_papers, resolve
+from digestd.store.models import (
+    Batch,
+    Paper,
+    PaperRevision,
+    PaperTopic,
+    Sighting,
+    Topic,
+    utcnow,
+)
 from digestd.store.records import PaperRecord, StoredDump
-from digestd.store.topics import Classify, record_matches
+from digestd.store.topics import Classify, MatchRow, match_fields, record_matches
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -25,6 +34,9 @@ if TYPE_CHECKING:
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 # Bound parameters per statement stay well below SQLite's and PostgreSQL's limits.
 CHUNK = 500
+_REPLACEMENTS = frozenset({"replace", "replace-cross"})
+#: how many causes of skipped items the ledger keeps (the count is exact)
+_NOTES = 5
 
 
 def paper_slug(title: str, key: str) -> str:
@@ -43,26 +55,90 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def _merge_listings(papers: Iterable[ParsedPaper]) -> dict[str, ParsedPaper]:
-    """One entry per key; a paper listed twice in a dump keeps its first listing."""
+    """One entry per identity; a paper listed twice in a dump keeps its first listing."""
     merged: dict[str, ParsedPaper] = {}
     for paper in papers:
-        key = paper_key(paper.title)
+        key = identity_key(paper.title, paper.arxiv_id)
         if key and key not in merged:
             merged[key] = paper
     return merged
 
 
+_FILLED = (
+    "authors_count", "organization_id", "organization", "published", "ai_summary",
+    "github_repo", "project_page",
+)
+_FRESHER = ("upvotes", "github_stars", "comments")
+_LISTS = ("authors", "keywords", "categories")
+
+
 def _updated_fields(row: Any, paper: ParsedPaper) -> dict[str, Any]:
-    """What a new listing changes on a stored paper: fresher upvotes, metadata it lacked."""
+    """What a new listing changes on a stored paper: fresher counts, metadata it lacked, an
+    arXiv id, and a newer version's title and abstract."""
     changes: dict[str, Any] = {}
-    if paper.upvotes is not None and paper.upvotes != row.upvotes:
-        changes["upvotes"] = paper.upvotes
-    for field in ("authors_count", "organization_id", "organization", "published"):
-        if getattr(row, field) is None and getattr(paper, field) is not None:
-            changes[field] = getattr(paper, field)
+    for name in _FRESHER:
+        value = getattr(paper, name)
+        if value is not None and value != getattr(row, name):
+            changes[name] = value
+    for name in _FILLED:
+        if getattr(row, name) is None and getattr(paper, name) is not None:
+            changes[name] = getattr(paper, name)
+    for name in _LISTS:
+        if not getattr(row, name) and getattr(paper, name):
+            changes[name] = list(getattr(paper, name))
     if not row.links and paper.links:
         changes["links"] = list(paper.links)
+    links = {**dict(paper.source_links), **(row.source_links or {})}
+    if links != (row.source_links or {}):
+        changes["source_links"] = links
+    if paper.arxiv_id and row.arxiv_id is None:
+        changes["arxiv_id"] = paper.arxiv_id
+    if paper.arxiv_version is not None and paper.arxiv_version > (row.arxiv_version or 0):
+        changes["arxiv_version"] = paper.arxiv_version
+        # A new version is the authors' newer text; a text layout's listing never replaces it.
+        if paper.title and paper.title != row.title:
+            changes["title"] = paper.title
+            changes["title_key"] = paper_key(paper.title)
+        if paper.abstract and paper.abstract != row.abstract:
+            changes["abstract"] = paper.abstract
+        if paper.authors and list(paper.authors) != list(row.authors or ()):
+            changes["authors"] = list(paper.authors)
+            changes["authors_count"] = len(paper.authors)
     return changes
+
+
+def _new_row(key: str, paper: ParsedPaper, batch_id: int, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "key": key,
+        "title_key": paper_key(paper.title),
+        "slug": paper_slug(paper.title, key),
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "authors_count": paper.authors_count,
+        "organization_id": paper.organization_id,
+        "organization": paper.organization,
+        "published": paper.published,
+        "upvotes": paper.upvotes,
+        "links": list(paper.links),
+        "arxiv_id": paper.arxiv_id,
+        "arxiv_version": paper.arxiv_version,
+        "authors": list(paper.authors),
+        "ai_summary": paper.ai_summary,
+        "keywords": list(paper.keywords),
+        "github_repo": paper.github_repo,
+        "github_stars": paper.github_stars,
+        "project_page": paper.project_page,
+        "comments": paper.comments,
+        "categories": list(paper.categories),
+        "source_links": dict(paper.source_links),
+        "batch_id": batch_id,
+        "first_seen_at": now,
+        "updated_at": now,
+    }
+
+
+def _match_input(paper_id: int, paper: Any) -> MatchRow:
+    return (paper_id, paper.title, paper.abstract, match_fields(paper))
 
 
 def _record(paper: Paper) -> PaperRecord:
@@ -81,6 +157,17 @@ def _record(paper: Paper) -> PaperRecord:
         batch_id=paper.batch_id,
         first_seen_at=paper.first_seen_at,
         updated_at=paper.updated_at,
+        arxiv_id=paper.arxiv_id,
+        arxiv_version=paper.arxiv_version,
+        authors=tuple(paper.authors or ()),
+        ai_summary=paper.ai_summary,
+        keywords=tuple(paper.keywords or ()),
+        github_repo=paper.github_repo,
+        github_stars=paper.github_stars,
+        project_page=paper.project_page,
+        comments=paper.comments,
+        categories=tuple(paper.categories or ()),
+        source_links=tuple((paper.source_links or {}).items()),
     )
 
 
@@ -124,50 +211,57 @@ class PaperStore(Database):
         session.flush()  # the dump needs its id before batches and sightings refer to it
 
         listings = _merge_listings(parsed.papers)
-        keys = list(listings)
-        existing: dict[str, Any] = {}
-        columns = (
-            Paper.id, Paper.key, Paper.upvotes, Paper.authors_count, Paper.organization_id,
-            Paper.organization, Paper.published, Paper.links,
-        )
-        for chunk in _chunks(keys):
-            for row in session.execute(select(*columns).where(Paper.key.in_(chunk))):
-                existing[row.key] = row
+        resolution = resolve(session, listings)
+        merged_changes: dict[int, dict[str, Any]] = {}
+        for survivor_id, merged_id in resolution.merges:
+            merged_changes[survivor_id] = merge_papers(session, survivor_id, merged_id)
 
-        paper_ids: dict[str, int] = {key: row.id for key, row in existing.items()}
-        updates = []
-        for key, row in existing.items():
-            changes = _updated_fields(row, listings[key])
+        # Listings that reach one stored paper by different keys (an item with an id and one
+        # without, same title) are one listing: the first.
+        paper_ids: dict[str, int] = {}
+        known: dict[int, tuple[Any, ParsedPaper]] = {}
+        new_keys: list[str] = []
+        unknown_replacements = 0
+        for key, row in resolution.rows.items():
+            paper = listings[key]
+            if row is None:
+                if paper.announce in _REPLACEMENTS:
+                    # A new version of a paper never seen here is not a new paper.
+                    unknown_replacements += 1
+                    continue
+                new_keys.append(key)
+            elif row.id not in known:
+                known[row.id] = (row, paper)
+                paper_ids[key] = row.id
+
+        updates, rematch = [], []
+        for paper_id, (row, paper) in known.items():
+            changes = {**merged_changes.pop(paper_id, {}), **_updated_fields(row, paper)}
+            if "abstract" in changes or "title" in changes:
+                session.add(
+                    PaperRevision(
+                        paper_id=paper_id, version=row.arxiv_version, title=row.title,
+                        abstract=row.abstract, replaced_at=now,
+                    )
+                )
+            if {"abstract", "title", "authors", "keywords", "categories", "organization"} & set(
+                changes
+            ):
+                rematch.append(paper_id)
             if changes:
-                updates.append({"id": row.id, "updated_at": now, **changes})
+                updates.append({"id": paper_id, "updated_at": now, **changes})
+        for paper_id, changes in merged_changes.items():  # survivors no listing updates
+            updates.append({"id": paper_id, "updated_at": now, **changes})
         if updates:
             session.execute(update(Paper), updates)
 
-        new_keys = [key for key in keys if key not in existing]
         batch_id = None
         if new_keys:
             batch = Batch(dump_id=dump.id, created_at=now, new_count=len(new_keys))
             session.add(batch)
             session.flush()
             batch_id = batch.id
-            rows = [
-                {
-                    "key": key,
-                    "slug": paper_slug(listings[key].title, key),
-                    "title": listings[key].title,
-                    "abstract": listings[key].abstract,
-                    "authors_count": listings[key].authors_count,
-                    "organization_id": listings[key].organization_id,
-                    "organization": listings[key].organization,
-                    "published": listings[key].published,
-                    "upvotes": listings[key].upvotes,
-                    "links": list(listings[key].links),
-                    "batch_id": batch_id,
-                    "first_seen_at": now,
-                    "updated_at": now,
-                }
-                for key in new_keys
-            ]
+            rows = [_new_row(key, listings[key], batch_id, now) for key in new_keys]
             # One executemany; the ORM's bulk path with RETURNING goes row by row on SQLite.
             bulk_insert(session, Paper.__table__, rows)
             for chunk in _chunks(new_keys):
@@ -176,13 +270,25 @@ class PaperStore(Database):
             if classify is not None:
                 record_matches(
                     session,
-                    ((paper_ids[r["key"]], r["title"], r["abstract"]) for r in rows),
+                    (_match_input(paper_ids[key], listings[key]) for key in new_keys),
                     classify,
                 )
+        if rematch and classify is not None:
+            session.execute(delete(PaperTopic).where(PaperTopic.paper_id.in_(rematch)))
+            fresh = session.execute(select(Paper).where(Paper.id.in_(rematch))).scalars()
+            record_matches(session, (_match_input(p.id, p) for p in fresh), classify)
 
         self._record_sightings(session, dump.id, listings, paper_ids, now)
         dump.new_count = len(new_keys)
-        return StoredDump(papers=len(parsed.papers), new=len(new_keys), batch_id=batch_id)
+        dump.skipped_count = len(parsed.skipped) + unknown_replacements
+        notes = list(parsed.skipped[:_NOTES])
+        if unknown_replacements:
+            notes.append(f"{unknown_replacements} replacement(s) of papers not seen before")
+        dump.skipped_notes = "\n".join(notes) or None
+        return StoredDump(
+            papers=len(parsed.papers), new=len(new_keys), batch_id=batch_id,
+            skipped=dump.skipped_count,
+        )
 
     @staticmethod
     def _record_sightings(
@@ -197,6 +303,8 @@ class PaperStore(Database):
         )
         fresh, refreshed = [], []
         for key, paper in listings.items():
+            if key not in paper_ids:  # a replacement of an unknown paper, or a duplicate
+                continue
             values = {"upvotes": paper.upvotes, "line": paper.line, "seen_at": now}
             paper_id = paper_ids[key]
             if paper_id in seen:

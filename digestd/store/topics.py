@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.orm import Session
@@ -18,7 +18,27 @@ if TYPE_CHECKING:
     from digestd.topics import TopicDefinition, TopicMatch
 
 #: (title, abstract) -> the topics that match, as the topics package computes them
-Classify = Callable[[str, str], Sequence["TopicMatch"]]
+#: ``classify(title, abstract, **fields)``: the topics a paper matches; ``fields`` holds the
+#: text of the other fields queries can name (see ``match_fields``)
+Classify = Callable[..., Sequence["TopicMatch"]]
+#: a paper to match: id, title, abstract and the other fields' text
+MatchRow = tuple[int, str, str, dict[str, str]]
+
+
+def match_fields(paper: Any) -> dict[str, str]:
+    """The text of a paper's other matchable fields, from a row or a parsed listing.
+
+    List values are joined with "; " so that a phrase never runs from one name into the next.
+    Keywords are searched like the abstract (by normal words), so they come as "keywords".
+    """
+    org = [value for value in (paper.organization_id, paper.organization) if value]
+    fields = {
+        "author": "; ".join(paper.authors or ()),
+        "org": "; ".join(dict.fromkeys(org)),
+        "category": "; ".join(paper.categories or ()),
+        "keywords": "; ".join(paper.keywords or ()),
+    }
+    return {name: text for name, text in fields.items() if text}
 
 #: a topic's scores are normalised against its this many newest matches
 RECENT_MATCHES = 1000
@@ -121,7 +141,11 @@ class TopicStore(Database):
             last_id = 0
             while True:
                 rows = session.execute(
-                    select(Paper.id, Paper.title, Paper.abstract)
+                    select(
+                        Paper.id, Paper.title, Paper.abstract, Paper.authors,
+                        Paper.organization_id, Paper.organization, Paper.categories,
+                        Paper.keywords,
+                    )
                     .where(Paper.id > last_id)
                     .order_by(Paper.id)
                     .limit(page)
@@ -131,7 +155,7 @@ class TopicStore(Database):
                 values = [
                     _match_row(row.id, topic_ids[m.slug], m)
                     for row in rows
-                    for m in classify(row.title, row.abstract)
+                    for m in classify(row.title, row.abstract, **match_fields(row))
                     if m.slug in slugs and m.slug in topic_ids
                 ]
                 if values:
@@ -235,15 +259,13 @@ def _match_row(paper_id: int, topic_id: int, match: TopicMatch) -> dict[str, obj
     }
 
 
-def record_matches(
-    session: Session, papers: Iterable[tuple[int, str, str]], classify: Classify
-) -> None:
+def record_matches(session: Session, papers: Iterable[MatchRow], classify: Classify) -> None:
     """Store the topic matches of freshly inserted papers, inside the ingest's transaction."""
     topic_ids = _topic_ids(session)
     values = [
         _match_row(paper_id, topic_ids[m.slug], m)
-        for paper_id, title, abstract in papers
-        for m in classify(title, abstract)
+        for paper_id, title, abstract, fields in papers
+        for m in classify(title, abstract, **fields)
         if m.slug in topic_ids
     ]
     for start in range(0, len(values), 2000):

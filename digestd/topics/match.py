@@ -387,6 +387,15 @@ def match_document(doc: Document, topics: Sequence[CompiledTopic]) -> list[Topic
     return matches
 
 
-def match_paper(title: str, abstract: str, topics: Sequence[CompiledTopic]) -> list[TopicMatch]:
-    """Match one paper against ``topics``; see :func:`match_document`."""
+def match_paper(
+    title: str, abstract: str, topics: Sequence[CompiledTopic], **fields: str
+) -> list[TopicMatch]:
+    """Match one paper against ``topics``; see :func:`match_document`.
+
+    ``fields`` is the text of the paper's other fields. Its keywords are searched like the
+    abstract, by plain words: a topic about "reward models" finds a paper tagged with them.
+    """
+    keywords = fields.get("keywords")
+    if keywords:
+        abstract = f"{abstract}\n{keywords}" if abstract else keywords
     return match_document(Document.from_text(title, abstract), topics)
