@@ -276,3 +276,58 @@ def test_papers_json_shows_ids_authors_and_links(tmp_path: Path, seed_files: lis
     assert painting["links"]["pdf"] == "https://arxiv.org/pdf/2509.99001"
     assert painting["links"]["code"] == "https://github.com/example-lab/t2i-corebench"
     assert painting["categories"] == ["cs.CV", "cs.AI"]
+
+
+FOLLOWS = [
+    TopicDefinition("ada", "Ada", "", 'author:"Ada Lovelace"'),
+    TopicDefinition("turing", "Turing", "", "author:turing"),
+    TopicDefinition("lab", "Lab", "", 'org:example-ai OR org:"Example Vision Lab"'),
+    TopicDefinition("speech", "Speech", "", "category:eess.AS"),
+    TopicDefinition("kw", "Keyword", "", '"kv cache"'),
+]
+
+
+def test_follow_an_author_a_lab_and_a_category(store: Store, seed_files: list[Path]) -> None:
+    def classify(title: str, abstract: str, **fields: str):  # type: ignore[no-untyped-def]
+        return match_paper(title, abstract, compile_topics(FOLLOWS), **fields)
+
+    store.sync_topics(FOLLOWS)
+    ingest_paths(
+        store,
+        [*seed_files, HF_SAMPLE, FIXTURES / "hf_daily_papers.json", FIXTURES / "arxiv_listing.rss"],
+        classify=classify,
+    )
+    by_id = {p.id: p for p in store.papers()}
+
+    def titles(slug: str) -> set[str]:
+        return {p.title for p in store.papers(topic=slug)}
+
+    # exactly the papers with Ada Lovelace among their authors, from any source
+    ada = {p.title for p in by_id.values() if "Ada Lovelace" in p.authors}
+    assert len(ada) == 2 and titles("ada") == ada
+    assert titles("turing") == {p.title for p in by_id.values() if "Alan Turing" in p.authors}
+    labs = ("Example AI Lab", "Example Vision Lab")
+    assert titles("lab") == {p.title for p in by_id.values() if p.organization in labs}
+    assert titles("speech") == {"Cross-Listed Speech Models"}
+    # keywords are searched by plain words: the sparse-attention paper is tagged "KV cache"
+    assert any(t.startswith("Sparse Attention") for t in titles("kw"))
+
+
+def test_topics_test_command_sees_the_fields(tmp_path: Path) -> None:
+    config = tmp_path / "digestd.toml"
+    config.write_text(f'[paths]\ndata_dir = "{tmp_path / "var"}"\n')
+    (tmp_path / "var").mkdir()
+    run = [sys.executable, "-m", "digestd"]
+    ingest = subprocess.run(
+        [*run, "ingest", str(FIXTURES / "arxiv_listing.rss"), "--config", str(config)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert ingest.returncode == 0, ingest.stderr
+    found = subprocess.run(
+        [*run, "topics", "test", 'author:"Barbara Liskov"', "--json", "--config", str(config)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert found.returncode == 0, found.stderr
+    assert [p["title"] for p in json.loads(found.stdout)] == [
+        "Tokenizers & Their Discontents: $\\alpha$-Smoothing for BPE"
+    ]

@@ -43,7 +43,9 @@ def cmd_topics_test(args: argparse.Namespace, config: Config) -> int:
     """
     from digestd.ranking import Percentiles
     from digestd.runtime import topic_definitions
-    from digestd.topics import Document, compile_query
+    from digestd.store.topics import match_fields
+    from digestd.topics import compile_query
+    from digestd.topics.match import paper_document
 
     min_score = args.min_score
     source = args.query
@@ -62,7 +64,9 @@ def cmd_topics_test(args: argparse.Namespace, config: Config) -> int:
     with open_store(config) as store:
         hits = []
         for paper in store.iter_papers():
-            match = query.match(Document.from_text(paper.title, paper.abstract))
+            match = query.match(
+                paper_document(paper.title, paper.abstract, **match_fields(paper))
+            )
             if match is not None:
                 hits.append((match, paper))
     percentile = Percentiles(match.score for match, _ in hits if match.score >= min_score)

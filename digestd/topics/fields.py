@@ -40,3 +40,11 @@ def register_field(spec: FieldSpec) -> FieldSpec:
 
 TITLE = register_field(FieldSpec("title", 3.0, "the paper's title"))
 ABSTRACT = register_field(FieldSpec("abstract", 1.0, "the paper's abstract"))
+# What structured sources tell about a paper, for following a person, a lab or a category.
+# A follow is as strong a signal as a title hit. Text dumps give none of these: a paper known
+# only from them matches none of these terms.
+AUTHOR = register_field(FieldSpec("author", 3.0, "an author's name: author:\"Ada Lovelace\""))
+ORG = register_field(FieldSpec("org", 3.0, "the organisation's id or name: org:nvidia"))
+CATEGORY = register_field(
+    FieldSpec("category", 3.0, "an arXiv category: category:cs.CL (category:cs for all of cs)")
+)

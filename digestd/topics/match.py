@@ -40,6 +40,7 @@ __all__ = [
     "compile_topics",
     "match_document",
     "match_paper",
+    "paper_document",
 ]
 
 # Between the words of one matched phrase, these characters keep the phrase a single highlight
@@ -392,10 +393,17 @@ def match_paper(
 ) -> list[TopicMatch]:
     """Match one paper against ``topics``; see :func:`match_document`.
 
-    ``fields`` is the text of the paper's other fields. Its keywords are searched like the
-    abstract, by plain words: a topic about "reward models" finds a paper tagged with them.
+    ``fields`` is the text of the paper's other fields (``author``, ``org``, ``category``, list
+    values separated by "; "). Its ``keywords`` are searched like the abstract, by plain words:
+    a topic about "reward models" finds a paper tagged with them.
     """
-    keywords = fields.get("keywords")
+    return match_document(paper_document(title, abstract, **fields), topics)
+
+
+def paper_document(title: str, abstract: str, **fields: str) -> Document:
+    """A paper's :class:`Document` with its other fields; see :func:`match_paper`."""
+    extra = dict(fields)
+    keywords = extra.pop("keywords", None)
     if keywords:
         abstract = f"{abstract}\n{keywords}" if abstract else keywords
-    return match_document(Document.from_text(title, abstract), topics)
+    return Document.from_text(title, abstract, **extra)

@@ -31,8 +31,9 @@ Rules, chosen so that a query behaves the way it reads:
   punctuation is a full stop, comma, semicolon, colon, "!", "?" or an ellipsis followed by a
   space, a closing quote or bracket or the end; "2.4x" and "1,000" still read as one token.
 - ``field:word`` and ``field:"a phrase"`` look in one field only; the fields are listed in
-  :mod:`.fields` (``title`` and ``abstract``). An occurrence scores that field's points. A name
-  before a colon that is not a field is an error, so a typo cannot silently search for words.
+  :mod:`.fields` (``title``, ``abstract``, ``author``, ``org``, ``category``). An occurrence
+  scores that field's points. A name before a colon that is not a field is an error, so a
+  typo cannot silently search for words.
 - A query has to look for something: ``NOT video`` alone, or ``diffusion OR NOT video``, would
   match papers that contain none of its words, and is refused.
 
