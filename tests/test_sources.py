@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 
 from digestd.ingest import ingest_paths
 from digestd.store import Store
-from digestd.store.models import Delivery, PaperRevision, PaperTopic, Sighting, Subscriber
+from digestd.store.models import Delivery, PaperRevision, PaperTopic, Sighting
+from digestd.subscribers import add_subscriber
 from digestd.topics import TopicDefinition, compile_topics, match_paper
 
 REPO = Path(__file__).resolve().parents[1]
@@ -211,13 +212,8 @@ def test_id_keyed_and_title_keyed_papers_merge_keeping_history(
     assert store.count_papers() == 2
     keyed = _one(store, "Paging Revisited")
     # a digest listed both
+    subscriber, _ = add_subscriber(store, "r@example.org", ["kv"])
     with store.write() as session:
-        subscriber = Subscriber(
-            email="r@example.org", email_key="r@example.org", token="t" * 64,
-            token_lookup="t" * 16, status="active",
-        )
-        session.add(subscriber)
-        session.flush()
         session.add(
             Delivery(
                 subscriber_id=subscriber.id, digest_key="0-2", since_batch_id=0,
