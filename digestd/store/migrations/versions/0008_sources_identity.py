@@ -1,7 +1,7 @@
 """sources: arXiv identity, authors, links and other paper fields; revisions; skipped items
 
 Revision ID: 0005_sources
-Revises: 0006_ops
+Revises: 0007_queue
 Create Date: 2026-11-30 20:40:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from digestd.store.models import UtcDateTime
 
 revision: str = "0005_sources"
-down_revision: str | None = "0006_ops"
+down_revision: str | None = "0007_queue"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
