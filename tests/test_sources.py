@@ -8,6 +8,8 @@ with arXiv ids.
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import json
 import logging
 import shutil
@@ -15,14 +17,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import feedparser
+import httpx
 import pytest
 from sqlalchemy import func, select
 
+from digestd.config import Config as DigestdConfig
+from digestd.config import HttpConfig, PathsConfig
 from digestd.ingest import ingest_paths
+from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.store.models import Delivery, PaperRevision, PaperTopic, Sighting
 from digestd.subscribers import add_subscriber
 from digestd.topics import TopicDefinition, compile_topics, match_paper
+from digestd.web.server import ServerThread, loopback_socket, make_server
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples" / "seeds"
@@ -327,3 +335,86 @@ def test_topics_test_command_sees_the_fields(tmp_path: Path) -> None:
     assert [p["title"] for p in json.loads(found.stdout)] == [
         "Tokenizers & Their Discontents: $\\alpha$-Smoothing for BPE"
     ]
+
+
+def test_feeds_and_emails_carry_the_arxiv_and_code_links(
+    tmp_path: Path, seed_files: list[Path]
+) -> None:
+    config = tmp_path / "digestd.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "var"}"\n'
+        '[[topics]]\nslug = "t2i"\nname = "Text to image"\nquery = \'"text-to-image"\'\n'
+    )
+    (tmp_path / "var").mkdir()
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "digestd", *args, "--config", str(config)],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli("subscribers", "add", "reader@example.org", "--topic", "t2i", "--cadence", "daily")
+    cli("ingest", *map(str, seed_files), str(HF_SAMPLE), str(RSS_SAMPLE))
+    abs_url, pdf_url = "https://arxiv.org/abs/2509.99001", "https://arxiv.org/pdf/2509.99001"
+    code_url = "https://github.com/example-lab/t2i-corebench"
+
+    cli("feeds", "build")
+    for name in ("t2i.atom", "t2i.rss"):
+        found = list((tmp_path / "var" / "feeds").rglob(name))
+        assert found, f"no {name}"
+        feed = feedparser.parse(found[0].read_bytes())
+        (entry,) = [e for e in feed.entries if e.title.startswith(PAINTING)]
+        hrefs = {link.href for link in entry.get("links", [])}
+        content = entry.get("summary", "") + "".join(c.value for c in entry.get("content", []))
+        for url in (abs_url, pdf_url, code_url):
+            assert url in hrefs or f'href="{url}"' in content, (name, url)
+        if name.endswith(".atom"):
+            assert [a.name for a in entry.authors][:2] == ["Ana Ruiz", "Bo Chen"]
+
+    raw = subprocess.run(
+        [sys.executable, "-m", "digestd", "digest", "preview", "reader@example.org",
+         "--format", "eml", "--config", str(config)],
+        capture_output=True, cwd=tmp_path, timeout=120,
+    )
+    assert raw.returncode == 0, raw.stderr
+    message = email.message_from_bytes(raw.stdout, policy=email.policy.default)
+    html_part = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    text_part = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    for url in (abs_url, pdf_url, code_url):
+        assert f'href="{url}"' in html_part
+        assert url in text_part
+    # four authors shortened to three and "et al."
+    assert "Ana Ruiz, Bo Chen, Chiara Rossi et al." in html_part
+    assert "Ana Ruiz, Bo Chen, Chiara Rossi et al." in text_part
+    assert "TL;DR" in html_part and "Hugging Face's AI summary" in text_part
+
+
+def test_paper_page_shows_authors_ids_links_and_summary(
+    database_url: str, tmp_path: Path, seed_files: list[Path]
+) -> None:
+    sock = loopback_socket()
+    config = DigestdConfig(
+        paths=PathsConfig(seeds_dir=tmp_path / "seeds", data_dir=tmp_path / "var"),
+        http=HttpConfig(address=f"127.0.0.1:{sock.getsockname()[1]}"),
+    )
+    store = Store.open(database_url)
+    runtime = Runtime.open(config, store=store)
+    try:
+        ingest_paths(store, [seed_files[0], HF_SAMPLE, RSS_SAMPLE], classify=runtime.classify)
+        painting = _one(store, PAINTING)
+        with ServerThread(make_server(runtime), sock) as server:
+            page = httpx.get(f"{server.url}/papers/{painting.slug}", timeout=10)
+    finally:
+        runtime.close()
+    assert page.status_code == 200
+    body = page.text
+    assert "Ana Ruiz, Bo Chen, Chiara Rossi, Dev Patel" in body
+    assert "arXiv:2509.99001v2" in body and "cs.CV" in body
+    for url in (
+        "https://arxiv.org/abs/2509.99001", "https://arxiv.org/pdf/2509.99001",
+        "https://huggingface.co/papers/2509.99001", "https://github.com/example-lab/t2i-corebench",
+    ):
+        assert f'href="{url}"' in body
+    assert "Hugging Face&#39;s AI summary" in body or "Hugging Face's AI summary" in body

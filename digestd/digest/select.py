@@ -100,6 +100,11 @@ class DigestPaper:
     terms: tuple[str, ...]
     #: verbatim pieces of the title and abstract to highlight
     highlights: tuple[str, ...]
+    #: the arXiv id and the paper's arXiv pages: abstract, PDF, Hugging Face
+    arxiv_id: str | None = None
+    arxiv_links: tuple[Link, ...] = ()
+    #: the source's own one-line summary (Hugging Face's AI summary), shown labelled as such
+    ai_summary: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +146,24 @@ class Digest:
         return self.sections[0].papers[0]
 
 
+_ARXIV_LABELS = {"abs": "abstract", "pdf": "PDF", "hf": "Hugging Face"}
+
+
+def _arxiv_links(paper: PaperRecord) -> tuple[Link, ...]:
+    pages = paper.page_links
+    return tuple(
+        Link(pages[kind], label)
+        for kind, label in _ARXIV_LABELS.items()
+        if kind in pages and _links([pages[kind]])
+    )
+
+
 def _byline(paper: PaperRecord) -> str:
-    if paper.organization:
-        return clean(paper.organization)
+    # Names when a source gave them, shortened to "A, B, C et al."; then the organisation.
+    parts = [paper.authors_line or "", paper.organization or ""]
+    named = " · ".join(truncate(clean(part), 120) for part in parts if part)
+    if named:
+        return named
     if paper.authors_count:
         return f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}"
     return ""
@@ -169,7 +189,13 @@ def _digest_paper(
         byline=_byline(paper),
         published=paper.published,
         upvotes=paper.upvotes,
-        links=_links(paper.links),
+        # the repository and project page a source named come first, then the abstract's links
+        links=_links([u for u in (paper.github_repo, paper.project_page) if u] + list(
+            u for u in paper.links if u not in (paper.github_repo, paper.project_page)
+        )),
+        arxiv_id=paper.arxiv_id,
+        arxiv_links=_arxiv_links(paper),
+        ai_summary=truncate(clean(paper.ai_summary), 300) if paper.ai_summary else None,
         also_in=tuple(topic_names[m.slug] for m in matches if m.slug != home),
         terms=tuple(clean(t) for t in terms),
         highlights=tuple(h for h in (clean(h) for h in highlights) if h),

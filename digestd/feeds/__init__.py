@@ -11,7 +11,7 @@ on archive pages of a fixed size numbered from the oldest, so a full page never 
 """
 
 from digestd.feeds.build import FeedBuildReport, build_feeds, public_feed_files, write_if_changed
-from digestd.feeds.items import abstract_segments
+from digestd.feeds.items import abstract_segments, paper_links
 from digestd.feeds.model import (
     ARCHIVE_PAGE_SIZE,
     CONTENT_TYPES,
@@ -44,6 +44,7 @@ __all__ = [
     "entry_id",
     "feed_id",
     "is_web_url",
+    "paper_links",
     "private_doc",
     "public_feed_files",
     "render_feed",

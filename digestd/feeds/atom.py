@@ -41,10 +41,14 @@ def render_atom(doc: FeedDoc) -> bytes:
     return serialize(feed)
 
 
-def _link(parent: etree._Element, rel: str, href: str, kind: str | None = None) -> None:
+def _link(
+    parent: etree._Element, rel: str, href: str, kind: str | None = None, title: str = ""
+) -> None:
     attributes = {"rel": rel, "href": href}
     if kind:
         attributes["type"] = kind
+    if title:
+        attributes["title"] = title
     sub(parent, _a("link"), **attributes)
 
 
@@ -58,7 +62,7 @@ def _entry(feed: etree._Element, item: FeedItem) -> None:
     _link(entry, "alternate", item.url, "text/html")
     for link in item.links:
         if link.url != item.url:
-            _link(entry, "related", link.url)
+            _link(entry, "related", link.url, title=link.title)
     for name in item.authors:
         author = sub(entry, _a("author"))
         sub(author, _a("name"), name)

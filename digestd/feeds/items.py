@@ -29,13 +29,31 @@ def arrival(paper: PaperRecord, batch_first_id: int) -> dt.datetime:
     return utc(paper.first_seen_at) - dt.timedelta(seconds=place)
 
 
+_LINK_TITLES = {
+    "abs": "arXiv abstract", "pdf": "PDF", "hf": "Hugging Face paper page", "code": "Code",
+    "project": "Project page", "doi": "DOI",
+}
+
+
 def paper_links(paper: PaperRecord) -> tuple[Link, ...]:
-    """The paper's links other than its page here: the web URLs the listing carried."""
-    return tuple(Link(url) for url in dict.fromkeys(paper.links) if is_web_url(url))
+    """The paper's links other than its page here: arXiv, PDF, code and project pages the
+    sources named, then the web URLs written in the abstract."""
+    found: dict[str, str] = {}
+    for kind, url in paper.page_links.items():
+        if is_web_url(url):
+            found.setdefault(url, _LINK_TITLES.get(kind, ""))
+    for url in paper.links:
+        if is_web_url(url):
+            found.setdefault(url, "")
+    return tuple(Link(url, title) for url, title in found.items())
 
 
 def paper_authors(paper: PaperRecord) -> tuple[str, ...]:
-    """Names that may stand as the item's author. An author count is not a name."""
+    """Names that may stand as the item's author: the authors' names when a source gave them,
+    else the organisation. An author count is not a name."""
+    names = tuple(name for name in (xml_safe(a).strip() for a in paper.authors) if name)
+    if names:
+        return names
     organization = xml_safe(paper.organization or "").strip()
     return (organization,) if organization else ()
 
@@ -65,12 +83,19 @@ def item_html(
             body = "".join(_anchor(url, piece) if url else html.escape(piece)
                            for piece, url in pieces)
             parts.append(f"<p>{body}</p>")
+    if paper.ai_summary:
+        summary = html.escape(xml_safe(paper.ai_summary))
+        parts.insert(0, f"<p><b>TL;DR</b> (Hugging Face's AI summary): {summary}</p>")
     facts = []
     if paper.published:
         facts.append(f"Published {paper.published.isoformat()}")
+    if paper.arxiv_id:
+        facts.append(f"arXiv:{html.escape(paper.arxiv_id)}")
+    if paper.authors:
+        facts.append(html.escape(xml_safe(", ".join(paper.authors))))
     if paper.organization:
         facts.append(html.escape(xml_safe(paper.organization)))
-    if paper.authors_count:
+    if paper.authors_count and not paper.authors:
         facts.append(f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}")
     if facts:
         parts.append(f"<p>{' · '.join(facts)}</p>")

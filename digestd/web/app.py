@@ -45,7 +45,7 @@ from digestd.feeds import (
     FeedDoc,
     abstract_segments,
     all_doc,
-    is_web_url,
+    paper_links,
     private_doc,
     render_feed,
     topic_doc,
@@ -382,8 +382,9 @@ def _topic(runtime: Runtime, slug: str) -> TopicRecord:
 
 
 def _creator(paper: PaperRecord) -> str | None:
-    if paper.organization:
-        return paper.organization
+    named = " · ".join(part for part in (paper.authors_line, paper.organization) if part)
+    if named:
+        return named
     if paper.authors_count:
         return f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}"
     return None
@@ -459,7 +460,15 @@ def paper_page(request: Request) -> Response:
     names = {t.slug: t.name for t in store.topics()}
     view = _paper_view(paper, store.paper_matches([paper.id])[paper.id], names)
     view["abstract"] = abstract_segments(paper.abstract, paper.links)
-    view["links"] = [u for u in paper.links if is_web_url(u)]
+    view["links"] = paper_links(paper)
+    view["authors"] = list(paper.authors)
+    view["arxiv_id"] = paper.arxiv_id
+    view["arxiv_version"] = paper.arxiv_version
+    view["categories"] = list(paper.categories)
+    view["keywords"] = list(paper.keywords)
+    view["ai_summary"] = paper.ai_summary
+    view["github_stars"] = paper.github_stars
+    view["comments"] = paper.comments
     return render(
         request, "paper.html", {"paper": view},
         headers={"Cache-Control": f"max-age={PAGE_MAX_AGE}"},
