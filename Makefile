@@ -60,4 +60,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check digestd tests benchmarks
 
 clean:
-	rm -rf $(VENV) var seeds .pytest_cache
+	rm -rf $(VENV) var seeds .pytest_cache build dist

@@ -21,9 +21,6 @@ from typing import Any
 from digestd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/digestd.toml")
-PACKAGE_ROOT = Path(__file__).resolve().parent
-#: templates shipped next to the package in a source checkout
-DEFAULT_TEMPLATES_DIR = PACKAGE_ROOT.parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -32,8 +29,8 @@ class PathsConfig:
     seeds_dir: Path = Path("seeds")
     #: holds the SQLite database, the feeds and the Maildir outbox unless configured otherwise
     data_dir: Path = Path("var")
-    #: Jinja2 templates (email/ and web/)
-    templates_dir: Path = DEFAULT_TEMPLATES_DIR
+    #: Jinja2 templates (email/ and web/) to use instead of the ones digestd ships
+    templates_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +192,15 @@ class Config:
         if self.database.url:
             return self.database.url
         return f"sqlite:///{self.paths.data_dir / 'digestd.db'}"
+
+    @property
+    def templates_dir(self) -> Path:
+        """paths.templates_dir when set, else the templates shipped with digestd."""
+        if self.paths.templates_dir is not None:
+            return self.paths.templates_dir
+        from digestd.resources import templates_dir
+
+        return templates_dir()
 
     @property
     def feeds_dir(self) -> Path:
@@ -492,11 +498,23 @@ def _validate(
         if slugs.count(topic.slug) > 1:
             fail(f"topics[{index}].slug", f"{topic.slug!r} is defined twice")
     if check_dirs:
-        # The built-in seeds/ and var/ are created on first use; a directory an operator named
-        # must already exist, since a typo there would otherwise scatter state on the disk.
-        defaults = PathsConfig()
-        for key in ("seeds_dir", "data_dir", "templates_dir"):
-            path = getattr(config.paths, key)
-            explicit = path != getattr(defaults, key) or key == "templates_dir"
-            if explicit and not path.is_dir():
-                fail(f"paths.{key}", f"names a directory that does not exist: {path}")
+        require_dirs(config, "seeds_dir", "data_dir", "templates_dir")
+
+
+def require_dirs(config: Config, *keys: str) -> None:
+    """Check that the directories named by these ``paths`` keys exist.
+
+    The built-in seeds/ and var/ are created on first use; a directory an operator named must
+    already exist, since a typo there would otherwise scatter state on the disk. Commands
+    check only the directories they use.
+    """
+    where = str(config.source) if config.source else "built-in defaults"
+    defaults = PathsConfig()
+    for key in keys:
+        path = getattr(config.paths, key)
+        if path is None or path == getattr(defaults, key):
+            continue
+        if not path.is_dir():
+            raise ConfigError(
+                f"{where}: key 'paths.{key}' names a directory that does not exist: {path}"
+            )

@@ -327,7 +327,7 @@ class Daemon:
                     f"http.address changed from {self.config.http.address} to "
                     f"{config.http.address}; restart digestd to listen there"
                 )
-            check_templates(config.paths.templates_dir)
+            check_templates(config.templates_dir)
             runtime = Runtime.open(config, store=self.runtime.store)
         except Exception as exc:
             # Whatever is wrong with the new configuration, the running one stays in force.

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
 
 from digestd.config import load_config
 from digestd.errors import DigestdError
 from digestd.log import setup_logging
+from digestd.resources import shipped
 from digestd.runtime import Runtime
 from digestd.subscribers import add_subscriber
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "seeds"
 DEMO_ADDRESS = "reader@example.org"
 DEMO_TOPICS = ("llm-inference", "diffusion", "agents")
 
@@ -32,7 +31,7 @@ def prepare(config_path: str | None = None) -> list[str]:
         seeds.mkdir(parents=True)
         # The text dumps 000-004, then one dump of each structured source (005-007), which
         # list papers of the text dumps again with their arXiv ids, authors and links.
-        for sample in sorted(p for p in SAMPLES.iterdir() if not p.name.startswith(".")):
+        for sample in sorted(p for p in shipped("samples").iterdir() if not p.name.startswith(".")):
             shutil.copy2(sample, seeds / sample.name)
         done.append(f"copied {len(list(seeds.iterdir()))} sample dumps into {seeds}/")
     runtime = Runtime.open(config)

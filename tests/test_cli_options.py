@@ -91,3 +91,23 @@ def test_arguments_that_name_nothing_exit_2(
         # log lines (start-up INFO) may come first; the error is one line of its own
         errors = [line for line in capsys.readouterr().err.splitlines() if "level=" not in line]
         assert len(errors) == 1 and errors[0].startswith("digestd: "), (argv, errors)
+
+
+def test_commands_check_only_the_directories_they_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "var"
+    data.mkdir()
+    config = tmp_path / "digestd.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{data}"\nseeds_dir = "{tmp_path / "typo"}"\n'
+        f'templates_dir = "{tmp_path / "no-templates"}"\n'
+    )
+    common = ["--config", str(config)]
+    assert cli.main(["config", *common]) == 0
+    assert cli.main(["subscribers", "list", *common]) == 0
+    capsys.readouterr()
+    assert cli.main(["run", *common]) == 2
+    assert "paths.seeds_dir' names a directory that does not exist" in capsys.readouterr().err
+    assert cli.main(["digest", "send", *common]) == 2
+    assert "paths.templates_dir' names a directory" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from digestd import __version__
 from digestd.cli.common import Commands
-from digestd.config import load_config
+from digestd.config import load_config, require_dirs
 from digestd.errors import DigestdError
 from digestd.log import setup_logging
 
@@ -89,8 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.log_level or "INFO")
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, check_dirs=False)
         setup_logging(args.log_level or config.log.level, config.log.format)
+        require_dirs(config, *args.uses)
         return args.handler(args, config)
     except DigestdError as exc:
         print(f"digestd: {exc}", file=sys.stderr)

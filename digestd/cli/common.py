@@ -65,13 +65,19 @@ class Commands:
         self._common = common
         self._groups: dict[str, Commands] = {}
 
-    def command(self, name: str, handler: Handler) -> argparse.ArgumentParser:
-        """Add a command, its help taken from the handler's docstring."""
+    def command(
+        self, name: str, handler: Handler, *, uses: tuple[str, ...] = ("data_dir",)
+    ) -> argparse.ArgumentParser:
+        """Add a command, its help taken from the handler's docstring.
+
+        `uses` names the ``paths`` directories the command needs: only those are checked
+        before it runs (`digestd config` works whatever the paths say).
+        """
         summary, description = _doc(handler)
         sub = self._actions.add_parser(
             name, parents=[self._common], help=summary, description=description
         )
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, uses=uses)
         return sub
 
     def group(self, name: str, description: str) -> Commands:

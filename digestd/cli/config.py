@@ -18,4 +18,4 @@ ORDER = 90
 
 
 def register(commands: Commands) -> None:
-    commands.command("config", cmd_config)
+    commands.command("config", cmd_config, uses=())

@@ -100,6 +100,6 @@ ORDER = 10
 
 
 def register(commands: Commands) -> None:
-    commands.command("run", cmd_run)
+    commands.command("run", cmd_run, uses=("seeds_dir", "data_dir", "templates_dir"))
     status = commands.command("status", cmd_status)
     status.add_argument("--json", action="store_true", help="print one JSON object")

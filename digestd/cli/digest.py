@@ -113,14 +113,16 @@ ORDER = 80
 
 def register(commands: Commands) -> None:
     digest = commands.group("digest", "Preview and send the e-mail digests.")
-    digest_preview = digest.command("preview", cmd_digest_preview)
+    digest_preview = digest.command(
+        "preview", cmd_digest_preview, uses=("data_dir", "templates_dir")
+    )
     digest_preview.add_argument("email", metavar="EMAIL", help="the subscriber's address")
     digest_preview.add_argument(
         "--format", choices=["html", "text", "eml"], default="html",
         help="the HTML part, the text part, or the whole message (default html)",
     )
     digest_preview.add_argument("--output", metavar="FILE", help="write here, not to stdout")
-    digest_send = digest.command("send", cmd_digest_send)
+    digest_send = digest.command("send", cmd_digest_send, uses=("data_dir", "templates_dir"))
     digest_send.add_argument(
         "--dry-run", action="store_true", help="print who would get what; write nothing"
     )

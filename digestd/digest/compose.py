@@ -55,7 +55,7 @@ def local_date(now: dt.datetime, timezone: str) -> dt.date:
 class Composer:
     def __init__(self, config: Config, renderer: DigestRenderer | None = None):
         self.config = config
-        self.renderer = renderer or DigestRenderer(config.paths.templates_dir, config.base_url)
+        self.renderer = renderer or DigestRenderer(config.templates_dir, config.base_url)
         self.domain = parse_from(config.mail.from_address).domain or "digestd.localhost"
         self._digests: dict[tuple[object, ...], tuple[Digest, Body]] = {}
 

@@ -46,7 +46,7 @@ def build_notice(
     now: dt.datetime,
 ) -> EmailMessage:
     """A text + HTML message from `template`.txt and `template`.html, every header safe."""
-    env = _environment(config.paths.templates_dir)
+    env = _environment(config.templates_dir)
     full = {"name": to_name, "email": to_email, "base_url": config.base_url, **context}
     sender = parse_from(config.mail.from_address)
     msg = EmailMessage(policy=POLICY)

@@ -29,7 +29,7 @@ def runtime_of(request: Request) -> Runtime:
 
 def templates(request: Request) -> jinja2.Environment:
     """The Jinja2 environment of the running configuration's templates directory."""
-    directory = runtime_of(request).config.paths.templates_dir / "web"
+    directory = runtime_of(request).config.templates_dir / "web"
     envs: dict[Path, jinja2.Environment] = request.app.state.templates
     env = envs.get(directory)
     if env is None:
