@@ -37,6 +37,9 @@ class PathsConfig:
 class DatabaseConfig:
     #: SQLAlchemy URL; empty means SQLite at <data_dir>/digestd.db
     url: str = ""
+    #: create or migrate the schema when `digestd run` (or a command that writes) starts;
+    #: off, only `digestd migrate` changes it
+    auto_migrate: bool = True
 
 
 #: longest topic slug: the topics table's column, and what feed and topic page URLs accept
@@ -266,6 +269,7 @@ ENVIRONMENT_KEYS: dict[str, tuple[str, str]] = {
     "DIGESTD_DATA_DIR": ("paths", "data_dir"),
     "DIGESTD_TEMPLATES_DIR": ("paths", "templates_dir"),
     "DIGESTD_DATABASE_URL": ("database", "url"),
+    "DIGESTD_AUTO_MIGRATE": ("database", "auto_migrate"),
     "DIGESTD_HTTP_ADDRESS": ("http", "address"),
     "DIGESTD_BASE_URL": ("http", "base_url"),
     "DIGESTD_TRANSPORT": ("mail", "transport"),
@@ -400,6 +404,9 @@ def _apply_environment(config: Config, environ: typing.Mapping[str, str]) -> Con
         section = getattr(config, section_name)
         hint = typing.get_type_hints(type(section))[key]
         value: Any = raw
+        if hint is bool:
+            value = {"true": True, "1": True, "yes": True, "on": True, "false": False,
+                     "0": False, "no": False, "off": False}.get(raw.strip().lower(), raw)
         if hint in (int, float):
             try:
                 value = hint(raw)
@@ -487,6 +494,7 @@ def _validate(
         except ValueError:
             fail("metrics.allow", f"must list IP networks like 10.0.0.0/8, got {network!r}")
     if config.database.url and "://" not in config.database.url:
+        # no password in it to hide: without "://" there is no user:password@ part either
         fail("database.url", f"must be an SQLAlchemy URL, got {config.database.url!r}")
     slugs = [t.slug for t in config.topics]
     for index, topic in enumerate(config.topics):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from digestd.config import Config
 from digestd.linkkey import load_link_key
 from digestd.store import Store
+from digestd.store.schema import require_current
 from digestd.topics import (
     STARTER_TOPICS,
     CompiledTopic,
@@ -49,7 +50,9 @@ class Runtime:
         compiled = compile_topics(topic_definitions(config))
         if store is None:
             config.paths.data_dir.mkdir(parents=True, exist_ok=True)
-            store = Store.open(config.database_url)
+            store = Store.open(config.database_url, migrate=config.database.auto_migrate)
+            if not config.database.auto_migrate:
+                require_current(store.engine)
             store.link_key = load_link_key(config, create=True)
         elif store.link_key is None:
             # A store handed in without a key (embedding, tests): links made in this process

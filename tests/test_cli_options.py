@@ -44,6 +44,8 @@ def test_global_options_inside_a_group(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _config(tmp_path, "a")
+    assert cli.main(["migrate", "--config", str(config)]) == 0
+    capsys.readouterr()
     for argv in (
         ["--config", str(config), "subscribers", "list", "--json"],
         ["subscribers", "--config", str(config), "list", "--json"],
@@ -78,6 +80,7 @@ def test_arguments_that_name_nothing_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     common = ["--config", str(_config(tmp_path, "a"))]
+    assert cli.main(["migrate", *common]) == 0
     cases = [
         ["papers", "--topic", "no-such-topic"],
         ["topics", "test", "(kv AND"],
@@ -105,6 +108,7 @@ def test_commands_check_only_the_directories_they_use(
     )
     common = ["--config", str(config)]
     assert cli.main(["config", *common]) == 0
+    assert cli.main(["migrate", *common]) == 0
     assert cli.main(["subscribers", "list", *common]) == 0
     capsys.readouterr()
     assert cli.main(["run", *common]) == 2

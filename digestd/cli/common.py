@@ -26,11 +26,17 @@ def print_json(data: Any) -> None:
 
 @contextmanager
 def open_store(config: Config) -> Iterator[Store]:
-    from digestd.store import Store
+    """The store for a command that only reads: nothing is created or migrated.
 
-    config.paths.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store.open(config.database_url)
+    A missing database, one that is not digestd's, or one at another revision is one line
+    saying so ("no digestd database at ...").
+    """
+    from digestd.store import Store
+    from digestd.store.schema import require_current
+
+    store = Store.open(config.database_url, migrate=False)
     try:
+        require_current(store.engine)
         yield store
     finally:
         store.dispose()

@@ -23,10 +23,12 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     """Show what was ingested last, what is stored and pending, and when each job runs next."""
     from digestd.daemon import STATUS_FILE
+    from digestd.store.schema import display_url
 
     with open_store(config) as store:
         dumps = store.list_dumps(limit=5)
         summary = {
+            "database": display_url(store.engine),
             "papers": store.count_papers(),
             "subscribers": store.subscriber_counts(),
             "deliveries": store.delivery_counts(),
@@ -55,6 +57,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print_json(summary)
         return 0
+    print(f"database:    {summary['database']}")
     print(f"papers:      {summary['papers']}")
     subscribers = summary["subscribers"]
     print("subscribers: " + (", ".join(f"{n} {s}" for s, n in subscribers.items()) or "none"))

@@ -33,6 +33,7 @@ class Store(
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, link_key: bytes | None = None) -> Store:
+        """A store on `url`; with `migrate`, its schema is created or brought to the newest."""
         store = cls(create_store_engine(url))
         store.link_key = link_key
         if migrate:

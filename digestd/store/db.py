@@ -23,23 +23,28 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from digestd.errors import StoreError
+from digestd.store.schema import MIGRATIONS_DIR, check_migratable, display_url, revisions
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any fixed number will do: it only has to be the same in every digestd process.
 MIGRATION_LOCK_ID = 0x6469_6765  # "dige"
 
 
 def create_store_engine(url: str) -> Engine:
+    if url.startswith("postgres://"):  # what Heroku, Render and libpq tools hand out
+        url = "postgresql://" + url[len("postgres://"):]
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
+        raise StoreError(f"invalid database URL {redact_url(url)!r}") from exc
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not Path(database).parent.is_dir():
+            # Never made silently: a typo in a path would scatter databases on the disk.
+            raise StoreError(
+                f"the directory of the SQLite database {database} does not exist"
+            )
         engine = create_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
@@ -49,7 +54,18 @@ def create_store_engine(url: str) -> Engine:
     try:
         return create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"cannot use database URL {url!r}: {exc}") from exc
+        raise StoreError(
+            f"cannot use database URL {parsed.render_as_string(hide_password=True)!r}: {exc}"
+        ) from exc
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password masked, for messages (it may not even parse)."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -118,6 +134,22 @@ class Database:
         except SQLAlchemyError:
             return False
 
+    def migrate_to(self, target: str) -> str:
+        """Move the schema up or down to `target`; returns the revision now stamped.
+
+        Refuses a database holding tables that are not digestd's, and one stamped with a
+        revision this digestd does not know (migrated by a newer one).
+        """
+        known = revisions()
+        if target == "head":
+            target = known[-1]
+        if target not in known:
+            raise StoreError(f"unknown revision {target!r} (known: {', '.join(known)})")
+        state = check_migratable(self.engine)
+        current = known.index(state.revision) if state.revision else -1
+        self.migrate(target, downgrade=known.index(target) < current)
+        return target
+
     def migrate(self, revision: str = "head", *, downgrade: bool = False) -> None:
         """Bring the schema to `revision`; safe when several processes start at once.
 
@@ -128,6 +160,7 @@ class Database:
         """
         alembic_config = AlembicConfig()
         alembic_config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        check_migratable(self.engine)
         try:
             with self.engine.connect() as connection:
                 if self.is_sqlite:
@@ -159,8 +192,7 @@ class Database:
                         connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
         except SQLAlchemyError as exc:
             raise StoreError(
-                f"cannot migrate database {self.engine.url.render_as_string()}: "
-                f"{_first_line(exc)}"
+                f"cannot migrate the database at {display_url(self.engine)}: {_first_line(exc)}"
             ) from exc
 
     def checkpoint(self) -> None:
