@@ -21,6 +21,8 @@ from typing import Any
 from digestd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/digestd.toml")
+#: where a system install keeps it (README, "Running under systemd")
+SYSTEM_CONFIG_PATH = Path("/etc/digestd/digestd.toml")
 
 
 @dataclass(frozen=True)
@@ -284,14 +286,16 @@ ENVIRONMENT_KEYS: dict[str, tuple[str, str]] = {
 def resolve_config_path(
     explicit: str | os.PathLike[str] | None, environ: typing.Mapping[str, str] = os.environ
 ) -> Path | None:
-    """--config, else $DIGESTD_CONFIG, else config/digestd.toml if it exists, else None."""
+    """--config, else $DIGESTD_CONFIG, else config/digestd.toml, else /etc/digestd/digestd.toml
+    (the first that exists), else None: the built-in defaults."""
     if explicit:
         return Path(explicit)
     env = environ.get("DIGESTD_CONFIG")
     if env:
         return Path(env)
-    if DEFAULT_CONFIG_PATH.is_file():
-        return DEFAULT_CONFIG_PATH
+    for candidate in (DEFAULT_CONFIG_PATH, SYSTEM_CONFIG_PATH):
+        if candidate.is_file():
+            return candidate
     return None
 
 

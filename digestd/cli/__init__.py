@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 from digestd import __version__
 from digestd.cli.common import Commands
-from digestd.config import load_config, require_dirs
+from digestd.config import load_config, require_dirs, resolve_config_path
+from digestd.envfile import apply_env_file
 from digestd.errors import DigestdError
 from digestd.log import setup_logging
 
@@ -89,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.log_level or "INFO")
     try:
+        apply_env_file(resolve_config_path(args.config))
         config = load_config(args.config, check_dirs=False)
         setup_logging(args.log_level or config.log.level, config.log.format)
         require_dirs(config, *args.uses)
