@@ -162,6 +162,18 @@ class SubscribeConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    #: days a finished delivery (sent, failed, expired) stays in the ledger; 0 keeps them all
+    deliveries_days: int = 180
+    #: days the record of which dump listed a paper stays; 0 keeps them all
+    sightings_days: int = 180
+    #: days a mail stays in the Maildir outbox; 0 keeps them all
+    outbox_days: int = 30
+    #: "keep" ingested dumps in the seeds directory, or "move" them to seeds/.done/
+    dumps: str = "keep"
+
+
+@dataclass(frozen=True)
 class TopicConfig:
     slug: str
     name: str
@@ -185,6 +197,7 @@ class Config:
     subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     #: empty means the built-in starter topics
     topics: tuple[TopicConfig, ...] = ()
     #: the file this came from, or None for built-in defaults
@@ -500,6 +513,11 @@ def _validate(
     if config.database.url and "://" not in config.database.url:
         # no password in it to hide: without "://" there is no user:password@ part either
         fail("database.url", f"must be an SQLAlchemy URL, got {config.database.url!r}")
+    for key in ("deliveries_days", "sightings_days", "outbox_days"):
+        if getattr(config.retention, key) < 0:
+            fail(f"retention.{key}", "must not be negative (0 keeps everything)")
+    if config.retention.dumps not in ("keep", "move"):
+        fail("retention.dumps", f"must be 'keep' or 'move', got {config.retention.dumps!r}")
     slugs = [t.slug for t in config.topics]
     for index, topic in enumerate(config.topics):
         if not topic.slug or not all(c.isascii() and (c.isalnum() or c == "-") for c in topic.slug):

@@ -228,9 +228,13 @@ class Daemon:
         )
 
     def housekeeping(self) -> None:
-        """Trim the SQLite write-ahead log; forget sign-ups never confirmed in time."""
+        """Trim the SQLite write-ahead log; forget sign-ups never confirmed in time; apply the
+        retention keys."""
+        from digestd.retention import apply_retention
+
         self.runtime.store.checkpoint()
         self.runtime.store.purge_expired_signups(self.config.subscribe.confirm_hours)
+        apply_retention(self.config, self.runtime.store, dt.datetime.now(dt.UTC))
 
     def _job_finished(self, event: JobExecutionEvent) -> None:
         if event.exception is not None:

@@ -8,6 +8,7 @@
     │   └── DumpFormatError        empty, or no known layout, or a malformed block
     ├── QueryError                 a topic query does not parse; carries the position (exit 2)
     ├── SubscriberError            an invalid address, unknown topic or time zone (exit 2)
+    │   └── OptedOutError          the address unsubscribed: not re-subscribed unless asked
     ├── StoreError                 the database refused or could not be reached
     └── DeliveryError              a message could not be handed over
         ├── TemporaryDeliveryError worth retrying later (a 4xx about the recipient)
@@ -82,6 +83,12 @@ class SubscriberError(DigestdError):
     """A subscriber cannot be added or changed: bad address, unknown topic or time zone."""
 
     exit_status = 2
+
+
+class OptedOutError(SubscriberError):
+    """The address unsubscribed; it is not subscribed again unless that is asked for."""
+
+    exit_status = 1
 
 
 class StoreError(DigestdError):

@@ -89,8 +89,12 @@ def normalize_cadence(raw: str | None) -> str | None:
 def add_subscriber(
     store: Store, email: str, topics: Sequence[str], *, cadence: str | None = None,
     timezone: str | None = None, name: str | None = None, status: str = "active",
+    resubscribe: bool = False,
 ) -> tuple[SubscriberRecord, bool]:
-    """Add or update a subscriber; returns (record, created). Unknown topics are refused."""
+    """Add or update a subscriber; returns (record, created). Unknown topics are refused.
+
+    Someone who unsubscribed is not subscribed again (`OptedOutError`) unless `resubscribe`.
+    """
     address = normalize_address(email)
     cadence = normalize_cadence(cadence)
     timezone = normalize_timezone(timezone)
@@ -107,6 +111,7 @@ def add_subscriber(
         timezone=timezone if timezone or existing else "UTC",
         topics=slugs,
         status=status,
+        resubscribe=resubscribe,
     )
 
 

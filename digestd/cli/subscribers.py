@@ -11,13 +11,17 @@ from digestd.config import Config
 
 
 def cmd_subscribers_add(args: argparse.Namespace, config: Config) -> int:
-    """Add a subscriber, or update the one with this address."""
+    """Add a subscriber, or update the one with this address.
+
+    Someone who unsubscribed is not subscribed again unless --resubscribe is given (exit
+    status 1 says so).
+    """
     from digestd.subscribers import add_subscriber
 
     with open_runtime(config) as runtime:
         record, created = add_subscriber(
             runtime.store, args.email, args.topic or [], cadence=args.cadence,
-            timezone=args.tz, name=args.name,
+            timezone=args.tz, name=args.name, resubscribe=args.resubscribe,
         )
     verb = "added" if created else "updated"
     print(
@@ -52,12 +56,15 @@ def cmd_subscribers_remove(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_subscribers_import(args: argparse.Namespace, config: Config) -> int:
-    """Add or update subscribers from a CSV file (columns: email, topics, name, cadence, timezone).
+    """Add or update subscribers from CSV (columns: email, topics, name, cadence, timezone).
 
-    Topics are slugs separated by spaces, commas or semicolons. Bad rows are reported with their
-    line number and skipped; the exit status is 1 if any row was refused.
+    Also takes what `subscribers export` writes (CSV or JSON, with states and token hashes:
+    the private links handed out before keep working). Topics are slugs separated by spaces,
+    commas or semicolons. People who unsubscribed stay unsubscribed unless --resubscribe is
+    given. Bad rows are reported with their line number and skipped; the exit status is 1 if
+    any row was refused.
     """
-    from digestd.subscribers import import_csv
+    from digestd.subscribers_io import import_subscribers
 
     path = Path(args.csv)
     try:
@@ -66,11 +73,37 @@ def cmd_subscribers_import(args: argparse.Namespace, config: Config) -> int:
         print(f"digestd: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
     with open_runtime(config) as runtime:
-        report = import_csv(runtime.store, text)
+        report = import_subscribers(runtime.store, text, resubscribe=args.resubscribe)
     for line, message in report.errors:
         print(f"{args.csv}:{line}: {message}", file=sys.stderr)
-    print(f"{report.added} added, {report.updated} updated, {len(report.errors)} refused")
+    for address in report.kept_unsubscribed:
+        print(f"kept unsubscribed: {address} (--resubscribe subscribes them again)")
+    print(
+        f"{report.added} added, {report.updated} updated, "
+        f"{len(report.kept_unsubscribed)} kept unsubscribed, {len(report.errors)} refused"
+    )
     return 1 if report.errors else 0
+
+
+def cmd_subscribers_export(args: argparse.Namespace, config: Config) -> int:
+    """Write every subscriber with topics, cadence, time zone and state, as CSV or JSON.
+
+    With --token-hashes, also the SHA-256 hashes of their private-link tokens: importing the
+    file into a new database keeps every manage, feed and unsubscribe link handed out working.
+    The hashes do not give the links away, but keep the file as private as the database.
+    """
+    from digestd.subscribers_io import export_subscribers
+
+    with open_store(config) as store:
+        text = export_subscribers(
+            store, fmt=args.format, token_hashes=args.token_hashes, status=args.status
+        )
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 ORDER = 60
@@ -78,7 +111,7 @@ ORDER = 60
 
 def register(commands: Commands) -> None:
     subscribers = commands.group(
-        "subscribers", "Manage who gets digests: add, list, remove, import."
+        "subscribers", "Manage who gets digests: add, list, remove, import, export."
     )
     sub_add = subscribers.command("add", cmd_subscribers_add)
     sub_add.add_argument("email", metavar="EMAIL", help="the subscriber's address")
@@ -92,6 +125,10 @@ def register(commands: Commands) -> None:
     )
     sub_add.add_argument("--tz", metavar="ZONE", help="IANA time zone, e.g. Europe/Berlin")
     sub_add.add_argument("--name", help="name shown in the To header")
+    sub_add.add_argument(
+        "--resubscribe", action="store_true",
+        help="subscribe again an address that unsubscribed (only with their consent)",
+    )
     sub_list = subscribers.command("list", cmd_subscribers_list)
     sub_list.add_argument("--json", action="store_true", help="print a JSON list")
     sub_list.add_argument(
@@ -101,4 +138,23 @@ def register(commands: Commands) -> None:
     sub_remove = subscribers.command("remove", cmd_subscribers_remove)
     sub_remove.add_argument("email", metavar="EMAIL", help="the subscriber's address")
     sub_import = subscribers.command("import", cmd_subscribers_import)
-    sub_import.add_argument("csv", metavar="CSV", help="CSV file, or - for standard input")
+    sub_import.add_argument(
+        "csv", metavar="FILE", help="CSV or JSON (an export) file, or - for standard input"
+    )
+    sub_import.add_argument(
+        "--resubscribe", action="store_true",
+        help="subscribe again the addresses that unsubscribed (only with their consent)",
+    )
+    sub_export = subscribers.command("export", cmd_subscribers_export)
+    sub_export.add_argument(
+        "--format", choices=["csv", "json"], default="csv", help="file format (default csv)"
+    )
+    sub_export.add_argument(
+        "--token-hashes", action="store_true",
+        help="include the hashes of private-link tokens, so a restore keeps links working",
+    )
+    sub_export.add_argument(
+        "--status", choices=["pending", "active", "paused", "unsubscribed"],
+        help="only subscribers in this state",
+    )
+    sub_export.add_argument("--output", metavar="FILE", help="write here, not to stdout")

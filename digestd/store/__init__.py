@@ -15,6 +15,7 @@ from digestd.store.leadership import Leadership, open_leadership
 from digestd.store.limits import RateLimitStore
 from digestd.store.papers import PaperStore, paper_slug
 from digestd.store.records import LedgerEntry, PaperRecord, StoredDump
+from digestd.store.retention import RetentionStore
 from digestd.store.stats import StatsStore, StoreStats
 from digestd.store.subscribers import (
     SelectedPaper,
@@ -27,7 +28,7 @@ from digestd.store.topics import PaperMatch, TopicRecord, TopicStore
 
 class Store(
     DeliveryStore, SubscriberStore, RateLimitStore, SiteKeyStore, TopicStore, PaperStore,
-    FeedStore, DumpLedger, StatsStore, Database,
+    FeedStore, DumpLedger, StatsStore, RetentionStore, Database,
 ):
     """All of digestd's persistent state, behind methods."""
 

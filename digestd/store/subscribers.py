@@ -10,7 +10,7 @@ from typing import Literal
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from digestd.errors import StoreError, SubscriberError
+from digestd.errors import OptedOutError, StoreError, SubscriberError
 from digestd.store.models import (
     Batch,
     Paper,
@@ -141,17 +141,29 @@ class SubscriberStore(TokenStore):
         timezone: str | None,
         topics: Sequence[str],
         status: str = "active",
+        resubscribe: bool = False,
     ) -> tuple[SubscriberRecord, bool]:
         """Add a subscriber, or update the one with this address; returns (record, created).
 
         A new subscriber starts after the newest batch: they get what comes next, not the
-        archive. None leaves a field of an existing subscriber as it was.
+        archive. None leaves a field of an existing subscriber as it was. Someone who
+        unsubscribed stays unsubscribed (`OptedOutError`) unless `resubscribe` is given; a
+        `status` of "unsubscribed" records an opt-out, whatever the state was.
         """
         with self.write() as session:
             topic_ids = self._require_topics(session, topics)
             row = session.scalar(select(Subscriber).where(Subscriber.email_key == email_key))
             created = row is None
             now = utcnow()
+            if (
+                row is not None and row.status == "unsubscribed" and status != "unsubscribed"
+                and not resubscribe
+            ):
+                when = row.unsubscribed_at.date().isoformat() if row.unsubscribed_at else "?"
+                raise OptedOutError(
+                    f"{row.email} unsubscribed on {when}; not subscribed again without "
+                    "--resubscribe"
+                )
             if row is None:
                 row = Subscriber(
                     email_key=email_key,
@@ -166,6 +178,11 @@ class SubscriberStore(TokenStore):
                     timezone="UTC",
                 )
                 session.add(row)
+                if status == "unsubscribed":
+                    row.unsubscribed_at = now
+            elif status == "unsubscribed" and row.status != "unsubscribed":
+                row.status = "unsubscribed"
+                row.unsubscribed_at = now
             elif row.status == "unsubscribed" and status == "active":
                 # Coming back: start after the newest batch, like a new subscriber.
                 row.status = "active"
