@@ -41,7 +41,8 @@ def postgres_schema_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'digestd.db'}"
+        (tmp_path / "db").mkdir()
+        return f"sqlite:///{tmp_path / 'db' / 'digestd.db'}"
     return request.getfixturevalue("postgres_schema_url")
 
 
