@@ -217,6 +217,7 @@ class Daemon:
             self.runtime, now, should_stop=self.stopping.is_set, health=self.transport_health
         )
         self._status(f"dispatch: {planned}; {sent}")
+        self._retry_when_due()
 
     def retry(self) -> None:
         """Send deliveries whose retry time has come (temporary failures)."""
@@ -226,6 +227,16 @@ class Daemon:
             self.runtime, dt.datetime.now(dt.UTC), should_stop=self.stopping.is_set,
             health=self.transport_health,
         )
+        self._retry_when_due()
+
+    def _retry_when_due(self) -> None:
+        """Bring the retry job forward to when the next delivery can go: a backoff's end, or
+        a dead process's claim running out, so neither waits for the job's own cadence."""
+        now = dt.datetime.now(dt.UTC)
+        due = self.runtime.store.next_delivery_due(now)
+        if due is not None and due - now < dt.timedelta(seconds=RETRY_INTERVAL):
+            # a second late, so the lease or backoff has surely ended by then
+            self._run_soon("retry", (due - now).total_seconds() + 1.0)
 
     def housekeeping(self) -> None:
         """Trim the SQLite write-ahead log; forget sign-ups never confirmed in time; apply the

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 CLAIM_BATCH = 25
 #: seconds a claimed row may wait for its turn; after that another run may take it over
 #: (the run that claimed it then skips it), so a dead process's claims come back this soon
-CLAIM_LEASE = 15.0
+CLAIM_LEASE = 10.0
 #: the same permanent reply (the address taken out) to this many recipients in a row is a
 #: refusal of digestd, whatever its words
 SAME_REFUSAL_LIMIT = 5

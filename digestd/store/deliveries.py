@@ -240,6 +240,21 @@ class DeliveryStore(Database):
             )
             return bool(result.rowcount)
 
+    def next_delivery_due(self, now: dt.datetime) -> dt.datetime | None:
+        """When a row not claimable at `now` becomes so next: the end of a backoff, or of a
+        claim's lease (a dead process's); None when nothing waits."""
+        with self.read() as session:
+            backoff = session.scalar(
+                select(func.min(Delivery.next_attempt_at)).where(
+                    Delivery.status == "pending", Delivery.next_attempt_at > now
+                )
+            )
+            lease = session.scalar(
+                select(func.min(Delivery.claimed_until)).where(Delivery.status == "sending")
+            )
+        due = [t for t in (backoff, lease) if t is not None]
+        return min(due) if due else None
+
     def claimable_deliveries(self, now: dt.datetime) -> list[DeliveryRecord]:
         """What a claim at `now` would take, without taking it (for --dry-run)."""
         with self.read() as session:
