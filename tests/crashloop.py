@@ -40,7 +40,7 @@ class CrashResult:
 
 
 class Sink:
-    """The 451-now-and-then SMTP server, in its own process."""
+    """The 451-now-and-then SMTP server (every=0: never), in its own process."""
 
     def __init__(self, port: int, log: Path, every: int):
         self.log = log
@@ -146,7 +146,7 @@ def _serve(port: int, log: Path, every: int) -> None:
 
         async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
             Handler.data += 1
-            if Handler.data % every == 0:
+            if every and Handler.data % every == 0:
                 return "451 4.3.0 Try again later"
             text = envelope.content.decode("utf-8", "replace")
             message_id = next(

@@ -32,7 +32,7 @@ from support import backend_database, feed_titles, free_port
 pytestmark = pytest.mark.slow
 
 SUBSCRIBERS = 25
-KILLS = 8
+KILLS = 6
 
 
 def crash_config(tmp_path: Path, port: int) -> Config:

@@ -67,7 +67,7 @@ MAX_TRANSPORT_BACKOFF = 3600.0
 def send_lease(timeout: float) -> dt.timedelta:
     """How long the message in hand is ours: a send is a handful of replies, each waited for
     at most `timeout` seconds, and nobody may send the row again before it is over."""
-    return dt.timedelta(seconds=3 * timeout + 10)
+    return dt.timedelta(seconds=3 * timeout + 5)
 
 
 @dataclass(frozen=True)
