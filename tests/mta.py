@@ -167,7 +167,11 @@ def _set_alternate(add: str | None = None, remove: str | None = None) -> None:
         lines = [*others]
         if dirs:
             lines.append("alternate_config_directories = " + " ".join(dirs))
-        DEFAULT_MAIN_CF.write_text("\n".join(lines) + "\n")
+        if any(line.strip() for line in lines):
+            DEFAULT_MAIN_CF.write_text("\n".join(lines) + "\n")
+        else:
+            # The package left no main.cf (no system mail set up): leave none behind either.
+            DEFAULT_MAIN_CF.unlink(missing_ok=True)
 
 
 class Postfix:
