@@ -10,7 +10,8 @@ and times a full rebuild of every feed, and a rebuild with nothing changed.
 
 Then serves the feeds on a loopback port and measures requests per second with ``wrk`` (when
 installed; otherwise a keep-alive Python client in threads, which the output says) for:
-a conditional GET answered 304 (If-None-Match), and a full 200 of the same feed.
+a conditional GET answered 304 (If-None-Match), a full 200 of the same feed, and a 200 of an
+archive page (rendered per request).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from digestd.config import Config, HttpConfig, PathsConfig, TopicConfig
-from digestd.feeds import build_feeds
+from digestd.feeds import ARCHIVE_PAGE_SIZE, build_feeds
 from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.topics import STARTER_TOPICS
@@ -188,10 +189,16 @@ def main() -> None:
             print(f"{'GET all.atom, If-None-Match -> 304':<44} {rps_304:8.0f} req/s")
             rps_200 = load(url, {"Accept-Encoding": "gzip"}, args.duration, args.connections)
             print(f"{'GET all.atom, gzip -> 200':<44} {rps_200:8.0f} req/s")
+            # archive pages are rendered per request (the middle one: an OFFSET half-way)
+            middle = max(1, store.count_papers() // ARCHIVE_PAGE_SIZE // 2)
+            archive = f"{server.url}/feeds/archive/all/{middle}.atom"
+            rps_archive = load(archive, {"Accept-Encoding": "gzip"}, args.duration,
+                               args.connections)
+            print(f"{f'GET archive page {middle}, gzip -> 200':<44} {rps_archive:8.0f} req/s")
         runtime.close()
         print(
             f"summary: rebuild_after_batch={rebuild:.2f}s rps_304={rps_304:.0f} "
-            f"rps_200_gzip={rps_200:.0f} tool={tool.split()[0]}"
+            f"rps_200_gzip={rps_200:.0f} rps_archive={rps_archive:.0f} tool={tool.split()[0]}"
         )
 
 

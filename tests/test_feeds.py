@@ -35,7 +35,7 @@ from digestd.feeds.items import arrival, feed_item
 from digestd.feeds.model import current_size
 from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
-from digestd.store import PaperMatch, PaperRecord, Store
+from digestd.store import PaperRecord, Store
 
 BASE_URL = "https://papers.example.org"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -377,8 +377,7 @@ META = FeedMeta(
 
 
 def _doc(*papers: PaperRecord, page: int | None = None, pages: int = 0) -> FeedDoc:
-    match = (PaperMatch("t", 2.0, ("x",), ()),)
-    items = tuple(feed_item(p, match, p.id, BASE_URL, {"t": "Topic T"}) for p in papers)
+    items = tuple(feed_item(p, ["t"], p.id, BASE_URL, {"t": "Topic T"}) for p in papers)
     return FeedDoc(META, items, page=page, pages=pages)
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from digestd.feeds.model import FORMATS
+from digestd.feeds.model import FORMATS, FeedMeta
 from digestd.feeds.opml import render_opml
 from digestd.feeds.render import render_feed
-from digestd.feeds.select import all_doc, topic_doc
+from digestd.feeds.select import all_meta, current_docs, topic_meta
 from digestd.store import Store
 
 if TYPE_CHECKING:
@@ -72,16 +72,15 @@ def write_if_changed(path: Path, data: bytes) -> bool:
 def public_feed_files(store: Store, config: Config) -> dict[str, bytes]:
     """Every public feed file (relative path -> bytes): all papers, each active topic, OPML."""
     topics = store.topics()
+    feeds: list[tuple[FeedMeta, tuple[str, ...] | None]] = [(all_meta(config), None)]
+    feeds += [(topic_meta(config, topic), (topic.slug,)) for topic in topics]
+    names = ["all", *(f"topics/{topic.slug}" for topic in topics)]
+    docs = current_docs(store, feeds, config.feeds.max_items, config.base_url,
+                        {t.slug: t.name for t in topics})
     files: dict[str, bytes] = {}
-    every = all_doc(store, config)
-    assert every is not None
-    for fmt in FORMATS:
-        files[f"all.{fmt}"] = render_feed(every, fmt)
-    for topic in topics:
-        doc = topic_doc(store, config, topic, topics=topics)
-        assert doc is not None
+    for name, doc in zip(names, docs, strict=True):
         for fmt in FORMATS:
-            files[f"topics/{topic.slug}.{fmt}"] = render_feed(doc, fmt)
+            files[f"{name}.{fmt}"] = render_feed(doc, fmt)
     files["topics.opml"] = render_opml(topics, config.base_url)
     return files
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from digestd import links
 from digestd.feeds.model import Category, FeedItem, Link, entry_id, is_web_url, utc, xml_safe
-from digestd.store import PaperMatch, PaperRecord
+from digestd.store import PaperRecord
 
 
 def arrival(paper: PaperRecord, batch_first_id: int) -> dt.datetime:
@@ -111,20 +111,21 @@ def item_html(
 
 
 def feed_item(
-    paper: PaperRecord, matches: Sequence[PaperMatch], batch_first_id: int, base_url: str,
+    paper: PaperRecord, topics: Sequence[str], batch_first_id: int, base_url: str,
     topic_names: Mapping[str, str],
 ) -> FeedItem:
+    """The item of `paper`, which matched the topics of slugs `topics` (best first)."""
     page_url = links.paper_url(base_url, paper.slug)
     text = xml_safe(paper.abstract).strip()
     item_links = paper_links(paper)
     categories = tuple(
         Category(
-            slug=m.slug,
-            name=xml_safe(topic_names.get(m.slug, m.slug)),
-            url=links.topic_page_url(base_url, m.slug),
+            slug=slug,
+            name=xml_safe(topic_names.get(slug, slug)),
+            url=links.topic_page_url(base_url, slug),
             scheme=links.topics_scheme_url(base_url),
         )
-        for m in matches
+        for slug in topics
     )
     return FeedItem(
         id=entry_id(paper.key),

@@ -29,7 +29,8 @@ def render_json(doc: FeedDoc) -> bytes:
     if older:
         feed["next_url"] = older
     feed["items"] = [_item(item) for item in doc.items]
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode()
+    # compact: json's C encoder does not indent, and readers do not care
+    return (json.dumps(feed, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def _item(item: FeedItem) -> dict[str, Any]:

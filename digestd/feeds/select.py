@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from digestd import links
 from digestd.feeds.items import feed_item
 from digestd.feeds.model import ARCHIVE_PAGE_SIZE, FeedDoc, FeedItem, FeedMeta, current_size
-from digestd.store import Store, TopicRecord
+from digestd.store import PaperRecord, Store, TopicRecord
 
 if TYPE_CHECKING:
     from digestd.config import Config
@@ -77,38 +78,62 @@ def private_meta(
                  f"Papers on your topics: {followed}.", url)
 
 
-def load_items(
-    store: Store, ids: Sequence[int], base_url: str, slugs: Sequence[str] | None,
+@dataclass(frozen=True)
+class _Loaded:
+    """Papers, their matches and their batches' first ids, read once for several feeds."""
+
+    papers: dict[int, PaperRecord]
+    #: paper id -> slugs of the active topics it matched, best first
+    matches: dict[int, list[str]]
+    first_ids: dict[int, int]
+
+
+def _load(store: Store, ids: Sequence[int]) -> _Loaded:
+    papers: dict[int, PaperRecord] = {}
+    for start in range(0, len(ids), 500):
+        papers.update((p.id, p) for p in store.papers(ids=ids[start : start + 500]))
+    matches = store.paper_topic_slugs(ids)
+    first_ids = store.batch_first_ids(p.batch_id for p in papers.values())
+    return _Loaded(papers, matches, first_ids)
+
+
+def _items(
+    loaded: _Loaded, ids: Sequence[int], base_url: str, slugs: Sequence[str] | None,
     topic_names: dict[str, str],
 ) -> tuple[FeedItem, ...]:
     """Items for paper `ids`, in that order; matches narrowed to `slugs` when given."""
-    papers = {}
-    for start in range(0, len(ids), 500):
-        papers.update((p.id, p) for p in store.papers(ids=ids[start : start + 500]))
-    matches = store.paper_matches(ids)
-    first_ids = store.batch_first_ids(p.batch_id for p in papers.values())
     wanted = None if slugs is None else frozenset(slugs)
     items = []
     for paper_id in ids:
-        paper = papers.get(paper_id)
+        paper = loaded.papers.get(paper_id)
         if paper is None:  # deleted between the two queries
             continue
-        found = [m for m in matches[paper_id] if wanted is None or m.slug in wanted]
-        items.append(feed_item(paper, found, first_ids.get(paper.batch_id, paper.id),
-                               base_url, topic_names))
+        found = [m for m in loaded.matches[paper_id] if wanted is None or m in wanted]
+        first = loaded.first_ids.get(paper.batch_id, paper.id)
+        items.append(feed_item(paper, found, first, base_url, topic_names))
     return tuple(items)
 
 
-def current_doc(
-    store: Store, meta: FeedMeta, slugs: Sequence[str] | None, max_items: int, base_url: str,
-    topic_names: dict[str, str],
-) -> FeedDoc:
-    """The document readers subscribe to: the newest papers, and all not yet archived."""
-    total = store.feed_paper_count(slugs)
-    ids = store.feed_paper_ids(slugs, newest_first=True, offset=0,
-                               limit=current_size(total, max_items))
-    items = load_items(store, ids, base_url, slugs, topic_names)
-    return FeedDoc(meta, items, page=None, pages=total // ARCHIVE_PAGE_SIZE)
+def current_docs(
+    store: Store, feeds: Sequence[tuple[FeedMeta, Sequence[str] | None]], max_items: int,
+    base_url: str, topic_names: dict[str, str],
+) -> list[FeedDoc]:
+    """The documents readers subscribe to: the newest papers, and all not yet archived.
+
+    Papers shared by several feeds (every topic's are in the all-papers feed) are read once.
+    """
+    plans = []
+    for meta, slugs in feeds:
+        total = store.feed_paper_count(slugs)
+        ids = store.feed_paper_ids(slugs, newest_first=True, offset=0,
+                                   limit=current_size(total, max_items))
+        plans.append((meta, slugs, total, ids))
+    loaded = _load(store, sorted({i for *_, ids in plans for i in ids}))
+    return [
+        FeedDoc(meta, _items(loaded, ids, base_url, slugs, topic_names), page=None,
+                pages=total // ARCHIVE_PAGE_SIZE)
+        for meta, slugs, total, ids in plans
+    ]
 
 
 def archive_doc(
@@ -121,7 +146,8 @@ def archive_doc(
         return None
     ids = store.feed_paper_ids(slugs, newest_first=False,
                                offset=(page - 1) * ARCHIVE_PAGE_SIZE, limit=ARCHIVE_PAGE_SIZE)
-    items = load_items(store, ids[::-1], base_url, slugs, topic_names)
+    ids = ids[::-1]
+    items = _items(_load(store, ids), ids, base_url, slugs, topic_names)
     return FeedDoc(meta, items, page=page, pages=pages)
 
 
@@ -131,7 +157,9 @@ def _doc(
 ) -> FeedDoc | None:
     names = {t.slug: t.name for t in topics}
     if page is None:
-        return current_doc(store, meta, slugs, config.feeds.max_items, config.base_url, names)
+        [doc] = current_docs(store, [(meta, slugs)], config.feeds.max_items, config.base_url,
+                             names)
+        return doc
     return archive_doc(store, meta, slugs, page, config.base_url, names)
 
 

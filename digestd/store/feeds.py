@@ -12,44 +12,70 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session
 
 from digestd.store.db import Database
 from digestd.store.models import Paper, PaperTopic, Topic
 
 
-def _in_feed(query: Select, slugs: Sequence[str] | None) -> Select:  # type: ignore[type-arg]
-    if slugs is None:
+def _topic_ids(session: Session, slugs: Sequence[str]) -> list[int]:
+    query = select(Topic.id).where(Topic.slug.in_(list(slugs)), Topic.active.is_(True))
+    return list(session.scalars(query))
+
+
+def _in_feed(query: Select, topic_ids: list[int] | None) -> Select:  # type: ignore[type-arg]
+    if topic_ids is None:
         return query
-    matched = (
-        exists()
-        .where(PaperTopic.paper_id == Paper.id)
-        .where(PaperTopic.topic_id == Topic.id)
-        .where(Topic.slug.in_(list(slugs)), Topic.active.is_(True))
-    )
+    # resolved to ids first: the probe is then paper_topics' primary key alone
+    matched = exists().where(PaperTopic.paper_id == Paper.id, PaperTopic.topic_id.in_(topic_ids))
     return query.where(matched)
 
 
 class FeedStore(Database):
     def feed_paper_count(self, slugs: Sequence[str] | None) -> int:
         """How many papers the feed of `slugs` (None: every paper) has ever held."""
-        if slugs is not None and not slugs:
-            return 0
         with self.read() as session:
-            return session.scalar(_in_feed(select(func.count(Paper.id)), slugs)) or 0
+            if slugs is None:
+                return session.scalar(select(func.count(Paper.id))) or 0
+            topic_ids = _topic_ids(session, slugs)
+            if not topic_ids:
+                return 0
+            counted = func.count(func.distinct(PaperTopic.paper_id))
+            query = select(counted).where(PaperTopic.topic_id.in_(topic_ids))
+            return session.scalar(query) or 0
 
     def feed_paper_ids(
         self, slugs: Sequence[str] | None, *, newest_first: bool, offset: int, limit: int
     ) -> list[int]:
         """A slice of the feed's paper ids in arrival order (or its reverse)."""
-        if limit <= 0 or (slugs is not None and not slugs):
+        if limit <= 0:
             return []
         if newest_first:
             order = (Paper.first_seen_at.desc(), Paper.batch_id.desc(), Paper.id.asc())
         else:
             order = (Paper.first_seen_at.asc(), Paper.batch_id.asc(), Paper.id.desc())
-        query = _in_feed(select(Paper.id), slugs).order_by(*order).offset(offset).limit(limit)
         with self.read() as session:
-            return list(session.scalars(query))
+            topic_ids = None if slugs is None else _topic_ids(session, slugs)
+            if topic_ids == []:
+                return []
+            query = _in_feed(select(Paper.id), topic_ids)
+            return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+
+    def paper_topic_slugs(self, paper_ids: Iterable[int]) -> dict[int, list[str]]:
+        """The active topics each paper is in, best score first: what a feed item shows."""
+        ids = list(paper_ids)
+        result: dict[int, list[tuple[float, str]]] = {i: [] for i in ids}
+        with self.read() as session:
+            for start in range(0, len(ids), 500):
+                rows = session.execute(
+                    select(PaperTopic.paper_id, PaperTopic.score, Topic.slug)
+                    .join(Topic, Topic.id == PaperTopic.topic_id)
+                    .where(PaperTopic.paper_id.in_(ids[start : start + 500]))
+                    .where(Topic.active.is_(True))
+                )
+                for paper_id, score, slug in rows:
+                    result[paper_id].append((-score, slug))
+        return {i: [slug for _, slug in sorted(found)] for i, found in result.items()}
 
     def batch_first_ids(self, batch_ids: Iterable[int]) -> dict[int, int]:
         """The smallest paper id of each batch: a paper's place in its dump is its id minus it."""
