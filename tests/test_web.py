@@ -86,7 +86,7 @@ def site(site_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def arrival_order(papers: Iterable[PaperRecord]) -> list[PaperRecord]:
     """Newest arrival first: the latest batch first, and in it the dump's first paper first."""
-    return sorted(papers, key=lambda p: (-p.first_seen_at.timestamp(), -p.batch_id, p.id))
+    return sorted(papers, key=lambda p: (-p.batch_id, p.id))
 
 
 def _not_found_body(site: Site) -> bytes:

@@ -1,4 +1,4 @@
-"""digestd feeds: the public RSS/Atom feeds and the OPML list."""
+"""digestd feeds: the public RSS, Atom and JSON feeds and the OPML list."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from digestd.config import Config
 
 
 def cmd_feeds_build(args: argparse.Namespace, config: Config) -> int:
-    """Write every public feed (all papers, each topic, the OPML) now.
+    """Write the current document of every public feed (all papers, each topic) and the OPML now.
 
     A file is replaced only when its content changed; the output names each file written.
     """
@@ -32,5 +32,5 @@ ORDER = 70
 
 
 def register(commands: Commands) -> None:
-    feeds = commands.group("feeds", "Write the RSS/Atom feeds and the OPML list.")
+    feeds = commands.group("feeds", "Write the RSS, Atom and JSON feeds and the OPML list.")
     feeds.command("build", cmd_feeds_build)
