@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: the delivery statuses always reported, so a rate() over a status that is zero works
-DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "expired")
 #: seconds over which the send rate is averaged
 SEND_RATE_WINDOW = 300.0
 
