@@ -418,3 +418,21 @@ def test_paper_page_shows_authors_ids_links_and_summary(
     ):
         assert f'href="{url}"' in body
     assert "Hugging Face&#39;s AI summary" in body or "Hugging Face's AI summary" in body
+
+
+def test_two_ids_with_one_title_stay_two_papers(store: Store, tmp_path: Path) -> None:
+    text = tmp_path / "000.txt"
+    text.write_text(
+        "Get trending papers in your email inbox once a day!\nSubscribe"
+        "Attention Is Enough\nAn abstract.\n"
+    )
+    ingest_paths(store, [text])
+    both = _api_dump(
+        tmp_path / "001.atom",
+        _api_entry("2509.33333v1", "Attention Is Enough", "An abstract."),
+        _api_entry("2509.44444v1", "Attention is enough", "Another paper, same title."),
+    )
+    result = ingest_paths(store, [both]).dumps[0]
+    assert (result.papers, result.new) == (2, 1)
+    assert sorted(p.arxiv_id or "" for p in store.papers()) == ["2509.33333", "2509.44444"]
+    assert store.sighting_count() == 3

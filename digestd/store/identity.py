@@ -65,13 +65,21 @@ def resolve(session: Session, listings: dict[str, ParsedPaper]) -> Resolution:
 
     result = Resolution()
     merged: set[int] = set()
+    # a title-keyed row that one id of this dump took is not there for another id: two
+    # papers with one title and different ids stay two papers
+    claimed: dict[int, str] = {}
     for listing_key, paper in listings.items():
         candidates = [r for r in by_title.get(paper_key(paper.title), []) if r.id not in merged]
         if paper.arxiv_id:
             row = by_arxiv.get(paper.arxiv_id)
-            titled = [r for r in candidates if r.arxiv_id is None]
+            titled = [
+                r for r in candidates
+                if r.arxiv_id is None and claimed.get(r.id, paper.arxiv_id) == paper.arxiv_id
+            ]
             if row is None:
                 row = titled[0] if titled else None
+                if row is not None:
+                    claimed[row.id] = paper.arxiv_id
             else:
                 for other in titled:
                     older, younger = sorted((row, other), key=_age)
