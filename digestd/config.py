@@ -148,6 +148,19 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class FeedbackConfig:
+    #: "more/less like this" links in digests and the per-reader model; false hides the links
+    enabled: bool = True
+    #: ratings a reader needs before their model re-ranks their digests
+    min_ratings: int = 3
+    #: how far the model may move a paper within its topic, in normalised-score units (0-1),
+    #: reached from 10 ratings on (fewer ratings move papers proportionally less)
+    weight: float = 1.0
+    #: papers from outside the reader's topics added as "you might also like" (0: none)
+    also_like: int = 3
+
+
+@dataclass(frozen=True)
 class SubscribeConfig:
     #: whether people can sign themselves up on the web (/subscribe, /confirm)
     enabled: bool = True
@@ -198,6 +211,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     #: empty means the built-in starter topics
     topics: tuple[TopicConfig, ...] = ()
     #: the file this came from, or None for built-in defaults

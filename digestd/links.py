@@ -75,6 +75,14 @@ def unsubscribe_url(base_url: str, token: str) -> str:
     return f"{base_url}/unsubscribe/{quote(token)}"
 
 
+def feedback_url(base_url: str, token: str, slug: str | None = None, rating: str = "") -> str:
+    """The reader's rating page for a paper ("up", "down", "clear"), or the prefix of them."""
+    url = f"{base_url}/feedback/{quote(token)}"
+    if slug is not None:
+        url += f"/{quote(slug)}/{rating}"
+    return url
+
+
 def manage_url(base_url: str, token: str) -> str:
     return f"{base_url}/manage/{quote(token)}"
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from digestd.cadence import due_slot
 from digestd.delivery.papers import PaperCache
+from digestd.delivery.ranking import Ranker
 from digestd.digest import Composed, Composer
 from digestd.errors import StoreError
 from digestd.runtime import Runtime
@@ -148,11 +149,16 @@ def preview_digest(
         delivery = waiting[0]
         selected = PaperCache(store).selected(delivery.paper_ids, subscriber.topics)
         key = delivery.digest_key
+        since, through = delivery.since_batch_id, delivery.through_batch_id
     else:
         latest = store.latest_batch_id()
         selected = store.due_papers(subscriber, through_batch=latest)
         key = f"{subscriber.since_batch_id}-{latest}"
+        since, through = subscriber.since_batch_id, latest
     if not selected:
         return None
-    return composer.compose(subscriber, selected, topic_names, digest_key=key, now=now)
+    ranking = Ranker(runtime).ranking(subscriber, selected, since, through)
+    return composer.compose(
+        subscriber, selected, topic_names, digest_key=key, now=now, ranking=ranking
+    )
 

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from digestd.delivery.papers import PaperCache
+from digestd.delivery.ranking import Ranker
 from digestd.delivery.replies import refusal_key
 from digestd.delivery.transport import Transport, make_transport
 from digestd.digest import Composed, Composer
@@ -223,6 +224,7 @@ class _Sender:
         self.health = health
         self.papers = PaperCache(self.store)
         self.topic_names = {t.slug: t.name for t in self.store.topics(include_inactive=True)}
+        self.ranker = Ranker(runtime)
         #: this run's name on its claims; only rows claimed under it are taken in hand
         self.claimer = uuid.uuid4().hex
         self.lease = send_lease(self.config.smtp.timeout)
@@ -344,9 +346,12 @@ class _Sender:
         selected = self.papers.selected(delivery.paper_ids, subscriber.topics)
         if not selected:
             return None
+        ranking = self.ranker.ranking(
+            subscriber, selected, delivery.since_batch_id, delivery.through_batch_id
+        )
         return self.composer.compose(
             subscriber, selected, self.topic_names, digest_key=delivery.digest_key,
-            now=self.clock(),
+            now=self.clock(), ranking=ranking,
         )
 
     def _temporary(self, item: ClaimedDelivery, error: str) -> None:

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from digestd.config import Config
@@ -18,6 +19,9 @@ from digestd.digest.message import build_message, message_id, parse_from
 from digestd.digest.render import HTML_BUDGET, Body, DigestRenderer, personal_for
 from digestd.digest.select import Digest, build_digest
 from digestd.store import SelectedPaper, SubscriberRecord
+
+if TYPE_CHECKING:
+    from digestd.feedback import Personalisation
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ def local_date(now: dt.datetime, timezone: str) -> dt.date:
 class Composer:
     def __init__(self, config: Config, renderer: DigestRenderer | None = None):
         self.config = config
-        self.renderer = renderer or DigestRenderer(config.templates_dir, config.base_url)
+        self.renderer = renderer or DigestRenderer(
+            config.templates_dir, config.base_url, feedback=config.feedback.enabled
+        )
         self.domain = parse_from(config.mail.from_address).domain or "digestd.localhost"
         self._digests: dict[tuple[object, ...], tuple[Digest, Body]] = {}
 
@@ -70,30 +76,45 @@ class Composer:
         selected: Sequence[SelectedPaper],
         topic_names: Mapping[str, str],
         now: dt.datetime,
+        ranking: Personalisation | None = None,
     ) -> tuple[Digest, Body]:
-        """The digest and its body, with as many papers as fit the cap and the size budget."""
+        """The digest and its body, with as many papers as fit the cap and the size budget.
+
+        `ranking` is the reader's feedback model applied to these papers, if they have one.
+        """
         names = {slug: topic_names.get(slug, slug) for slug in subscriber.topics}
         date = local_date(now, subscriber.timezone)
-        # Subscribers with the same papers, topics and day share the digest: build it once.
+        # Subscribers with the same papers, topics, day and ranking share the digest.
         memo_key = (
             tuple((item.paper.id, item.paper.updated_at) for item in selected),
             tuple(names.items()),
             date,
+            ranking.key if ranking is not None else None,
         )
         memo = self._digests.get(memo_key)
         if memo is not None:
             return memo
         if len(self._digests) >= MEMO_SIZE:
             self._digests.clear()
-        memo = self._digests[memo_key] = self._fit(selected, names, date)
+        memo = self._digests[memo_key] = self._fit(selected, names, date, ranking)
         return memo
 
     def _fit(
-        self, selected: Sequence[SelectedPaper], names: dict[str, str], date: dt.date
+        self, selected: Sequence[SelectedPaper], names: dict[str, str], date: dt.date,
+        ranking: Personalisation | None = None,
     ) -> tuple[Digest, Body]:
         limit = min(self.config.delivery.max_papers, len(selected), MAX_FITTING)
+        boost = None
+        also_like: list[tuple[SelectedPaper, str]] = []
+        if ranking is not None:
+            boosts = ranking.boost
+            boost = lambda item: boosts.get(item.paper.id, 0.0)  # noqa: E731
+            also_like = [(a.item, a.close_to) for a in ranking.also_like]
         while True:
-            digest = build_digest(selected, names, date=date, max_papers=limit)
+            digest = build_digest(
+                selected, names, date=date, max_papers=limit, boost=boost,
+                also_like=also_like if limit > 1 else (),
+            )
             if limit > 1 and not self.renderer.is_cached(digest):
                 # Jinja alone is cheap; premailer on a huge draft is not. Guess from the draft.
                 estimate = self.renderer.draft_size(digest) * INLINE_GROWTH
@@ -114,8 +135,9 @@ class Composer:
         *,
         digest_key: str,
         now: dt.datetime,
+        ranking: Personalisation | None = None,
     ) -> Composed:
-        digest, body = self.digest(subscriber, selected, topic_names, now)
+        digest, body = self.digest(subscriber, selected, topic_names, now, ranking)
         personal = personal_for(
             self.config.base_url, email=subscriber.email, name=subscriber.name,
             token=subscriber.token,

@@ -44,6 +44,8 @@ class Personal:
     unsubscribe_url: str
     manage_url: str
     feed_url: str
+    #: "<base>/feedback/<token>": a paper's rating links are this + "/<paper id>/up" or "/down"
+    feedback_url: str
 
 
 PERSONAL_FIELDS = tuple(f.name for f in fields(Personal))
@@ -58,6 +60,7 @@ def personal_for(base_url: str, *, email: str, name: str, token: str) -> Persona
         unsubscribe_url=links.unsubscribe_url(base_url, token),
         manage_url=links.manage_url(base_url, token),
         feed_url=links.private_feed_url(base_url, token, "atom"),
+        feedback_url=links.feedback_url(base_url, token),
     )
 
 
@@ -145,7 +148,7 @@ def preheader_for(digest: Digest) -> str:
 class DigestRenderer:
     """Renders digests from ``<templates_dir>/email/digest.{html,txt}``; caches bodies."""
 
-    def __init__(self, templates_dir: Path, base_url: str):
+    def __init__(self, templates_dir: Path, base_url: str, *, feedback: bool = True):
         self.base_url = base_url
         self.env = Environment(
             loader=FileSystemLoader(str(templates_dir)),
@@ -158,6 +161,8 @@ class DigestRenderer:
         self.env.filters["highlight"] = highlight
         self.env.filters["date"] = format_date
         self.env.globals["paper_url"] = lambda slug: links.paper_url(base_url, slug)
+        #: whether papers carry "more/less like this" links (feedback.enabled)
+        self.env.globals["feedback"] = feedback
         # where a section's left-out papers are: the topic's public feed (the same for every
         # reader, so the body stays shareable between subscribers)
         self.env.globals["topic_url"] = lambda slug: links.topic_feed_url(base_url, slug, "atom")

@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 from digestd.ranking.fair import Boost, plan_sections
 from digestd.store import PaperRecord, SelectedPaper
 
+#: the slug of the "you might also like" section (not a topic slug: those have no "*")
+ALSO_LIKE = "*also-like"
+
 #: a title longer than this is cut (dumps are untrusted; one huge title must not blow the mail)
 MAX_TITLE_CHARS = 300
 #: the abstract is shortened to about this many words, cut on a word
@@ -105,6 +108,8 @@ class DigestPaper:
     arxiv_links: tuple[Link, ...] = ()
     #: the source's own one-line summary (Hugging Face's AI summary), shown labelled as such
     ai_summary: str | None = None
+    #: for a "you might also like" paper: the title of the liked paper it is closest to
+    close_to: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +175,7 @@ def _byline(paper: PaperRecord) -> str:
 
 
 def _digest_paper(
-    item: SelectedPaper, home: str, topic_names: Mapping[str, str]
+    item: SelectedPaper, home: str, topic_names: Mapping[str, str], close_to: str = ""
 ) -> DigestPaper:
     paper = item.paper
     matches = [m for m in item.matches if m.slug in topic_names]
@@ -199,6 +204,7 @@ def _digest_paper(
         also_in=tuple(topic_names[m.slug] for m in matches if m.slug != home),
         terms=tuple(clean(t) for t in terms),
         highlights=tuple(h for h in (clean(h) for h in highlights) if h),
+        close_to=truncate(clean(close_to), MAX_TITLE_CHARS) if close_to else "",
     )
 
 
@@ -209,6 +215,7 @@ def build_digest(
     date: dt.date,
     max_papers: int,
     boost: Boost | None = None,
+    also_like: Sequence[tuple[SelectedPaper, str]] = (),
 ) -> Digest:
     """One section per topic, each topic given its fair share of `max_papers` slots.
 
@@ -216,24 +223,37 @@ def build_digest(
     are listed in the configuration. How slots are shared and papers ordered is
     digestd.ranking.fair's job: a paper in several topics appears once, in the section of the
     topic that took it, and names the others; the first section holds the paper the subject
-    line names. `boost` is an optional per-paper adjustment (a reader's feedback model).
+    line names. `boost` is an optional per-paper adjustment (a reader's feedback model);
+    `also_like` are (paper, title of the liked paper it is close to) pairs from outside the
+    reader's topics, shown last in a section of their own, beyond `max_papers`.
     """
     if not selected:
         raise ValueError("a digest needs at least one paper")
     plan = plan_sections(selected, list(topic_names), max_papers, boost=boost)
     if not plan:
         raise ValueError("a digest needs at least one paper in the subscriber's topics")
+    sections = [
+        TopicSection(
+            section.slug,
+            topic_names.get(section.slug, "Other papers"),
+            tuple(_digest_paper(item, section.slug, topic_names) for item in section.papers),
+            section.more,
+        )
+        for section in plan
+    ]
+    if also_like:
+        sections.append(
+            TopicSection(
+                ALSO_LIKE, "You might also like",
+                tuple(
+                    _digest_paper(item, ALSO_LIKE, topic_names, close_to)
+                    for item, close_to in also_like
+                ),
+            )
+        )
     return Digest(
         date=date,
-        sections=tuple(
-            TopicSection(
-                section.slug,
-                topic_names.get(section.slug, "Other papers"),
-                tuple(_digest_paper(item, section.slug, topic_names) for item in section.papers),
-                section.more,
-            )
-            for section in plan
-        ),
+        sections=tuple(sections),
         total=len(selected),
         topic_names=tuple(topic_names.values()),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from digestd.store.db import Database, create_store_engine
 from digestd.store.deliveries import ClaimedDelivery, DeliveryRecord, DeliveryStore
 from digestd.store.dumps import DumpLedger
+from digestd.store.feedback import FeedbackStore, RatingRecord, StoredModel
 from digestd.store.feeds import FeedStore
 from digestd.store.keys import SiteKeyStore
 from digestd.store.leadership import Leadership, open_leadership
@@ -27,8 +28,8 @@ from digestd.store.topics import PaperMatch, TopicRecord, TopicStore
 
 
 class Store(
-    DeliveryStore, SubscriberStore, RateLimitStore, SiteKeyStore, TopicStore, PaperStore,
-    FeedStore, DumpLedger, StatsStore, RetentionStore, Database,
+    FeedbackStore, DeliveryStore, SubscriberStore, RateLimitStore, SiteKeyStore, TopicStore,
+    PaperStore, FeedStore, DumpLedger, StatsStore, RetentionStore, Database,
 ):
     """All of digestd's persistent state, behind methods."""
 
@@ -49,11 +50,13 @@ __all__ = [
     "LedgerEntry",
     "PaperMatch",
     "PaperRecord",
+    "RatingRecord",
     "SelectedPaper",
     "SignupOutcome",
     "Store",
     "StoreStats",
     "StoredDump",
+    "StoredModel",
     "SubscriberRecord",
     "TopicRecord",
     "open_leadership",

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -354,3 +355,38 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "digest_key", name="uq_deliveries_subscriber_digest"),
     )
+
+
+class Rating(Base):
+    """A reader's "more like this" (+1) or "less like this" (-1) on one paper."""
+
+    __tablename__ = "ratings"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    paper_id: Mapped[int] = mapped_column(
+        ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[int] = mapped_column(Integer)
+    rated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class FeedbackModel(Base):
+    """A subscriber's learned preference: a sparse linear model over hashed TF-IDF features.
+
+    Stored as little-endian int32 feature indexes and float32 weights: the features present in
+    the papers the subscriber rated, a few thousand at most.
+    """
+
+    __tablename__ = "feedback_models"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    indexes: Mapped[bytes] = mapped_column(LargeBinary)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    intercept: Mapped[float] = mapped_column(Float, default=0.0)
+    #: how many ratings it was trained on
+    ratings: Mapped[int] = mapped_column(Integer, default=0)
+    trained_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

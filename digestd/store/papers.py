@@ -360,6 +360,11 @@ class PaperStore(Database):
             yield from records
             last_id = records[-1].id
 
+    def paper_by_key(self, key: str) -> PaperRecord | None:
+        with self.read() as session:
+            paper = session.scalar(select(Paper).where(Paper.key == key))
+            return _record(paper) if paper else None
+
     def paper_by_slug(self, slug: str) -> PaperRecord | None:
         with self.read() as session:
             paper = session.scalar(select(Paper).where(Paper.slug == slug))

@@ -55,7 +55,7 @@ from digestd.pipeline import ensure_feeds
 from digestd.runtime import Runtime
 from digestd.store import PaperMatch, PaperRecord, Store, SubscriberRecord, TopicRecord
 from digestd.store.models import utcnow
-from digestd.web import icons, ops, subscription, unsubscribe
+from digestd.web import feedback, icons, ops, subscription, unsubscribe
 from digestd.web.middleware import PathPrefix, RequestAccounting
 from digestd.web.render import render, runtime_of
 from digestd.web.security import Csrf
@@ -579,6 +579,10 @@ def create_app(
         Route("/confirm/{code}", sub.confirm, methods=["POST"], name="confirm"),
         Route("/manage/{token}", sub.manage_page, methods=["GET"], name="manage_page"),
         Route("/manage/{token}", sub.manage, methods=["POST"], name="manage"),
+        Route("/feedback/{token}/{paper}/{rating}", feedback.rating_page, methods=["GET"],
+              name="feedback_page"),
+        Route("/feedback/{token}/{paper}/{rating}", feedback.rate, methods=["POST"],
+              name="feedback"),
         Route("/unsubscribe/{token}", unsub.unsubscribe_page, methods=["GET"],
               name="unsubscribe_page"),
         Route("/unsubscribe/{token}", unsub.unsubscribe, methods=["POST"], name="unsubscribe"),

@@ -62,6 +62,9 @@ DONE_MESSAGES = {
     "paused": "Paused: no digests until you resume.",
     "resumed": "Resumed: digests start again with the next new papers.",
     "reset": "New links made; the old ones no longer work. Bookmark this page.",
+    "rated-up": "Thanks: more papers like that one will come first.",
+    "rated-down": "Thanks: papers like that one will come later.",
+    "rating-cleared": "Rating removed.",
 }
 
 
@@ -374,6 +377,36 @@ def _manageable(request: Request, runtime: Runtime) -> SubscriberRecord:
     return subscriber
 
 
+def _ratings_context(runtime: Runtime, subscriber: SubscriberRecord) -> dict[str, Any]:
+    """The reader's ratings, each with its undo URL, and topics they keep rating "less"."""
+    ratings = runtime.store.ratings(subscriber.id)
+    suggestions: list[tuple[str, int]] = []
+    if ratings:
+        from digestd.web.feedback import feedback_service
+
+        names = {t["slug"]: t["name"] for t in _topics(runtime)}
+        suggestions = [
+            (names.get(slug, slug), count)
+            for slug, count in feedback_service(runtime).mute_suggestions(
+                subscriber.id, subscriber.topics
+            )
+        ]
+    base = runtime.config.base_url
+    return {
+        "ratings": [
+            {
+                "title": r.paper_title, "value": r.value,
+                "paper_url": links.paper_url(base, r.paper_slug),
+                "undo": links.feedback_url(base, subscriber.token, str(r.paper_id), "clear"),
+                # what the CSRF token is bound to: the path as this app sees the request
+                "undo_path": links.feedback_url("", subscriber.token, str(r.paper_id), "clear"),
+            }
+            for r in ratings
+        ],
+        "mute_suggestions": suggestions,
+    }
+
+
 def _manage_page(
     request: Request, runtime: Runtime, subscriber: SubscriberRecord, csrf: Csrf, *,
     values: Mapping[str, Any] | None = None, errors: Mapping[str, str] | None = None,
@@ -390,6 +423,7 @@ def _manage_page(
         "action": request.url.path,
         "unsubscribe_url": links.unsubscribe_url(runtime.config.base_url, subscriber.token),
         "notice": DONE_MESSAGES.get(done) if not errors else None,
+        **_ratings_context(runtime, subscriber),
     }
     return page(
         request, "manage.html", context, csrf, status_code=status_code,
