@@ -179,6 +179,18 @@ def test_a_reader_who_rates_ten_up_and_ten_down_gets_more_of_what_they_like(
     share_before = sum(map(wanted, top10(before))) / 10
     share_after = sum(map(wanted, top10(after))) / 10
     print(f"share of wanted papers in the top 10: {share_before:.1f} -> {share_after:.1f}")
+
+    def first10(composed) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+        [section] = [s for s in composed.digest.sections if s.slug == "llm-inference"]
+        keys = {p.id: p.key for p in store_papers}
+        return [(keys[p.id], p.title) for p in section.papers[:10]]
+
+    for name, composed in (("without", before), ("with", after)):
+        rows = first10(composed)
+        print(f"{name} model, first 10 (unlabelled as unwanted):",
+              sum(wanted(k) for k, _ in rows) / 10)
+        for key, title in rows:
+            print("   ", "+" if wanted(key) else "?" if key not in labels else "-", title[:70])
     assert share_after >= share_before + 0.2, (share_before, share_after)
     # the model also offers papers from outside the topic, each saying why
     extra = [s for s in after.digest.sections if s.slug == ALSO_LIKE]

@@ -27,7 +27,7 @@ RATINGS = {"up": 1, "down": -1, "clear": 0}
 DONE = {1: "rated-up", -1: "rated-down", 0: "rating-cleared"}
 
 
-def feedback_service(runtime: Runtime):  # noqa: ANN201 - scikit-learn loads on first use
+def feedback_service(runtime: Runtime):  # type: ignore[no-untyped-def]
     """The app's one Feedback (its TF-IDF cache serves every request)."""
     from digestd.feedback import Feedback
 
