@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -72,6 +73,8 @@ def _value(column, table_name: str, ids: dict[str, list[int]]):  # type: ignore[
         return dt.date(2026, 11, 1)
     if isinstance(kind, JSON):
         return []
+    if isinstance(kind, LargeBinary):
+        return b"\x00\x00\x00\x00"
     if isinstance(kind, String | Text):
         length = getattr(kind, "length", None) or 64
         return f"{column.name[:6]}{n}"[:length]
