@@ -182,3 +182,18 @@ def test_cleanup_applies_retention(
     capsys.readouterr()
     assert cli.main(["cleanup", "--dry-run", *common]) == 0
     assert "would remove 0 deliveries, 0 sightings" in capsys.readouterr().out
+
+
+def test_backup_on_postgresql_points_to_pg_dump(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_schema_url: str
+) -> None:
+    common = _setup(tmp_path)
+    url = postgres_schema_url.replace("postgres@", "postgres:not-shown@", 1)
+    Path(common[1]).write_text(Path(common[1]).read_text() + f"[database]\nurl = '{url}'\n")
+    assert cli.main(["migrate", *common]) == 0
+    capsys.readouterr()
+    assert cli.main(["backup", str(tmp_path / "copy.dump"), *common]) == 1
+    err = capsys.readouterr().err
+    assert "pg_dump --format=custom" in err and "link.key" in err
+    assert "not-shown" not in err and err.count("\n") == 1
+    assert not (tmp_path / "copy.dump").exists()

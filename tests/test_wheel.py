@@ -67,7 +67,7 @@ def test_the_wheel_runs_the_quick_start_from_an_empty_directory(tmp_path: Path) 
     from digestd import __version__
 
     assert version.stdout.strip() == f"digestd {__version__}"
-    quick = subprocess.run([python, "-m", "digestd.quickstart"], capture_output=True,
+    quick = subprocess.run([digestd, "quickstart"], capture_output=True,
                            text=True, cwd=home, env=env, timeout=60, check=False)
     assert quick.returncode == 0, quick.stderr
     assert "sample dumps" in quick.stdout
