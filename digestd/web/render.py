@@ -60,6 +60,8 @@ def render(
     config = runtime_of(request).config
     base_context = {
         "base_url": config.base_url,
+        # forms post to the path the proxy serves (the CSRF token binds the path without it)
+        "path_prefix": links.path_prefix(config.base_url),
         "request_path": request.url.path,
         "self_service": config.subscribe.enabled,
     }

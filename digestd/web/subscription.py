@@ -484,7 +484,7 @@ async def manage(request: Request) -> Response:
         else:
             raise HTTPException(400)
         log.info("subscriber managed subscriber=%d action=%s", subscriber.id, action)
-        target = links.manage_url("", token)
+        target = links.manage_url(links.path_prefix(runtime.config.base_url), token)
         # Post/redirect/get: reloading the page does not send the form again.
         return RedirectResponse(f"{target}?done={_done(action)}", status_code=303,
                                 headers=dict(PRIVATE_PAGE_HEADERS))

@@ -47,7 +47,9 @@ def _page(request: Request, subscriber: SubscriberRecord, *, done: bool) -> Resp
             "status": "unsubscribed" if done else subscriber.status,
             "action": request.url.path,
             # the way back: the manage page has a re-subscribe button
-            "manage_url": links.manage_url("", subscriber.token),
+            "manage_url": links.manage_url(
+                links.path_prefix(request.app.state.runtime.config.base_url), subscriber.token
+            ),
         },
         headers=PRIVATE_PAGE_HEADERS,
     )
