@@ -47,6 +47,9 @@ class DumpResult:
     batch_id: int | None = None
     #: items of a partly bad dump that were not stored (the ledger keeps their causes)
     skipped: int = 0
+    #: failed for a reason of the machine (database down, disk full), not of the dump's content:
+    #: nothing was recorded, and a later scan retries
+    machine_fault: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,10 @@ class IngestReport:
     @property
     def batch_ids(self) -> list[int]:
         return [d.batch_id for d in self.dumps if d.batch_id is not None]
+
+    @property
+    def machine_faults(self) -> list[DumpResult]:
+        return [d for d in self.dumps if d.machine_fault]
 
     @property
     def new_papers(self) -> int:
@@ -186,7 +193,7 @@ def ingest_file(
     except StoreError as exc:
         # Nothing of this dump was stored (the transaction rolled back); a later scan retries.
         log.error("store failed dump=%s error=%r", name, str(exc))
-        return DumpResult(name, "failed", error=str(exc))
+        return DumpResult(name, "failed", error=str(exc), machine_fault=True)
     log.info(
         "ingested dump=%s layout=%s papers=%d new=%d skipped=%d", name, parsed.layout,
         stored.papers, stored.new, stored.skipped,
@@ -231,5 +238,7 @@ def _fail(
         )
     except StoreError as exc:
         log.error("cannot record failure dump=%s error=%r", name, str(exc))
+        return DumpResult(name, "failed", error=f"{error}; not recorded: {exc}",
+                          machine_fault=True)
     return DumpResult(name, "failed", error=error)
 

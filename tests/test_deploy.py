@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,10 @@ def test_daemon_healthcheck_json_log_and_sighup(tmp_path: Path) -> None:
     try:
         wait_for(lambda: cli("healthcheck").returncode == 0, 30, "a healthy daemon")
         check = cli("healthcheck")
+        # the signing key exists before any page was viewed: made at start-up
+        with sqlite3.connect(tmp_path / "var" / "digestd.db") as db:
+            keys = db.execute("SELECT count(*) FROM site_keys WHERE name = 'web'").fetchone()
+        assert keys == (1,)
         assert check.stdout.startswith("healthy: ok / database: ok / role: leader")
         wait_for(lambda: feed.is_file() and "old.example.org" in feed.read_text()
                  and "<entry>" in feed.read_text(), 30, "feeds for the old base_url")

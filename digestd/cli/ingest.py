@@ -13,8 +13,9 @@ from digestd.config import Config
 def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
     """Ingest dump files, or every dump in the directories given, now.
 
-    Unchanged files are skipped without parsing; the exit status is non-zero only when a path
-    named on the command line (not a file found inside a named directory) failed.
+    Unchanged files are skipped without parsing; the exit status is non-zero when a path
+    named on the command line failed, or when any dump failed for a reason that is not its
+    content (the database down, the disk full): cron jobs and timers must see those.
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -43,6 +44,10 @@ def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
         for path, reason in report.deferred:
             print(f"{'deferred':<10} {path}: {reason}")
         print(f"{report.papers_total} papers stored")
+    if report.machine_faults:
+        first = report.machine_faults[0]
+        print(f"digestd: ingest failed: {first.path}: {first.error}", file=sys.stderr)
+        return 1
     named = {str(p.absolute()) for p in paths if not p.is_dir()}
     failed_named = [d for d in report.dumps if d.status == "failed" and d.path in named]
     missing_dirs = [p for p in paths if not p.exists()]
