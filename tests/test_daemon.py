@@ -502,3 +502,24 @@ def test_watchdog_pings_are_spaced_however_often_the_loop_wakes(
     for _ in range(5):
         daemon.tick(watchdog=True, ping_every=60)
     assert notify.poll().count("WATCHDOG=1") == 1
+
+
+def test_the_status_file_is_rewritten_only_when_it_changes_and_health_follows_the_loop(
+    daemon: Daemon,
+) -> None:
+    daemon.start()
+    daemon.tick(watchdog=False)
+    status_file = daemon.config.paths.data_dir / "daemon-status.json"
+    written = status_file.stat()
+    for _ in range(3):
+        daemon.tick(watchdog=False)
+    # os.replace gives every rewrite a new inode: still the same file, nothing was written
+    assert status_file.stat().st_ino == written.st_ino
+    assert status_file.stat().st_mtime_ns == written.st_mtime_ns
+    daemon._status("something happened")
+    daemon.tick(watchdog=False)
+    assert status_file.stat().st_ino != written.st_ino
+    assert json.loads(status_file.read_text())["last"]["message"] == "something happened"
+    assert daemon.health() == ("leader", "ok")
+    daemon.shutdown()
+    assert daemon.health()[1] == "stopped"

@@ -87,3 +87,32 @@ def test_a_feed_build_the_file_system_refuses_is_one_log_line(
     assert len(errors) == 1
     assert errors[0].getMessage().startswith("feed build failed path=")
     assert errors[0].exc_info is None  # no traceback for the machine's fault
+
+
+def test_read_only_commands_work_on_a_read_only_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As an operator who may read but not write the service's database: SQLite opened with
+    mode=ro refuses every write, as a file or a mount without write permission does."""
+    from digestd import cli
+
+    for name in [n for n in os.environ if n.startswith("DIGESTD_")]:
+        monkeypatch.delenv(name)
+    data = tmp_path / "var"
+    data.mkdir()
+    monkeypatch.setenv("DIGESTD_DATA_DIR", str(data))
+    assert cli.main(["ingest", str(SEEDS[0]), str(SEEDS[1])]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv(
+        "DIGESTD_DATABASE_URL", f"sqlite:///file:{data / 'digestd.db'}?mode=ro&uri=true"
+    )
+    before = (data / "digestd.db").read_bytes()
+    for command in (["status"], ["papers", "--limit", "3"], ["topics", "list"],
+                    ["topics", "test", "diffusion"], ["subscribers", "list", "--json"]):
+        assert cli.main(command) == 0, command
+        out, err = capsys.readouterr()
+        assert out and "Traceback" not in err, command
+    # writing is refused with the database's own words, and a non-zero exit
+    assert cli.main(["ingest", str(SEEDS[2])]) == 1
+    assert "readonly database" in capsys.readouterr().err
+    assert (data / "digestd.db").read_bytes() == before

@@ -82,6 +82,10 @@ class TopicStore(Database):
         Topics no longer configured are deactivated, not deleted, so a subscriber following
         one keeps the subscription should the topic come back.
         """
+        if not self._topics_differ(definitions):
+            # Nothing to write: a read-only command on a read-only database works, and an
+            # unchanged configuration costs no write transaction.
+            return []
         changed = []
         with self.write() as session:
             rows = {t.slug: t for t in session.scalars(select(Topic))}
@@ -106,6 +110,21 @@ class TopicStore(Database):
             for gone in rows.values():
                 gone.active = False
         return changed
+
+    def _topics_differ(self, definitions: Sequence[TopicDefinition]) -> bool:
+        """Whether the stored topics differ from `definitions` in anything sync_topics sets."""
+        with self.read() as session:
+            rows = {
+                t.slug: (t.name, t.description, t.query, t.min_score or 0.0, t.position, t.active)
+                for t in session.scalars(select(Topic))
+            }
+        for position, definition in enumerate(definitions):
+            stored = rows.pop(definition.slug, None)
+            wanted = (definition.name, definition.description, definition.query,
+                      definition.min_score, position, True)
+            if stored != wanted:
+                return True
+        return any(stored[-1] for stored in rows.values())
 
     def topics(self, *, include_inactive: bool = False) -> list[TopicRecord]:
         query = select(Topic).order_by(Topic.position, Topic.slug)
