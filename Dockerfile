@@ -3,8 +3,13 @@
 
 FROM python:3.12-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md LICENSE CHANGELOG.md ./
 COPY digestd ./digestd
+# shipped inside the wheel as package data (setup.py copies them under digestd/_data)
+COPY templates ./templates
+COPY samples/seeds ./samples/seeds
+COPY config/digestd.toml ./config/
+COPY systemd ./systemd
 # Wheels of digestd and every dependency, so the final image needs no compiler and no cache.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres]"
 
@@ -15,10 +20,8 @@ RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/digestd \
     && install -d -o digestd -g digestd -m 0750 /var/lib/digestd/var /var/lib/digestd/seeds
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
-COPY templates /opt/digestd/templates
 ENV DIGESTD_SEEDS_DIR=/var/lib/digestd/seeds \
     DIGESTD_DATA_DIR=/var/lib/digestd/var \
-    DIGESTD_TEMPLATES_DIR=/opt/digestd/templates \
     DIGESTD_HTTP_ADDRESS=0.0.0.0:8080 \
     DIGESTD_LOG_FORMAT=json \
     PYTHONUNBUFFERED=1

@@ -99,7 +99,26 @@ def test_state_and_seeds_are_volumes_where_the_configuration_points() -> None:
     assert {env["DIGESTD_DATA_DIR"], env["DIGESTD_SEEDS_DIR"]} == volumes
     # listens beyond the container's loopback, or nothing outside could reach it
     assert env["DIGESTD_HTTP_ADDRESS"].startswith("0.0.0.0:")
-    assert env["DIGESTD_TEMPLATES_DIR"]
+
+
+def test_the_build_stage_copies_what_the_wheel_ships() -> None:
+    """setup.py copies templates, samples, config and unit into the wheel: the build stage
+    must have them, and every file it copies must exist."""
+    from digestd.resources import SHIPPED
+
+    instructions = _instructions()
+    first_from = [i for i, (name, _) in enumerate(instructions) if name == "FROM"]
+    build = instructions[first_from[0]:first_from[1]]
+    sources = [
+        source for name, arguments in build if name == "COPY"
+        for source in arguments.split()[:-1] if not source.startswith("--")
+    ]
+    for source in sources:
+        assert (REPO / source).exists(), source
+    for shipped in SHIPPED.values():
+        assert any(shipped == s or shipped.startswith(s.rstrip("/") + "/") or
+                   s.startswith(shipped) for s in sources), shipped
+    assert "setup.py" in sources and "digestd" in sources
 
 
 def test_compose_runs_digestd_on_postgresql_with_state_and_seeds_volumes() -> None:
@@ -118,3 +137,39 @@ def test_compose_runs_digestd_on_postgresql_with_state_and_seeds_volumes() -> No
     assert set(mounts.values()) <= set(compose["volumes"])
     # published on the host's loopback only; a proxy in front serves the public address
     assert all(port.startswith("127.0.0.1:") for port in app["ports"])
+
+
+@pytest.mark.slow
+def test_the_build_stage_builds_a_complete_wheel_from_what_it_copies(tmp_path: Path) -> None:
+    """The first stage's `pip wheel`, run on a context holding only what its COPY lines copy:
+    the wheel carries the templates and the entry point the final stage runs."""
+    import zipfile
+
+    instructions = _instructions()
+    first_from = [i for i, (name, _) in enumerate(instructions) if name == "FROM"]
+    context = tmp_path / "src"
+    context.mkdir()
+    for name, arguments in instructions[first_from[0]:first_from[1]]:
+        if name != "COPY":
+            continue
+        # every COPY of the build stage puts its sources at the same relative place in /src
+        for source in arguments.split()[:-1]:
+            if (REPO / source).is_dir():
+                shutil.copytree(REPO / source, context / source,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                (context / source).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / source, context / source)
+    wheels = tmp_path / "wheels"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps",
+         "--wheel-dir", str(wheels), str(context)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [wheel] = wheels.glob("digestd-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "digestd/_data/templates/web/base.html" in names
+    assert "digestd/_data/config/digestd.toml" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "digestd = digestd.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

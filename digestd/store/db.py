@@ -23,7 +23,13 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from digestd.errors import StoreError
-from digestd.store.schema import MIGRATIONS_DIR, check_migratable, display_url, revisions
+from digestd.store.schema import (
+    MIGRATIONS_DIR,
+    check_migratable,
+    display_url,
+    revisions,
+    sqlite_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +45,8 @@ def create_store_engine(url: str) -> Engine:
     except ArgumentError as exc:
         raise StoreError(f"invalid database URL {redact_url(url)!r}") from exc
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:" and not Path(database).parent.is_dir():
+        database = sqlite_file(parsed)
+        if database and not Path(database).parent.is_dir():
             # Never made silently: a typo in a path would scatter databases on the disk.
             raise StoreError(
                 f"the directory of the SQLite database {database} does not exist"

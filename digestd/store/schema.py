@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import URL, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from digestd.errors import StoreError
@@ -61,11 +61,22 @@ class SchemaState:
         return self.revision is None and not self.tables
 
 
+def sqlite_file(url: URL) -> str | None:
+    """The file an SQLite URL names, or None (in memory). An SQLite URI filename
+    (`sqlite:///file:/path?mode=ro&uri=true`, a read-only open) names the path inside it."""
+    database = url.database
+    if not database or database == ":memory:":
+        return None
+    if url.query.get("uri") == "true" and database.startswith("file:"):
+        return database[len("file:"):].split("?", 1)[0] or None
+    return database
+
+
 def schema_state(engine: Engine) -> SchemaState:
     """Read what is there, creating nothing (a missing SQLite file is not opened)."""
     if engine.dialect.name == "sqlite":
-        database = engine.url.database
-        if database and database != ":memory:" and not Path(database).exists():
+        database = sqlite_file(engine.url)
+        if database and not Path(database).exists():
             return SchemaState(None, ())
     try:
         with engine.connect() as connection:
