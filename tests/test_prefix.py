@@ -222,3 +222,17 @@ def test_a_browser_signs_up_and_manages_under_the_prefix(site: Site) -> None:
     paths = [urlsplit(url).path for url in visited if url.startswith("http")]
     assert len(paths) >= 5
     assert all(path.startswith(PREFIX + "/") for path in paths), paths
+
+
+def test_every_template_builds_its_addresses_with_the_prefix() -> None:
+    """Pages not reached above (rating pages, ...) too: a form's action is the prefix plus a
+    path, or a URL from digestd.links; no href or action starts at the host's root."""
+    templates = sorted((REPO / "templates" / "web").glob("*.html"))
+    assert templates
+    for template in templates:
+        text = template.read_text()
+        assert not re.search(r'(?:href|action|src)="/', text), template.name
+        for action in re.findall(r'action="([^"]*)"', text):
+            assert action.startswith(("{{ path_prefix }}", "{{ links.", "{{ r.undo }}")), (
+                template.name, action
+            )
