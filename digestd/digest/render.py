@@ -16,6 +16,7 @@ import html
 import logging
 import re
 import secrets
+import textwrap
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -85,6 +86,42 @@ def highlight(text: str, terms: Sequence[str]) -> Markup:
         position = match.end()
     pieces.append(escape(text[position:]))
     return Markup("").join(pieces)
+
+
+def wrap(text: str, width: int = 70) -> str:
+    """Lines of at most `width` characters, broken at spaces only.
+
+    Jinja's wordwrap also breaks after hyphens, which splits "chain-of-thought" over two
+    lines; a long URL stays whole on a line of its own.
+    """
+    return "\n".join(
+        textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+    )
+
+
+#: the "Matched:" line of the text part stays this short
+MATCHED_CHARS = 60
+_QUERY_SYNTAX = re.compile(r'[*"()]|\b\w+:')
+
+
+def matched(paper: object) -> str:
+    """Why a paper is in the digest, in words of its own text: no query syntax, short.
+
+    The highlights are what was found in the title and abstract; the query terms
+    (``math*``, ``title:"…"``) are only the fallback when nothing could be highlighted.
+    """
+    words = list(getattr(paper, "highlights", ())) or list(getattr(paper, "terms", ()))
+    seen: dict[str, str] = {}
+    for word in words:
+        plain = " ".join(_QUERY_SYNTAX.sub(" ", word).split())
+        if plain and plain.lower() not in seen:
+            seen[plain.lower()] = plain
+    shown: list[str] = []
+    for word in seen.values():
+        if len(", ".join([*shown, word])) > MATCHED_CHARS:
+            break
+        shown.append(word)
+    return ", ".join(shown)
 
 
 def format_date(value: dt.date | None) -> str:
@@ -160,6 +197,8 @@ class DigestRenderer:
         )
         self.env.filters["highlight"] = highlight
         self.env.filters["date"] = format_date
+        self.env.filters["wrap"] = wrap
+        self.env.filters["matched"] = matched
         self.env.globals["paper_url"] = lambda slug: links.paper_url(base_url, slug)
         #: whether papers carry "more/less like this" links (feedback.enabled)
         self.env.globals["feedback"] = feedback
