@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import email.header
 import email.policy
 import email.utils
 import functools
@@ -23,13 +24,80 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: Headers are not folded below RFC 5322's hard limit of 998: Python's folding drops the space
 #: between two RFC 2047 encoded words (a non-ASCII title in the Subject) and puts a value
 #: just over 78 characters on a line of its own, read back with a leading space. Bodies are
-#: quoted-printable (lines of at most 76) whatever the policy says, see `_text_part`.
+#: quoted-printable (lines of at most 76) whatever the policy says, see `text_part`.
 POLICY = email.policy.SMTP.clone(max_line_length=998, cte_type="7bit")
 
 
 def header_text(value: str) -> str:
     """One header-safe line: control characters (CR and LF above all) out, spaces collapsed."""
     return " ".join(_CONTROL.sub(" ", value).split())
+
+
+#: RFC 2047: an encoded-word is at most 75 characters; lines are kept under 78
+ENCODED_LINE = 76
+
+
+def set_header(msg: EmailMessage, name: str, value: str) -> None:
+    """Set an unstructured header: plain ASCII as it is, anything else as RFC 2047 words.
+
+    The policy's own folding (see POLICY) would write one encoded-word as long as the value;
+    email.header splits it into words of at most 75 characters on lines of their own, which
+    every reader joins back without a stray space.
+    """
+    value = header_text(value)
+    if value.isascii():
+        msg[name] = value
+        return
+    encoded = email.header.Header(value, "utf-8", header_name=name).encode(
+        maxlinelen=ENCODED_LINE
+    )
+    msg.set_raw(name, encoded)
+
+
+def _phrase_words(display: str) -> str:
+    """A display name as RFC 2047 words of at most 75 characters, split only at spaces.
+
+    Readers differ on the space between two encoded-words inside a phrase (RFC 2047 drops
+    it, Python's parser keeps it), so a word is never cut: ASCII words stay as they are,
+    and a run of non-ASCII words is one encoded-word while it fits, the space inside it.
+    """
+    runs: list[list[str]] = []
+    for word in display.split(" "):
+        if word.isascii() and word:
+            runs.append([word])
+        elif runs and not runs[-1][0].isascii():
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+    pieces: list[str] = []
+    for run in runs:
+        if run[0].isascii():
+            special = set(run[0]) & set('()<>[]:;@\\,."')
+            pieces.append(f'"{email.utils.quote(run[0])}"' if special else run[0])
+            continue
+        chunk = ""
+        for word in run:
+            candidate = f"{chunk} {word}" if chunk else word
+            if chunk and len(_encoded_word(candidate)) > 75:
+                pieces.append(_encoded_word(chunk + " "))
+                candidate = word
+            chunk = candidate
+        pieces.append(_encoded_word(chunk))
+    return "\n ".join(pieces)
+
+
+def _encoded_word(text: str) -> str:
+    return email.header.Header(text, "utf-8").encode(maxlinelen=1000)
+
+
+def set_address(msg: EmailMessage, name: str, display_name: str, addr_spec: str) -> None:
+    """An address header; a non-ASCII display name goes out as short RFC 2047 words."""
+    display = header_text(display_name)
+    local, _, domain = addr_spec.rpartition("@")
+    if display.isascii() or not addr_spec.isascii():
+        msg[name] = Address(display_name=display, username=local, domain=domain)
+        return
+    msg.set_raw(name, f"{_phrase_words(display)}\n <{addr_spec}>")
 
 
 def parse_from(from_address: str) -> Address:
@@ -71,7 +139,7 @@ def _content_type(subtype: str) -> object:
     return POLICY.header_factory("Content-Type", f'text/{subtype}; charset="utf-8"')
 
 
-def _text_part(content: str, subtype: str) -> EmailMessage:
+def text_part(content: str, subtype: str) -> EmailMessage:
     """A UTF-8 text part, quoted-printable, encoded by binascii.
 
     The email package's own quoted-printable encoder is pure Python and made up most of the
@@ -105,9 +173,8 @@ def build_message(
     # message reads the way people expect and the golden file stays stable.
     (_, sender_header), *list_headers = _fixed_headers(from_address, list_id)
     msg["From"] = sender_header
-    local, _, domain = to_email.rpartition("@")
-    msg["To"] = Address(display_name=header_text(to_name), username=local, domain=domain)
-    msg["Subject"] = header_text(subject)
+    set_address(msg, "To", to_name, to_email)
+    set_header(msg, "Subject", subject)
     msg["Date"] = date.astimezone(dt.UTC)
     msg["Message-ID"] = header_text(message_id)
     list_id_header, *rest = list_headers
@@ -121,6 +188,6 @@ def build_message(
     # "=_" never starts a line of quoted-printable text (a literal "=" is written "=3D"), so
     # the boundary cannot occur in the parts, and the generator need not search them for it.
     msg.set_boundary(f"=_digestd_{secrets.token_hex(12)}")
-    msg.attach(_text_part(text, "plain"))
-    msg.attach(_text_part(html, "html"))
+    msg.attach(text_part(text, "plain"))
+    msg.attach(text_part(html, "html"))
     return msg

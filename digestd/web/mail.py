@@ -4,7 +4,8 @@ Rendered from ``templates/email/{confirm,known}.{txt,html}`` and handed to the c
 transport (the Maildir outbox or SMTP) like a digest. Header values go through
 `header_text`, so a name or address cannot start a header of its own. These are answers to
 a request, not list mail: no List-Unsubscribe, and nothing is sent to an unconfirmed
-address but the confirmation itself.
+address but the confirmation itself, which carries no name: whatever was typed as a name
+on the form would otherwise reach any address the form was given.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import secrets
-from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from digestd.config import Config
 from digestd.delivery import make_transport
-from digestd.digest.message import POLICY, header_text, parse_from
+from digestd.digest.message import POLICY, parse_from, set_address, set_header, text_part
 
 
 def _environment(templates_dir: Path) -> Environment:
@@ -51,17 +51,18 @@ def build_notice(
     sender = parse_from(config.mail.from_address)
     msg = EmailMessage(policy=POLICY)
     msg["From"] = sender
-    local, _, domain = to_email.rpartition("@")
-    msg["To"] = Address(display_name=header_text(to_name), username=local, domain=domain)
-    msg["Subject"] = header_text(subject)
+    set_address(msg, "To", to_name, to_email)
+    set_header(msg, "Subject", subject)
     msg["Date"] = email.utils.format_datetime(now.astimezone(dt.UTC))
     msg["Message-ID"] = f"<{template}.{secrets.token_hex(12)}@{sender.domain or 'localhost'}>"
     # RFC 3834: an automatic answer; vacation responders stay quiet.
     msg["Auto-Submitted"] = "auto-replied"
-    msg.set_content(env.get_template(f"{template}.txt").render(full), charset="utf-8")
-    msg.add_alternative(
-        env.get_template(f"{template}.html").render(full), subtype="html", charset="utf-8"
-    )
+    # Quoted-printable by hand (lines of at most 76): the policy allows 998-character lines,
+    # which the email package would otherwise use for the body too.
+    msg["MIME-Version"] = "1.0"
+    msg.make_alternative()
+    msg.attach(text_part(env.get_template(f"{template}.txt").render(full), "plain"))
+    msg.attach(text_part(env.get_template(f"{template}.html").render(full), "html"))
     return msg
 
 
