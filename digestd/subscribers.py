@@ -50,12 +50,21 @@ def normalize_address(raw: str) -> Address:
     return Address(valid.normalized, valid.normalized.casefold())
 
 
+#: what mail clients turn into a link: a scheme, an @, or a dot between word characters
+#: and letters ("example.com", "x.co/path"); "J. R. Tolkien" and "Dr. Who" stay fine
+_LINK_LIKE = re.compile(r"://|@|\bwww\.|\w\.[^\W\d_]{2,}", re.IGNORECASE)
+
+
 def normalize_name(raw: str | None) -> str | None:
     if raw is None:
         return None
     if _CONTROL.search(raw):
         raise SubscriberError("invalid name: contains a line break or control character")
     name = " ".join(raw.split())
+    if _LINK_LIKE.search(name):
+        # A name is echoed in mail ("Hi …,"): a link there would let anybody send a link to
+        # any address through the sign-up form.
+        raise SubscriberError("invalid name: it looks like a web or e-mail address")
     if len(name) > MAX_NAME:
         raise SubscriberError(f"invalid name: longer than {MAX_NAME} characters")
     return name

@@ -280,9 +280,10 @@ def _signup_mail(
         )
     expires = now + dt.timedelta(hours=config.subscribe.confirm_hours)
     code = confirmation_code(cached_site_key(request), subscriber.token, expires)
+    # No name: the address is not confirmed yet, and the name is whatever the form was given.
     return build_notice(
         config, "confirm", subject="Confirm your subscription",
-        to_email=subscriber.email, to_name=subscriber.name, now=now,
+        to_email=subscriber.email, to_name="", now=now,
         context={
             "confirm_url": links.confirm_url(config.base_url, code),
             "topics": [names.get(s, s) for s in subscriber.topics],
