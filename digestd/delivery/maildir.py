@@ -11,21 +11,29 @@ import mailbox
 from email.message import EmailMessage
 from pathlib import Path
 
+from digestd.delivery.signing import DkimSigner
 from digestd.errors import TransportError
 
 
 class MaildirTransport:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, signer: DkimSigner | None = None):
         self.path = Path(path)
+        self.signer = signer
         self._box: mailbox.Maildir | None = None
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
+        # Flattened with \n line ends: files in a Maildir use the local convention.
+        data = message.as_bytes(policy=message.policy.clone(linesep="\n"))
+        if self.signer is not None:
+            data = self.signer.sign(data)
+        if envelope_from:
+            # What a delivering MTA writes: the envelope sender, for a reader to see.
+            data = f"Return-Path: <{envelope_from}>\n".encode() + data
         try:
             if self._box is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._box = mailbox.Maildir(self.path, create=True)
-            # Flattened with \n line ends: files in a Maildir use the local convention.
-            self._box.add(message.as_bytes(policy=message.policy.clone(linesep="\n")))
+            self._box.add(data)
         except OSError as exc:
             # A full or read-only disk stops every message alike: the transport is down.
             raise TransportError(

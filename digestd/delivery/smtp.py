@@ -31,6 +31,7 @@ from pathlib import Path
 
 from digestd.config import SmtpConfig
 from digestd.delivery.replies import refuses_sender
+from digestd.delivery.signing import DkimSigner
 from digestd.errors import (
     ConfigError,
     DeliveryError,
@@ -74,9 +75,13 @@ def _by_reply(code: int, message: bytes | str, what: str) -> DeliveryError:
 
 
 class SmtpTransport:
-    def __init__(self, settings: SmtpConfig, *, environ: Mapping[str, str] = os.environ):
+    def __init__(
+        self, settings: SmtpConfig, *, environ: Mapping[str, str] = os.environ,
+        signer: DkimSigner | None = None,
+    ):
         self.settings = settings
         self.environ = environ
+        self.signer = signer
         # Read now: a missing password file is a configuration error before anything is claimed.
         self._secret = self._password() if settings.username else ""
         if not (settings.username + self._secret).isascii():
@@ -207,13 +212,15 @@ class SmtpTransport:
             now = self._next_slot
         self._next_slot = now + 1.0 / rate
 
-    def send(self, message: EmailMessage) -> None:
-        sender = message["From"].addresses[0].addr_spec
+    def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
+        sender = envelope_from or message["From"].addresses[0].addr_spec
         recipients = [a.addr_spec for a in message["To"].addresses]
         international = not all(a.isascii() for a in [sender, *recipients])
         # The message's own policy (its header folding), with SMTP's line ends.
         policy = message.policy.clone(linesep="\r\n", utf8=international)
         data = message.as_bytes(policy=policy)
+        if self.signer is not None:
+            data = self.signer.sign(data)
         self._throttle()
         connection = self._usable_connection()
         options: list[str] = []

@@ -16,8 +16,12 @@ from digestd.config import Config
 
 
 class Transport(Protocol):
-    def send(self, message: EmailMessage) -> None:
-        """Hand `message` over to its recipients (the To header), or raise a DeliveryError."""
+    def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
+        """Hand `message` over to its recipients (the To header), or raise a DeliveryError.
+
+        `envelope_from` is the envelope sender (where bounces go); None means the From
+        address.
+        """
 
     def close(self) -> None:
         """Release connections; the transport may be used again afterwards."""
@@ -25,10 +29,15 @@ class Transport(Protocol):
 
 def make_transport(config: Config, environ: Mapping[str, str] | None = None) -> Transport:
     """The transport `mail.transport` names: the Maildir outbox or an SMTP server."""
+    from digestd.delivery.signing import make_signer
+
+    signer = make_signer(config)
     if config.mail.transport == "smtp":
         from digestd.delivery.smtp import SmtpTransport
 
-        return SmtpTransport(config.smtp, environ=os.environ if environ is None else environ)
+        return SmtpTransport(
+            config.smtp, environ=os.environ if environ is None else environ, signer=signer
+        )
     from digestd.delivery.maildir import MaildirTransport
 
-    return MaildirTransport(config.outbox_dir)
+    return MaildirTransport(config.outbox_dir, signer=signer)
