@@ -102,6 +102,18 @@ class MailConfig:
     from_address: str = "digestd <digestd@localhost>"
     #: the List-Id header's identifier
     list_id: str = "digest.digestd.localhost"
+    #: the envelope sender (Return-Path) of digests, e.g. "bounces@example.org": each digest
+    #: goes out as bounces+<subscriber token>@example.org (VERP), so a bounce names its
+    #: subscriber; empty means the From address, and no VERP
+    envelope_sender: str = ""
+    #: the Feedback-ID header (Gmail's feedback loop groups complaints by it)
+    feedback_id: str = "digest:digestd"
+    #: PEM file of the RSA private key to DKIM-sign every mail with; empty means no signing
+    dkim_key_file: str = ""
+    #: the DKIM selector: the public key is published at <selector>._domainkey.<domain>
+    dkim_selector: str = ""
+    #: the signing domain (d=); empty means the domain of the From address
+    dkim_domain: str = ""
 
 
 @dataclass(frozen=True)
@@ -482,6 +494,12 @@ def _validate(
         fail("smtp.security", f"must be 'none', 'starttls' or 'tls', got {config.smtp.security!r}")
     if not 0 < config.smtp.port < 65536:
         fail("smtp.port", f"must be a TCP port, got {config.smtp.port}")
+    if config.mail.envelope_sender and config.mail.envelope_sender.count("@") != 1:
+        fail("mail.envelope_sender", f"must be an address, got {config.mail.envelope_sender!r}")
+    if config.mail.envelope_sender and "+" in config.mail.envelope_sender.split("@")[0]:
+        fail("mail.envelope_sender", "must not hold a '+': digestd adds +<token> itself")
+    if bool(config.mail.dkim_key_file) != bool(config.mail.dkim_selector):
+        fail("mail.dkim_selector", "and mail.dkim_key_file are needed together for DKIM")
     if config.feeds.max_items < 1:
         fail("feeds.max_items", "must be at least 1")
     if config.ingest.scan_interval <= 0:

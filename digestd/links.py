@@ -89,3 +89,31 @@ def manage_url(base_url: str, token: str) -> str:
 
 def confirm_url(base_url: str, code: str) -> str:
     return f"{base_url}/confirm/{quote(code)}"
+
+
+def digest_url(base_url: str, token: str, digest_key: str) -> str:
+    """The private web view of one digest: every paper it holds, by topic."""
+    return f"{base_url}/digests/{quote(token)}/{quote(digest_key)}"
+
+
+# Envelope addresses (VERP) ---------------------------------------------------------------------
+
+
+def verp_address(envelope_sender: str, token: str) -> str:
+    """bounces@example.org and a token → bounces+<token>@example.org.
+
+    A bounce comes back to the envelope sender, so the address it comes back to names the
+    subscriber even when the bounce itself quotes nothing useful.
+    """
+    local, _, domain = envelope_sender.rpartition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def verp_token(address: str, envelope_sender: str) -> str | None:
+    """The token of a VERP address made from `envelope_sender`, or None."""
+    local, _, domain = address.strip().strip("<>").rpartition("@")
+    base_local, _, base_domain = envelope_sender.rpartition("@")
+    prefix = f"{base_local}+"
+    if domain.lower() != base_domain.lower() or not local.lower().startswith(prefix.lower()):
+        return None
+    return local[len(prefix):] or None

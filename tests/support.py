@@ -107,9 +107,12 @@ class SmtpInbox:
 
     def __init__(self) -> None:
         self.received: list[tuple[list[str], bytes]] = []
+        #: (MAIL FROM, RCPT TOs, content) of each message, for the envelope sender
+        self.envelopes: list[tuple[str, list[str], bytes]] = []
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         self.received.append((list(envelope.rcpt_tos), envelope.content))
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 Message accepted"
 
 

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from digestd import links
 from digestd.config import Config
 from digestd.digest.message import build_message, message_id, parse_from
 from digestd.digest.render import HTML_BUDGET, Body, DigestRenderer, personal_for
@@ -30,6 +31,8 @@ class Composed:
     digest: Digest
     html: str
     text: str
+    #: the envelope sender (MAIL FROM); None means the From address
+    envelope_from: str | None = None
 
     @property
     def message_id(self) -> str:
@@ -140,9 +143,14 @@ class Composer:
         digest, body = self.digest(subscriber, selected, topic_names, now, ranking)
         personal = personal_for(
             self.config.base_url, email=subscriber.email, name=subscriber.name,
-            token=subscriber.token,
+            token=subscriber.token, digest_key=digest_key,
         )
         html, text = body.personalise(personal)
+        mail = self.config.mail
+        envelope_from = (
+            links.verp_address(mail.envelope_sender, subscriber.token)
+            if mail.envelope_sender else None
+        )
         message = build_message(
             subject=body.subject,
             text=text,
@@ -154,7 +162,8 @@ class Composer:
                 subscriber.id, digest_key, subscriber.created_at.isoformat(), self.domain
             ),
             date=now,
-            list_id=self.config.mail.list_id,
+            list_id=mail.list_id,
             unsubscribe_url=personal.unsubscribe_url,
+            feedback_id=mail.feedback_id,
         )
-        return Composed(message, digest, html, text)
+        return Composed(message, digest, html, text, envelope_from)

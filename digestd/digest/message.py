@@ -120,14 +120,22 @@ def message_id(subscriber_id: int, digest_key: str, salt: str, domain: str) -> s
 
 
 @functools.lru_cache(maxsize=16)
-def _fixed_headers(from_address: str, list_id: str) -> tuple[tuple[str, object], ...]:
+def _fixed_headers(
+    from_address: str, list_id: str, feedback_id: str, one_click: bool
+) -> tuple[tuple[str, object], ...]:
     """Headers every digest of one configuration shares, parsed once (parsing is not cheap)."""
     sender = parse_from(from_address)
     values = [
         ("From", sender),
         ("List-Id", f"digestd <{header_text(list_id)}>"),
-        # RFC 8058: mail providers may POST "List-Unsubscribe=One-Click" to the https URL.
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
+    if one_click:
+        # RFC 8058: mail providers may POST "List-Unsubscribe=One-Click" to the https URL
+        # (only https: the RFC does not allow one-click over plain http).
+        values.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    if feedback_id:
+        values.append(("Feedback-ID", header_text(feedback_id)))
+    values += [
         ("Auto-Submitted", "auto-generated"),
         ("MIME-Version", "1.0"),
     ]
@@ -166,12 +174,21 @@ def build_message(
     date: dt.datetime,
     list_id: str,
     unsubscribe_url: str,
+    unsubscribe_mailto: str = "",
+    feedback_id: str = "",
 ) -> EmailMessage:
-    """multipart/alternative: the text part, then the HTML part; every header line-break free."""
+    """multipart/alternative: the text part, then the HTML part; every header line-break free.
+
+    `unsubscribe_mailto` is the address an "unsubscribe" mail goes to; it is advertised in
+    List-Unsubscribe only when given, that is when something reads that mailbox.
+    """
     msg = EmailMessage(policy=POLICY)
     # The usual order (From, To, Subject, Date, Message-ID, then the list headers), so a raw
     # message reads the way people expect and the golden file stays stable.
-    (_, sender_header), *list_headers = _fixed_headers(from_address, list_id)
+    one_click = unsubscribe_url.startswith("https://")
+    (_, sender_header), *list_headers = _fixed_headers(
+        from_address, list_id, feedback_id, one_click
+    )
     msg["From"] = sender_header
     set_address(msg, "To", to_name, to_email)
     set_header(msg, "Subject", subject)
@@ -179,9 +196,10 @@ def build_message(
     msg["Message-ID"] = header_text(message_id)
     list_id_header, *rest = list_headers
     msg[list_id_header[0]] = list_id_header[1]
-    sender = sender_header.addresses[0].addr_spec  # type: ignore[attr-defined]
-    mailto = f"mailto:{sender}?subject=unsubscribe"
-    msg["List-Unsubscribe"] = f"<{header_text(unsubscribe_url)}>, <{mailto}>"
+    unsubscribe = f"<{header_text(unsubscribe_url)}>"
+    if unsubscribe_mailto:
+        unsubscribe += f", <mailto:{header_text(unsubscribe_mailto)}?subject=unsubscribe>"
+    msg["List-Unsubscribe"] = unsubscribe
     for name, value in rest:
         msg[name] = value
     msg.make_alternative()

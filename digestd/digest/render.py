@@ -47,12 +47,16 @@ class Personal:
     feed_url: str
     #: "<base>/feedback/<token>": a paper's rating links are this + "/<paper id>/up" or "/down"
     feedback_url: str
+    #: the private web page of this digest, listing every paper it holds
+    view_url: str
 
 
 PERSONAL_FIELDS = tuple(f.name for f in fields(Personal))
 
 
-def personal_for(base_url: str, *, email: str, name: str, token: str) -> Personal:
+def personal_for(
+    base_url: str, *, email: str, name: str, token: str, digest_key: str
+) -> Personal:
     first = name.split()[0] if name.split() else ""
     return Personal(
         greeting=f"Hi {first}," if first else "Hello,",
@@ -62,6 +66,7 @@ def personal_for(base_url: str, *, email: str, name: str, token: str) -> Persona
         manage_url=links.manage_url(base_url, token),
         feed_url=links.private_feed_url(base_url, token, "atom"),
         feedback_url=links.feedback_url(base_url, token),
+        view_url=links.digest_url(base_url, token, digest_key),
     )
 
 

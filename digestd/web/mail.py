@@ -57,6 +57,8 @@ def build_notice(
     msg["Message-ID"] = f"<{template}.{secrets.token_hex(12)}@{sender.domain or 'localhost'}>"
     # RFC 3834: an automatic answer; vacation responders stay quiet.
     msg["Auto-Submitted"] = "auto-replied"
+    if config.mail.feedback_id:
+        msg["Feedback-ID"] = config.mail.feedback_id
     # Quoted-printable by hand (lines of at most 76): the policy allows 998-character lines,
     # which the email package would otherwise use for the body too.
     msg["MIME-Version"] = "1.0"
@@ -70,6 +72,7 @@ def send_notice(config: Config, message: EmailMessage) -> None:
     """Hand one message to the configured transport; DeliveryError when it cannot."""
     transport = make_transport(config)
     try:
-        transport.send(message)
+        # Not VERP: an unconfirmed address has no subscription a bounce could pause.
+        transport.send(message, envelope_from=config.mail.envelope_sender or None)
     finally:
         transport.close()
