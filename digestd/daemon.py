@@ -88,9 +88,18 @@ def check_templates(directory: Path) -> None:
             raise ConfigError(f"template {directory / name}: cannot read: {exc}") from exc
 
 
+def _check_sender(config: Config) -> None:
+    """Refuse a sender that cannot send real mail (ConfigError); log what only weakens it."""
+    from digestd.delivery.identity import check_sender
+
+    for note in check_sender(config):
+        log.warning("sender: %s", note)
+
+
 class Daemon:
     def __init__(self, config: Config, *, config_path: str | None = None):
         self.config_path = config_path
+        _check_sender(config)
         self.runtime = Runtime.open(config)
         self.notifier = SystemdNotifier()
         from digestd.delivery import TransportHealth
@@ -343,6 +352,7 @@ class Daemon:
                     f"{config.http.address}; restart digestd to listen there"
                 )
             check_templates(config.templates_dir)
+            _check_sender(config)
             runtime = Runtime.open(config, store=self.runtime.store)
         except Exception as exc:
             # Whatever is wrong with the new configuration, the running one stays in force.

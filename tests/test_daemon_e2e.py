@@ -100,11 +100,12 @@ def test_daemon_end_to_end(tmp_path: Path, smtp_sink, seed_files) -> None:
     config = tmp_path / "digestd.toml"
     config.write_text(
         f'[paths]\nseeds_dir = "{seeds}"\ndata_dir = "{tmp_path / "var"}"\n'
-        f'[http]\naddress = "127.0.0.1:{http_port}"\n'
+        f'[http]\naddress = "127.0.0.1:{http_port}"\nbase_url = "https://papers.example.org"\n'
         # Polling only: a scan then meets the slow copy half-written and must leave it for
         # later (tests/test_watch.py covers the inotify wake-up).
         "[ingest]\nscan_interval = 1\nsettle_seconds = 1\nwatch = false\n"
-        f'[mail]\ntransport = "smtp"\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\n'
+        '[mail]\ntransport = "smtp"\nfrom_address = "Digests <digests@example.org>"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\n'
         + TOPICS
     )
     data.mkdir()

@@ -64,7 +64,11 @@ def cmd_digest_send(args: argparse.Namespace, config: Config) -> int:
     import datetime as dt
 
     from digestd.delivery import plan_digests, send_pending
+    from digestd.delivery.identity import check_sender
 
+    if not args.dry_run:
+        for note in check_sender(config):
+            print(f"digestd: note: {note}", file=sys.stderr)
     with open_runtime(config) as runtime:
         now = dt.datetime.now(dt.UTC)
         planned = plan_digests(runtime, now, dry_run=args.dry_run)
