@@ -55,7 +55,7 @@ from digestd.pipeline import ensure_feeds
 from digestd.runtime import Runtime
 from digestd.store import PaperMatch, PaperRecord, Store, SubscriberRecord, TopicRecord
 from digestd.store.models import utcnow
-from digestd.web import feedback, icons, ops, subscription, unsubscribe
+from digestd.web import digest_view, feedback, icons, ops, subscription, unsubscribe
 from digestd.web.middleware import PathPrefix, RequestAccounting
 from digestd.web.render import render, runtime_of
 from digestd.web.security import Csrf
@@ -586,6 +586,7 @@ def create_app(
         Route("/unsubscribe/{token}", unsub.unsubscribe_page, methods=["GET"],
               name="unsubscribe_page"),
         Route("/unsubscribe/{token}", unsub.unsubscribe, methods=["POST"], name="unsubscribe"),
+        Route("/digests/{token}/{key}", digest_view.digest_page, name="digest"),
     ]
     metrics_ = metrics or Metrics()
     app = Starlette(

@@ -1,0 +1,103 @@
+"""The private web view of one digest: every paper it holds, by topic, a page at a time.
+
+``GET /digests/<token>/<digest key>`` — the e-mail shows at most ``delivery.max_papers``
+papers and links here for the rest ("… and N more on the web", and "View in browser" in the
+footer). The subscriber comes from the token through the store's token lookup, and the digest
+is looked up among that subscriber's own deliveries only, so a token opens its owner's
+digests and nobody else's; an unknown token or key is the app's 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from digestd.digest.select import Digest, DigestPaper, build_digest
+from digestd.runtime import Runtime
+from digestd.store import SelectedPaper, SubscriberRecord
+from digestd.web.render import render, runtime_of
+from digestd.web.security import PRIVATE_PAGE_HEADERS
+
+#: papers on one page
+PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    papers: list[DigestPaper]
+
+
+def _selected(
+    runtime: Runtime, paper_ids: tuple[int, ...], topics: tuple[str, ...]
+) -> list[SelectedPaper]:
+    store = runtime.store
+    found = {p.id: p for p in store.papers_by_ids(list(paper_ids))}
+    matches = store.paper_matches(found)
+    wanted = set(topics)
+    return [
+        SelectedPaper(found[i], tuple(m for m in matches.get(i, ()) if m.slug in wanted))
+        for i in paper_ids if i in found
+    ]
+
+
+def _digest(request: Request) -> tuple[SubscriberRecord, Digest]:
+    runtime = runtime_of(request)
+    store = runtime.store
+    subscriber = store.subscriber_by_token(request.path_params["token"])
+    if subscriber is None:
+        raise HTTPException(404)
+    key = request.path_params["key"]
+    delivery = next(
+        (d for d in store.deliveries(subscriber_id=subscriber.id) if d.digest_key == key), None
+    )
+    if delivery is None:
+        raise HTTPException(404)
+    selected = _selected(runtime, delivery.paper_ids, subscriber.topics)
+    if not selected:
+        raise HTTPException(404)  # its papers are no longer stored
+    names = {t.slug: t.name for t in store.topics(include_inactive=True)}
+    topic_names = {slug: names.get(slug, slug) for slug in subscriber.topics}
+    digest = build_digest(
+        selected, topic_names, date=delivery.created_at.date(), max_papers=len(selected)
+    )
+    return subscriber, digest
+
+
+def _page_number(request: Request, pages: int) -> int:
+    raw = request.query_params.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= pages:
+        raise HTTPException(404)
+    return int(raw)
+
+
+async def digest_page(request: Request) -> Response:
+    subscriber, digest = await run_in_threadpool(_digest, request)
+    rows = [(section.name, paper) for section in digest.sections for paper in section.papers]
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    number = _page_number(request, pages)
+    sections: list[Section] = []
+    for name, paper in rows[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]:
+        if not sections or sections[-1].name != name:
+            sections.append(Section(name, []))
+        sections[-1].papers.append(paper)
+    return render(
+        request, "digest.html",
+        {
+            "digest": digest,
+            "papers": len(rows),
+            "sections": sections,
+            "page": number,
+            "pages": pages,
+            "first": (number - 1) * PAGE_SIZE + 1,
+            "last": min(number * PAGE_SIZE, len(rows)),
+            "path": request.url.path,
+            "manage_path": f"/manage/{request.path_params['token']}",
+            "email": subscriber.email,
+        },
+        headers=PRIVATE_PAGE_HEADERS,
+    )
