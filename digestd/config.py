@@ -117,6 +117,25 @@ class MailConfig:
 
 
 @dataclass(frozen=True)
+class BouncesConfig:
+    """Where mail to the envelope sender (bounces, complaints, unsubscribe requests) is read."""
+
+    #: a Maildir the envelope sender's mail is delivered to; empty means none
+    maildir: str = ""
+    #: an IMAP server holding the envelope sender's mailbox; empty means none
+    imap_host: str = ""
+    imap_port: int = 993
+    #: "tls" (implicit TLS, usually port 993), "starttls" or "none" (loopback only)
+    imap_security: str = "tls"
+    imap_username: str = ""
+    #: a file holding the IMAP password; DIGESTD_IMAP_PASSWORD also works
+    imap_password_file: str = ""
+    imap_folder: str = "INBOX"
+    #: seconds between two reads of the mailbox
+    check_interval: float = 300.0
+
+
+@dataclass(frozen=True)
 class SmtpConfig:
     host: str = "localhost"
     port: int = 25
@@ -217,6 +236,7 @@ class Config:
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
@@ -253,6 +273,17 @@ class Config:
     @property
     def outbox_dir(self) -> Path:
         return self.paths.data_dir / "outbox"
+
+    @property
+    def reads_bounces(self) -> bool:
+        """Whether a mailbox of the envelope sender is read (bounces, unsubscribe mails)."""
+        bounces = self.bounces
+        return bool(self.mail.envelope_sender and (bounces.maildir or bounces.imap_host))
+
+    @property
+    def bounces_kept_dir(self) -> Path:
+        """Mail to the envelope sender that could not be classified, kept for an operator."""
+        return self.paths.data_dir / "bounces-kept"
 
     @property
     def http_host_port(self) -> tuple[str, int]:
@@ -500,6 +531,20 @@ def _validate(
         fail("mail.envelope_sender", "must not hold a '+': digestd adds +<token> itself")
     if bool(config.mail.dkim_key_file) != bool(config.mail.dkim_selector):
         fail("mail.dkim_selector", "and mail.dkim_key_file are needed together for DKIM")
+    if config.bounces.imap_security not in ("none", "starttls", "tls"):
+        fail(
+            "bounces.imap_security",
+            f"must be 'none', 'starttls' or 'tls', got {config.bounces.imap_security!r}",
+        )
+    if not 0 < config.bounces.imap_port < 65536:
+        fail("bounces.imap_port", f"must be a TCP port, got {config.bounces.imap_port}")
+    if config.bounces.check_interval <= 0:
+        fail("bounces.check_interval", "must be positive")
+    if (config.bounces.maildir or config.bounces.imap_host) and not config.mail.envelope_sender:
+        fail(
+            "bounces",
+            "reads the envelope sender's mail, so mail.envelope_sender must be set too",
+        )
     if config.feeds.max_items < 1:
         fail("feeds.max_items", "must be at least 1")
     if config.ingest.scan_interval <= 0:

@@ -61,7 +61,7 @@ STATUS_FILE = "daemon-status.json"
 #: soon a follower takes over from a leader that stopped or died
 TICK_SECONDS = 2.0
 #: jobs that run in one process only: the leader's
-LEADER_JOBS = ("dispatch", "retry", "housekeeping")
+LEADER_JOBS = ("dispatch", "retry", "housekeeping", "bounces")
 #: seconds a daemon that just lost leadership waits before trying again, so that a healthy
 #: follower takes over rather than the one whose connection just broke
 LEADERSHIP_BACKOFF = 10.0
@@ -256,6 +256,16 @@ class Daemon:
         self.runtime.store.purge_expired_signups(self.config.subscribe.confirm_hours)
         apply_retention(self.config, self.runtime.store, dt.datetime.now(dt.UTC))
 
+    def read_bounces(self) -> None:
+        """Read the envelope sender's mailbox: bounces, complaints, unsubscribe mails."""
+        if not self.config.reads_bounces:
+            return
+        from digestd.delivery.intake import read_bounces
+
+        report = read_bounces(self.runtime)
+        if report.read:
+            self._status(f"bounces: {report}")
+
     def _job_finished(self, event: JobExecutionEvent) -> None:
         if event.exception is not None:
             self.metrics.job_failures.labels(event.job_id).inc()
@@ -275,6 +285,7 @@ class Daemon:
             ("dispatch", self.dispatch, DISPATCH_INTERVAL),
             ("retry", self.retry, RETRY_INTERVAL),
             ("housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL),
+            ("bounces", self.read_bounces, self.config.bounces.check_interval),
         ]
         for job_id, func, seconds in jobs:
             # A follower's once-only jobs are added paused (next_run_time None); see _lead.

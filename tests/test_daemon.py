@@ -103,7 +103,7 @@ def test_jobs_coalesce_never_overlap_and_tolerate_misfires(
 ) -> None:
     daemon.start()
     jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
-    assert set(jobs) == {"scan", "dispatch", "retry", "housekeeping"}
+    assert set(jobs) == {"scan", "dispatch", "retry", "housekeeping", "bounces"}
     for job in jobs.values():
         assert job.coalesce is True, job.id
         assert job.max_instances == 1, job.id

@@ -321,7 +321,9 @@ class _Sender:
             try:
                 self.store.mark_sent(
                     delivery.id, message_id=composed.message_id, now=self.clock(),
-                    clear_bounces=subscriber.bounce_count != 0,
+                    # With a bounce mailbox, a relay's acceptance says nothing about delivery:
+                    # clearing the count would undo every bounce that came back by mail.
+                    clear_bounces=subscriber.bounce_count != 0 and not self.config.reads_bounces,
                 )
                 break
             except StoreError:

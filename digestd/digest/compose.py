@@ -164,6 +164,8 @@ class Composer:
             date=now,
             list_id=mail.list_id,
             unsubscribe_url=personal.unsubscribe_url,
+            # Advertised only when the mailbox it lands in is read (see delivery.intake).
+            unsubscribe_mailto=envelope_from or "" if self.config.reads_bounces else "",
             feedback_id=mail.feedback_id,
         )
         return Composed(message, digest, html, text, envelope_from)
