@@ -81,7 +81,11 @@ class MaildirSource:
         self._box = mailbox.Maildir(path, factory=None, create=False)
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
-        for key in list(self._box.iterkeys()):
+        try:
+            keys = list(self._box.iterkeys())
+        except FileNotFoundError:
+            return  # an MTA creates new/ and cur/ with the first delivery
+        for key in keys:
             try:
                 data = self._box.get_bytes(key)
             except (KeyError, FileNotFoundError):
@@ -141,11 +145,16 @@ def _imap_password(config: Config, environ: os._Environ[str] | dict[str, str]) -
 
 
 def sources(config: Config) -> list[Source]:
-    """The configured mailboxes, opened; a Maildir that does not exist yet is created empty."""
+    """The configured mailboxes, opened.
+
+    A Maildir is left for the MTA to create (its delivery agent must own it); until its
+    first delivery it is simply empty.
+    """
     opened: list[Source] = []
     if config.bounces.maildir:
         path = Path(config.bounces.maildir)
-        mailbox.Maildir(path, create=True).close()
+        if not path.is_dir():
+            raise ConfigError(f"bounces.maildir {path}: no such directory")
         opened.append(MaildirSource(path))
     if config.bounces.imap_host:
         opened.append(ImapSource(config))
