@@ -34,11 +34,13 @@ $(CHROMIUM):
 
 chromium: $(CHROMIUM)
 
-# The integration tests drive real programs from Debian: a browser, an MTA, a spam filter and
-# a feed reader. Installed here when missing, the same way as chromium; postfix is preseeded
-# so that its installer asks nothing and configures no delivery (tests run their own instance).
+# The integration tests drive real programs from Debian: a browser, an MTA, a spam filter,
+# a feed reader and an IMAP server. Installed here when missing, the same way as chromium;
+# postfix is preseeded so that its installer asks nothing and configures no delivery, and the
+# system's own dovecot is stopped again (tests run their own instances, on loopback).
 DEB_PROGRAMS := chromium:/usr/bin/chromium postfix:/usr/sbin/postfix \
-	spamassassin:/usr/bin/spamassassin newsboat:/usr/bin/newsboat
+	spamassassin:/usr/bin/spamassassin newsboat:/usr/bin/newsboat \
+	dovecot-imapd:/usr/sbin/dovecot
 debs:
 	@missing=""; for p in $(DEB_PROGRAMS); do [ -x "$${p#*:}" ] || missing="$$missing $${p%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -46,6 +48,7 @@ debs:
 	  echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  if command -v systemctl >/dev/null; then $(SUDO) systemctl disable --now dovecot || true; fi; \
 	fi
 
 # The quick suite: everything but the tests marked slow (real MTAs, crash loops, big batches).
