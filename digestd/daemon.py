@@ -256,7 +256,7 @@ class Daemon:
         self.runtime.store.purge_expired_signups(self.config.subscribe.confirm_hours)
         apply_retention(self.config, self.runtime.store, dt.datetime.now(dt.UTC))
 
-    def read_bounces(self) -> None:
+    def bounces(self) -> None:
         """Read the envelope sender's mailbox: bounces, complaints, unsubscribe mails."""
         if not self.config.reads_bounces:
             return
@@ -285,7 +285,7 @@ class Daemon:
             ("dispatch", self.dispatch, DISPATCH_INTERVAL),
             ("retry", self.retry, RETRY_INTERVAL),
             ("housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL),
-            ("bounces", self.read_bounces, self.config.bounces.check_interval),
+            ("bounces", self.bounces, self.config.bounces.check_interval),
         ]
         for job_id, func, seconds in jobs:
             # A follower's once-only jobs are added paused (next_run_time None); see _lead.

@@ -159,7 +159,7 @@ def test_one_leader_runs_the_once_only_jobs_and_a_follower_takes_over_when_it_st
     wait_for(lambda: follower.status_file().get("leader") is True, 3, "the new status file")
     logged = [r.getMessage() for r in caplog.records]
     assert "leadership released" in logged
-    assert "leadership acquired jobs=dispatch,retry,housekeeping" in logged
+    assert "leadership acquired jobs=dispatch,retry,housekeeping,bounces" in logged
     # (last: the command sets up logging of its own)
     assert cli.main(["status", "--config", str(follower.config_path)]) == 0
     assert "  leader:       true\n" in capsys.readouterr().out
