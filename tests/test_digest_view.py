@@ -14,6 +14,7 @@ import mailbox
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -68,7 +69,8 @@ def _all_pages(client: httpx.Client, path: str, headings: list[str] | None = Non
             headings += re.findall(r"<h2>([^<]+)</h2>", response.text)
         pages += 1
         following = re.search(r'<a rel="next" href="([^"]+)"', response.text)
-        url = following.group(1).replace("&amp;", "&") if following else None
+        # a relative link (?page=N): it works under any path prefix
+        url = urljoin(url, following.group(1).replace("&amp;", "&")) if following else None
         assert pages < 20
     return slugs
 

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from digestd import links
 from digestd.digest.select import Digest, DigestPaper, build_digest
 from digestd.runtime import Runtime
 from digestd.store import SelectedPaper, SubscriberRecord
@@ -95,8 +96,10 @@ async def digest_page(request: Request) -> Response:
             "pages": pages,
             "first": (number - 1) * PAGE_SIZE + 1,
             "last": min(number * PAGE_SIZE, len(rows)),
-            "path": request.url.path,
-            "manage_path": f"/manage/{request.path_params['token']}",
+            "manage_path": links.manage_url(
+                links.path_prefix(runtime_of(request).config.base_url),
+                request.path_params["token"],
+            ),
             "email": subscriber.email,
         },
         headers=PRIVATE_PAGE_HEADERS,
