@@ -250,6 +250,8 @@ def test_id_keyed_and_title_keyed_papers_merge_keeping_history(
         assert topics == [titled.id]
         (paper_ids,) = session.scalars(select(Delivery.paper_ids)).all()
     assert paper_ids == [titled.id]
+    # the merged paper's page URL, mailed before, leads to the survivor
+    assert store.paper_by_slug(keyed.slug) == merged
     # a text listing of the same title still finds it; so does the id
     again = tmp_path / "003.txt"
     again.write_text(text.read_text() + "\n")

@@ -19,7 +19,7 @@ from sqlalchemy import Row, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from digestd.parse import ParsedPaper, paper_key
-from digestd.store.models import Base, Delivery, Paper, PaperTopic, Sighting
+from digestd.store.models import Base, Delivery, Paper, PaperAlias, PaperTopic, Sighting
 
 CHUNK = 500
 
@@ -104,6 +104,7 @@ def merge_papers(session: Session, survivor_id: int, merged_id: int) -> dict[str
     """
     survivor = session.execute(select(*COLUMNS).where(Paper.id == survivor_id)).one()
     gone = session.execute(select(*COLUMNS).where(Paper.id == merged_id)).one()
+    gone_slug = session.scalar(select(Paper.slug).where(Paper.id == merged_id))
 
     # Sightings: one per paper and dump; where both were listed in one dump, one is enough.
     both = select(Sighting.dump_id).where(Sighting.paper_id == survivor_id)
@@ -135,6 +136,11 @@ def merge_papers(session: Session, survivor_id: int, merged_id: int) -> dict[str
             table.update().where(column == merged_id).values({column.name: survivor_id})
         )
 
+    # Its page's URL went out in e-mails and feeds: it now leads to the survivor.
+    session.execute(
+        update(PaperAlias).where(PaperAlias.paper_id == merged_id).values(paper_id=survivor_id)
+    )
+    session.add(PaperAlias(slug=gone_slug, paper_id=survivor_id))
     session.execute(delete(Paper).where(Paper.id == merged_id))
     session.flush()
     changes: dict[str, Any] = {}
@@ -157,7 +163,7 @@ def merge_papers(session: Session, survivor_id: int, merged_id: int) -> dict[str
     return changes
 
 
-_KNOWN = {"sightings", "paper_topics", "papers"}
+_KNOWN = {"sightings", "paper_topics", "papers", "paper_aliases"}
 
 
 def _other_references() -> Iterable[tuple[Any, Any]]:

@@ -169,6 +169,15 @@ class PaperRevision(Base):
     replaced_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class PaperAlias(Base):
+    """The page slug of a paper that was merged into another: old links lead to the survivor."""
+
+    __tablename__ = "paper_aliases"
+
+    slug: Mapped[str] = mapped_column(String(128), primary_key=True)
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), index=True)
+
+
 class Sighting(Base):
     """A paper listed in a dump, with what that listing said at the time."""
 

@@ -19,6 +19,7 @@ from digestd.store.identity import merge_papers, resolve
 from digestd.store.models import (
     Batch,
     Paper,
+    PaperAlias,
     PaperRevision,
     PaperTopic,
     Sighting,
@@ -366,8 +367,12 @@ class PaperStore(Database):
             return _record(paper) if paper else None
 
     def paper_by_slug(self, slug: str) -> PaperRecord | None:
+        """The paper with this page slug, or the one it was merged into (its slug differs)."""
         with self.read() as session:
             paper = session.scalar(select(Paper).where(Paper.slug == slug))
+            if paper is None:
+                alias = select(PaperAlias.paper_id).where(PaperAlias.slug == slug)
+                paper = session.scalar(select(Paper).where(Paper.id.in_(alias)))
             return _record(paper) if paper else None
 
     def sighting_count(self) -> int:
