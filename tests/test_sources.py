@@ -27,7 +27,7 @@ from digestd.config import HttpConfig, PathsConfig
 from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.store import Store
-from digestd.store.models import Delivery, PaperRevision, PaperTopic, Sighting
+from digestd.store.models import Delivery, PaperRevision, PaperTopic, Rating, Sighting
 from digestd.subscribers import add_subscriber
 from digestd.topics import TopicDefinition, compile_topics, match_paper
 from digestd.web.server import ServerThread, loopback_socket, make_server
@@ -229,6 +229,15 @@ def test_id_keyed_and_title_keyed_papers_merge_keeping_history(
                 attempts=1, created_at=dt.datetime.now(dt.UTC),
             )
         )
+    # the reader rated both rows, and a second reader only the younger one
+    other, _ = add_subscriber(store, "s@example.org", ["kv"])
+    now = dt.datetime.now(dt.UTC)
+    with store.write() as session:
+        session.add_all([
+            Rating(subscriber_id=subscriber.id, paper_id=titled.id, value=1, rated_at=now),
+            Rating(subscriber_id=subscriber.id, paper_id=keyed.id, value=-1, rated_at=now),
+            Rating(subscriber_id=other.id, paper_id=keyed.id, value=1, rated_at=now),
+        ])
     # v2 takes the text dump's title: the two rows are one paper
     v2 = _api_dump(
         tmp_path / "002.atom",
@@ -250,6 +259,13 @@ def test_id_keyed_and_title_keyed_papers_merge_keeping_history(
         assert topics == [titled.id]
         (paper_ids,) = session.scalars(select(Delivery.paper_ids)).all()
     assert paper_ids == [titled.id]
+    with store.read() as session:
+        ratings = session.execute(
+            select(Rating.subscriber_id, Rating.paper_id, Rating.value).order_by(Rating.value)
+        ).all()
+    assert sorted(map(tuple, ratings)) == sorted(
+        [(subscriber.id, titled.id, 1), (other.id, titled.id, 1)]
+    )
     # the merged paper's page URL, mailed before, leads to the survivor
     assert store.paper_by_slug(keyed.slug) == merged
     # a text listing of the same title still finds it; so does the id

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, delete, or_, select, update
+from sqlalchemy import Row, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from digestd.parse import ParsedPaper, paper_key
@@ -130,8 +130,14 @@ def merge_papers(session: Session, survivor_id: int, merged_id: int) -> dict[str
             rewritten.append({"id": delivery_id, "paper_ids": ids})
     if rewritten:
         session.execute(update(Delivery), rewritten)
-    # Tables other parts of digestd keep about papers follow the survivor too.
+    # Tables other parts of digestd keep about papers (ratings, ...) follow the survivor too;
+    # where a table's key allows one row per paper and the survivor has one, it stays.
     for table, column in _other_references():
+        others = [c for c in table.primary_key.columns if c is not column]
+        if column.primary_key and others:
+            taken = select(*others).where(column == survivor_id)
+            clash = tuple_(*others).in_(taken) if len(others) > 1 else others[0].in_(taken)
+            session.execute(table.delete().where(column == merged_id, clash))
         session.execute(
             table.update().where(column == merged_id).values({column.name: survivor_id})
         )

@@ -1,7 +1,7 @@
 """sources: page slugs of merged papers lead to the paper they were merged into
 
-Revision ID: 0009_sources
-Revises: 0005_sources
+Revision ID: 0010_sources
+Revises: 0009_relevance
 Create Date: 2026-11-30 21:35:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_sources"
-down_revision: str | None = "0005_sources"
+revision: str = "0010_sources"
+down_revision: str | None = "0009_relevance"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
