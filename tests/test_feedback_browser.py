@@ -183,3 +183,23 @@ def test_get_never_records_and_forged_or_foreign_tokens_record_nothing(
     assert status == 303
     assert [r.value for r in store.ratings(ada.id)] == [1] and store.ratings(bob.id) == []
     store.set_rating(ada.id, int(paper), 0)
+
+
+def test_the_private_feed_carries_the_readers_rating_links(
+    server: tuple[str, Runtime, SubscriberRecord, SubscriberRecord],
+) -> None:
+    import feedparser
+
+    url, runtime, ada, bob = server
+    status, body, _ = _request(f"{url}/feeds/private/{ada.token}.atom")
+    assert status == 200
+    entries = feedparser.parse(body).entries
+    assert entries
+    for entry in entries:
+        content = entry.content[0].value
+        links = re.findall(r'href="([^"]+/feedback/[^"]+)"', content)
+        assert [link.rsplit("/", 1)[1] for link in links] == ["up", "down"]
+        assert all(f"/feedback/{ada.token}/" in link for link in links)
+        assert bob.token not in content
+    # following one (as a feed reader's link check would) records nothing
+    assert _request(links[0])[0] == 200 and runtime.store.ratings(ada.id) == []

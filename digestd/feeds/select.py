@@ -3,10 +3,12 @@ holds, as items. The only part of `digestd.feeds` that reads the store."""
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from digestd import links
 from digestd.feeds.items import feed_item
@@ -182,4 +184,22 @@ def private_doc(
     """A subscriber's feed: the papers of the topics they follow, matches narrowed to them."""
     topics = store.topics()
     meta = private_meta(config, subscriber, topics)
-    return _doc(store, config, meta, subscriber.topics, page, topics)
+    doc = _doc(store, config, meta, subscriber.topics, page, topics)
+    if doc is None or not config.feedback.enabled:
+        return doc
+    return replace(
+        doc, items=tuple(_with_rating_links(item, config, subscriber) for item in doc.items)
+    )
+
+
+def _with_rating_links(item: FeedItem, config: Config, subscriber: SubscriberRecord) -> FeedItem:
+    """The item's HTML with the reader's "more/less like this" links (see digestd.web.feedback:
+    they open a page with a button; following them records nothing)."""
+    slug = unquote(item.url.rsplit("/papers/", 1)[-1])
+    more = links.feedback_url(config.base_url, subscriber.token, slug, "up")
+    less = links.feedback_url(config.base_url, subscriber.token, slug, "down")
+    rating = (
+        f'<p><a href="{html.escape(more)}">More like this</a> · '
+        f'<a href="{html.escape(less)}">Less like this</a></p>'
+    )
+    return replace(item, html=f"{item.html}\n{rating}")
