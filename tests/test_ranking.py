@@ -132,4 +132,7 @@ def test_llm_inference_reasoning_agents_reader_sees_all_three(tmp_path: Path, se
     text = composed.text
     for section in digest.sections:
         if section.more:
-            assert f"… and {section.more} more on {section.name}:" in text
+            assert (
+                f"… and {section.more} more on {section.name}: "
+                f"https://digest.example.org/topics/{section.slug}"
+            ) in text

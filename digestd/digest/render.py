@@ -207,9 +207,9 @@ class DigestRenderer:
         self.env.globals["paper_url"] = lambda slug: links.paper_url(base_url, slug)
         #: whether papers carry "more/less like this" links (feedback.enabled)
         self.env.globals["feedback"] = feedback
-        # where a section's left-out papers are: the topic's public feed (the same for every
+        # where a section's left-out papers are: the topic's public page (the same for every
         # reader, so the body stays shareable between subscribers)
-        self.env.globals["topic_url"] = lambda slug: links.topic_feed_url(base_url, slug, "atom")
+        self.env.globals["topic_url"] = lambda slug: links.topic_page_url(base_url, slug)
         nonce = secrets.token_hex(8)
         self._pattern = re.compile(rf"digestd{nonce}x({'|'.join(PERSONAL_FIELDS)})x")
         self._placeholders = Personal(
