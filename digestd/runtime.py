@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from digestd.config import Config
@@ -20,10 +19,9 @@ from digestd.topics import (
     STARTER_TOPICS,
     CompiledTopic,
     TopicDefinition,
-    TopicMatch,
     compile_topics,
-    match_paper,
 )
+from digestd.topics.classify import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +66,14 @@ class Runtime:
     def sync_topics(self) -> None:
         changed = self.store.sync_topics([t.definition for t in self.topics])
         if changed:
-            matches = self.store.rematch_topics(changed, self.classify)
+            # only the changed topics are matched again, and only on their candidate papers
+            matches = self.store.rematch_topics(changed, self.classify.subset(changed))
             log.info("topics rematched topics=%s matches=%d", ",".join(changed), matches)
 
-    def classify(self, title: str, abstract: str, **fields: str) -> Sequence[TopicMatch]:
-        return match_paper(title, abstract, self.topics, **fields)
+    @property
+    def classify(self) -> Classifier:
+        """``classify(title, abstract, **fields)``: the topics a paper matches, best first."""
+        return Classifier(self.topics)
 
     def close(self) -> None:
         self.store.dispose()

@@ -36,6 +36,7 @@ from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.store import Store, SubscriberRecord
 from digestd.store.models import Base, Subscriber
+from digestd.store.terms import TABLE_PREFIX as TERMS_TABLE_PREFIX
 from digestd.subscribers import add_subscriber
 from digestd.web.security import CSRF_COOKIE, confirmation_code
 from digestd.web.server import ServerThread, loopback_socket, make_server
@@ -752,8 +753,13 @@ def test_subscribers_list_shows_each_state(
 
 
 def test_the_migrations_build_exactly_the_models(site: Site) -> None:
+    # The full-text index (an FTS5 virtual table and its shadow tables on SQLite) has no model.
+    def not_the_index(name: str | None, type_: str, _parent: object) -> bool:
+        return not (type_ == "table" and name and name.startswith(TERMS_TABLE_PREFIX))
+
     with site.store.engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        context = MigrationContext.configure(connection, opts={"include_name": not_the_index})
+        assert compare_metadata(context, Base.metadata) == []
 
 
 def test_the_shipped_config_lists_the_self_service_defaults() -> None:

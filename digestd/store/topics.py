@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
+from digestd.gcpause import collector_paused
 from digestd.ranking import TopicNormaliser
 from digestd.store.db import Database
 from digestd.store.models import Batch, Paper, PaperTopic, Topic, utcnow
+from digestd.store.terms import candidate_ids, refresh_terms
 
 if TYPE_CHECKING:
     from digestd.topics import TopicDefinition, TopicMatch
+    from digestd.topics.candidates import Condition
 
 #: (title, abstract) -> the topics that match, as the topics package computes them
 #: ``classify(title, abstract, **fields)``: the topics a paper matches; ``fields`` holds the
@@ -148,39 +151,39 @@ class TopicStore(Database):
             return {slug: count for slug, count in session.execute(query)}
 
     def rematch_topics(self, slugs: Iterable[str], classify: Classify, page: int = 2000) -> int:
-        """Recompute the matches of these topics over every stored paper; returns matches."""
+        """Recompute the matches of these topics over every stored paper; returns matches.
+
+        `classify` must match at least these topics. One that can narrow (a `Narrowing`, as
+        the runtime passes) is run only on each topic's candidate papers from the full-text
+        index when a few topics changed; the result is the same.
+        """
         slugs = set(slugs)
         if not slugs:
             return 0
         total = 0
-        with self.write() as session:
+        with self.write() as session, collector_paused():
             topic_ids = _topic_ids(session)
-            wanted = {topic_ids[s] for s in slugs if s in topic_ids}
-            session.execute(delete(PaperTopic).where(PaperTopic.topic_id.in_(wanted)))
-            last_id = 0
-            while True:
-                rows = session.execute(
-                    select(
-                        Paper.id, Paper.title, Paper.abstract, Paper.authors,
-                        Paper.organization_id, Paper.organization, Paper.categories,
-                        Paper.keywords,
-                    )
-                    .where(Paper.id > last_id)
-                    .order_by(Paper.id)
-                    .limit(page)
-                ).all()
-                if not rows:
-                    break
+            live = {s for s in slugs if s in topic_ids}
+            if len(live) * 2 > len(topic_ids):
+                # Most topics changed (a new database, a new topic set): nearly every paper is
+                # some topic's candidate, so tokenising each paper once and matching it
+                # directly is cheaper than building the index first.
+                classify = _direct(classify)
+            session.execute(
+                delete(PaperTopic).where(PaperTopic.topic_id.in_([topic_ids[s] for s in live]))
+            )
+            for rows, wanted in _papers_to_match(session, classify, live, page):
                 values = [
                     _match_row(row.id, topic_ids[m.slug], m)
                     for row in rows
-                    for m in classify(row.title, row.abstract, **match_fields(row))
-                    if m.slug in slugs and m.slug in topic_ids
+                    for m in _classify(
+                        classify, row.title, row.abstract, wanted(row.id), match_fields(row)
+                    )
+                    if m.slug in live
                 ]
                 if values:
                     session.execute(insert(PaperTopic.__table__), values)
                 total += len(values)
-                last_id = rows[-1].id
         return total
 
     def newest_paper_ids(self, slugs: Iterable[str], limit: int) -> dict[str, list[int]]:
@@ -281,11 +284,113 @@ def _match_row(paper_id: int, topic_id: int, match: TopicMatch) -> dict[str, obj
 def record_matches(session: Session, papers: Iterable[MatchRow], classify: Classify) -> None:
     """Store the topic matches of freshly inserted papers, inside the ingest's transaction."""
     topic_ids = _topic_ids(session)
-    values = [
-        _match_row(paper_id, topic_ids[m.slug], m)
-        for paper_id, title, abstract, fields in papers
-        for m in classify(title, abstract, **fields)
-        if m.slug in topic_ids
-    ]
+    with collector_paused():
+        values = [
+            _match_row(paper_id, topic_ids[m.slug], m)
+            for paper_id, title, abstract, fields in papers
+            for m in classify(title, abstract, **fields)
+            if m.slug in topic_ids
+        ]
     for start in range(0, len(values), 2000):
         session.execute(insert(PaperTopic.__table__), values[start : start + 2000])
+
+
+@runtime_checkable
+class Narrowing(Protocol):
+    """A classify that can match only some topics, and says which papers each could match."""
+
+    def __call__(self, title: str, abstract: str, **fields: str) -> Sequence[TopicMatch]: ...
+
+    def match_some(
+        self, title: str, abstract: str, slugs: Collection[str], **fields: str
+    ) -> Sequence[TopicMatch]: ...
+
+    @property
+    def conditions(self) -> Mapping[str, Condition | None]: ...
+
+
+def _direct(classify: Classify) -> Classify:
+    """`classify` without its narrowing."""
+    return lambda title, abstract, **fields: classify(title, abstract, **fields)
+
+
+def _classify(
+    classify: Classify, title: str, abstract: str, slugs: frozenset[str] | None,
+    fields: dict[str, str],
+) -> Sequence[TopicMatch]:
+    if slugs is None:
+        return classify(title, abstract, **fields)
+    if not slugs:
+        return ()
+    return classify.match_some(title, abstract, slugs, **fields)  # type: ignore[attr-defined]
+
+
+class _Candidates:
+    """paper id -> the topics it may match: the narrowed topics whose candidate it is, plus
+    the topics that could not be narrowed (every paper is their candidate)."""
+
+    def __init__(self, everywhere: frozenset[str], by_paper: dict[int, frozenset[str]]):
+        self.everywhere = everywhere
+        self.by_paper = by_paper
+
+    def __call__(self, paper_id: int) -> frozenset[str]:
+        return self.by_paper.get(paper_id, self.everywhere)
+
+
+def _candidates(
+    session: Session, classify: Narrowing, slugs: set[str], *, within: set[int] | None = None
+) -> _Candidates:
+    """Which of `slugs` each paper may match (call refresh_terms first)."""
+    everywhere: set[str] = set()
+    by_paper: dict[int, set[str]] = {}
+    for slug in slugs:
+        condition = classify.conditions.get(slug)
+        if condition is None:
+            everywhere.add(slug)
+            continue
+        found = candidate_ids(session, condition)
+        for paper_id in found if within is None else found & within:
+            by_paper.setdefault(paper_id, set()).add(slug)
+    fixed = frozenset(everywhere)
+    return _Candidates(fixed, {paper_id: fixed | found for paper_id, found in by_paper.items()})
+
+
+#: what matching reads of a paper (see match_fields)
+_MATCHED_COLUMNS = (
+    Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.organization_id,
+    Paper.organization, Paper.categories, Paper.keywords,
+)
+
+
+def _papers_to_match(
+    session: Session, classify: Classify, slugs: set[str], page: int
+) -> Iterator[tuple[Sequence[Any], Callable[[int], frozenset[str] | None]]]:
+    """Pages of paper rows to match, with the topics to match each against."""
+    wanted: Callable[[int], frozenset[str] | None] = lambda _paper_id: None  # noqa: E731
+    if slugs and isinstance(classify, Narrowing):
+        refresh_terms(session)
+        candidates = _candidates(session, classify, slugs)
+        wanted = candidates
+        if not candidates.everywhere:
+            # every topic narrowed: only candidate papers are read at all
+            ids = sorted(candidates.by_paper)
+            for start in range(0, len(ids), page):
+                rows = session.execute(
+                    select(*_MATCHED_COLUMNS)
+                    .where(Paper.id.in_(ids[start : start + page]))
+                    .order_by(Paper.id)
+                ).all()
+                yield rows, wanted
+            return
+    last_id = 0
+    while True:
+        rows = session.execute(
+            select(*_MATCHED_COLUMNS)
+            .where(Paper.id > last_id)
+            .order_by(Paper.id)
+            .limit(page)
+        ).all()
+        if not rows:
+            return
+        yield rows, wanted
+        last_id = rows[-1].id

@@ -1,0 +1,107 @@
+"""The full-text index of papers' words, used to pick candidate papers for a topic query.
+
+SQLite keeps the words in an FTS5 table without content of its own (the papers table has the
+text), PostgreSQL in a ``tsvector`` column with a GIN index; both hold, per paper, the tokens
+`digestd.topics.candidates.paper_tokens` makes, and both answer a candidate condition with
+the ids of the papers that meet it. The exact matcher then runs on those papers only.
+
+Freshness does not depend on every code path that writes papers remembering the index:
+``paper_terms_state`` records, per indexed paper, its ``updated_at`` and text size, and
+`refresh_terms` indexes any paper whose row differs (new, or changed by a later listing)
+before candidates are read. On SQLite a changed paper's old tokens stay in the index next to
+the new ones (a contentless FTS5 table cannot delete); that only adds candidates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Column, Integer, MetaData, Table, Text, cast, func, select, text
+from sqlalchemy.orm import Session
+
+from digestd.store.models import Paper, UtcDateTime
+from digestd.topics.candidates import Condition, paper_tokens, to_fts5, to_tsquery
+
+#: every table of the index starts with this (schema comparisons leave them out: the SQLite
+#: FTS5 table and its shadow tables have no model)
+TABLE_PREFIX = "paper_terms"
+
+_metadata = MetaData()
+state_table = Table(
+    "paper_terms_state",
+    _metadata,
+    Column("paper_id", Integer, primary_key=True),
+    Column("updated_at", UtcDateTime),
+    Column("size", Integer),
+)
+
+#: papers indexed per statement
+_CHUNK = 1000
+
+
+def _size() -> object:
+    return (
+        func.length(Paper.title) + func.length(Paper.abstract)
+        + func.coalesce(func.length(cast(Paper.keywords, Text)), 0)
+    )
+
+
+def _tokens(row: Any) -> list[str]:
+    # keywords are matched as part of the abstract (topics.match.paper_document)
+    keywords = " ".join(row.keywords or ())
+    return paper_tokens(row.title, f"{row.abstract} {keywords}" if keywords else row.abstract)
+
+
+def refresh_terms(session: Session) -> int:
+    """Index every paper that is new or changed since it was indexed; returns how many."""
+    state = state_table
+    stale = (
+        select(Paper.id, Paper.title, Paper.abstract, Paper.keywords)
+        .outerjoin(state, state.c.paper_id == Paper.id)
+        .where(
+            (state.c.paper_id.is_(None))
+            | (state.c.size != _size())
+            | (state.c.updated_at != Paper.updated_at)
+        )
+        .order_by(Paper.id)
+    )
+    rows = session.execute(stale).all()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        ids = [row.id for row in chunk]
+        if postgres:
+            session.execute(
+                text(
+                    "INSERT INTO paper_terms (paper_id, terms) "
+                    "VALUES (:id, array_to_tsvector(CAST(:tokens AS text[]))) "
+                    "ON CONFLICT (paper_id) DO UPDATE SET terms = excluded.terms"
+                ),
+                [{"id": row.id, "tokens": _tokens(row)} for row in chunk],
+            )
+        else:
+            session.execute(
+                text("INSERT INTO paper_terms (rowid, terms) VALUES (:id, :terms)"),
+                [
+                    {"id": row.id, "terms": " ".join(_tokens(row))}
+                    for row in chunk
+                ],
+            )
+        session.execute(state.delete().where(state.c.paper_id.in_(ids)))
+        # copied in SQL, so the stored updated_at is the same value, byte for byte
+        session.execute(
+            state.insert().from_select(
+                ["paper_id", "updated_at", "size"],
+                select(Paper.id, Paper.updated_at, _size()).where(Paper.id.in_(ids)),
+            )
+        )
+    return len(rows)
+
+
+def candidate_ids(session: Session, condition: Condition) -> set[int]:
+    """Ids of the indexed papers that meet `condition` (call `refresh_terms` first)."""
+    if session.get_bind().dialect.name == "postgresql":
+        query = text("SELECT paper_id FROM paper_terms WHERE terms @@ CAST(:q AS tsquery)")
+        return set(session.scalars(query, {"q": to_tsquery(condition)}))
+    query = text("SELECT rowid FROM paper_terms WHERE paper_terms MATCH :q")
+    return set(session.scalars(query, {"q": to_fts5(condition)}))

@@ -1,0 +1,41 @@
+"""A set of compiled topics as one classifier: match a paper, or only some of the topics.
+
+The store calls it for every paper it matches; for bulk work it also reads each topic's
+candidate condition (see .candidates) and asks only for the topics a paper is a candidate
+of, so the exact matcher runs where the full-text index says it might succeed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import cached_property
+
+from digestd.topics.candidates import Condition, condition_for
+from digestd.topics.match import CompiledTopic, TopicMatch, match_paper
+
+
+class Classifier:
+    def __init__(self, topics: Iterable[CompiledTopic]) -> None:
+        self.topics: list[CompiledTopic] = list(topics)
+
+    def __call__(self, title: str, abstract: str, **fields: str) -> Sequence[TopicMatch]:
+        """Every topic the paper matches, best score first (see `match_paper`)."""
+        return match_paper(title, abstract, self.topics, **fields)
+
+    def match_some(
+        self, title: str, abstract: str, slugs: Collection[str], **fields: str
+    ) -> Sequence[TopicMatch]:
+        """The same as calling the classifier, with only the topics named in `slugs`."""
+        topics = [t for t in self.topics if t.slug in slugs]
+        if not topics:
+            return []
+        return match_paper(title, abstract, topics, **fields)
+
+    def subset(self, slugs: Collection[str]) -> Classifier:
+        """A classifier of only these topics."""
+        return Classifier(t for t in self.topics if t.slug in slugs)
+
+    @cached_property
+    def conditions(self) -> Mapping[str, Condition | None]:
+        """Each topic's candidate condition; None where every paper is a candidate."""
+        return {t.slug: condition_for(t.query) for t in self.topics}
