@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 
 from digestd.store import Store
 from digestd.store.db import MIGRATIONS_DIR
+from digestd.store.terms import TABLE_PREFIX as TERMS_TABLE_PREFIX
 
 from support import backend_database
 
@@ -87,7 +88,9 @@ def _fill_empty_tables(connection: Connection) -> None:
     meta.reflect(connection)
     ids: dict[str, list[int]] = {}
     for table in meta.sorted_tables:
-        if table.name == "alembic_version":
+        if table.name == "alembic_version" or table.name.startswith(TERMS_TABLE_PREFIX):
+            # the full-text index is derived data, filled from the papers (and an FTS5
+            # table's shadow tables take no hand-made rows)
             continue
         if connection.scalar(select(func.count()).select_from(table)) == 0:
             row = {c.name: _value(c, table.name, ids) for c in table.columns}
@@ -101,7 +104,8 @@ def _counts(connection: Connection) -> dict[str, int]:
     meta.reflect(connection)
     return {
         t.name: connection.scalar(select(func.count()).select_from(t))
-        for t in meta.sorted_tables if t.name != "alembic_version"
+        for t in meta.sorted_tables
+        if t.name != "alembic_version" and not t.name.startswith(TERMS_TABLE_PREFIX)
     }
 
 
