@@ -22,8 +22,12 @@ from digestd.digest import Composed, Composer
 from digestd.errors import StoreError
 from digestd.runtime import Runtime
 from digestd.store import SubscriberRecord
+from digestd.store.deliveries import PlannedRow
 
 log = logging.getLogger(__name__)
+
+#: digests planned per transaction
+PLAN_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,29 @@ def plan_digests(runtime: Runtime, now: dt.datetime, *, dry_run: bool = False) -
     # with thousands of subscribers and a few hundred distinct selections, asking the database
     # once per selection instead of once per subscriber is most of the planning time.
     selections: dict[tuple[int, frozenset[str]], list[int]] = {}
+    # Rows are written a chunk at a time, each chunk in one transaction (the rows and the
+    # subscribers' advance together, as for one subscriber); slots handled with nothing to
+    # send are recorded the same way.
+    pending: list[tuple[PlannedRow, PlannedDigest]] = []
+    handled: list[tuple[int, dt.datetime]] = []
+
+    def flush() -> None:
+        planned = store.plan_deliveries([row for row, _ in pending], now=now)
+        for row, digest in pending:
+            delivery_id = planned.get(row.subscriber_id)
+            if delivery_id is None:
+                report.raced += 1
+                continue
+            log.info(
+                "digest planned subscriber=%d delivery=%d digest=%s papers=%d",
+                row.subscriber_id, delivery_id, digest.digest_key, digest.papers,
+            )
+            report.planned += 1
+            report.digests.append(digest)
+        pending.clear()
+        store.mark_slots_handled(handled)
+        handled.clear()
+
     for subscriber in store.subscribers(status="active"):
         report.checked += 1
         try:
@@ -93,30 +120,20 @@ def plan_digests(runtime: Runtime, now: dt.datetime, *, dry_run: bool = False) -
             if not selected:
                 report.nothing_new += 1
                 if slot is not None and not dry_run:
-                    store.mark_slot_handled(subscriber.id, slot)
+                    handled.append((subscriber.id, slot))
                 continue
             planned = PlannedDigest(
                 subscriber.id, subscriber.email, f"{subscriber.since_batch_id}-{latest}",
                 len(selected),
             )
-            if not dry_run:
-                record = store.plan_delivery(
-                    subscriber.id,
-                    since_batch_id=subscriber.since_batch_id,
-                    through_batch_id=latest,
-                    paper_ids=selected,
-                    slot=slot,
-                    now=now,
-                )
-                if record is None:
-                    report.raced += 1
-                    continue
-                log.info(
-                    "digest planned subscriber=%d delivery=%d digest=%s papers=%d",
-                    subscriber.id, record.id, record.digest_key, len(selected),
-                )
-            report.planned += 1
-            report.digests.append(planned)
+            if dry_run:
+                report.planned += 1
+                report.digests.append(planned)
+                continue
+            row = PlannedRow(subscriber.id, subscriber.since_batch_id, latest, selected, slot)
+            pending.append((row, planned))
+            if len(pending) >= PLAN_CHUNK:
+                flush()
         except StoreError:
             raise  # the database is away: every other subscriber would fail the same way
         except Exception:
@@ -124,6 +141,8 @@ def plan_digests(runtime: Runtime, now: dt.datetime, *, dry_run: bool = False) -
             # keep digests from everybody else.
             log.exception("digest planning failed subscriber=%d", subscriber.id)
             report.errors += 1
+    if not dry_run:
+        flush()
     return report
 
 
