@@ -25,15 +25,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import random
 import smtplib
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-from sqlalchemy import select
 
 from digestd.config import Config, HttpConfig, MailConfig, PathsConfig, SmtpConfig
 from digestd.delivery import plan_digests, send_pending
@@ -42,49 +39,12 @@ from digestd.digest import Composer
 from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.store import Store
-from digestd.store.models import Subscriber, SubscriberTopic, Topic
-from digestd.store.subscribers import TOKEN_LOOKUP_CHARS, new_token
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from population import add_subscribers
 from sink import SinkProcess
 
 SEEDS = Path(__file__).resolve().parents[1] / "samples" / "seeds"
-
-
-def add_subscribers(store: Store, count: int, seed: int = 1) -> None:
-    """`count` subscribers on one to three random starter topics, added in bulk."""
-    rng = random.Random(seed)
-    with store.write() as session:
-        topic_ids = list(session.scalars(select(Topic.id).where(Topic.active.is_(True))))
-        now = dt.datetime.now(dt.UTC)
-        for start in range(0, count, 1000):
-            rows = []
-            for number in range(start, min(start + 1000, count)):
-                token = new_token()
-                rows.append(
-                    Subscriber(
-                        email=f"reader{number}@example.org",
-                        email_key=f"reader{number}@example.org",
-                        name=f"Reader {number}",
-                        cadence="immediate",
-                        timezone="UTC",
-                        token=token,
-                        token_lookup=token[:TOKEN_LOOKUP_CHARS],
-                        status="active",
-                        since_batch_id=0,
-                        bounce_count=0,
-                        created_at=now,
-                        updated_at=now,
-                        confirmed_at=now,
-                    )
-                )
-            session.add_all(rows)
-            session.flush()
-            session.add_all(
-                SubscriberTopic(subscriber_id=row.id, topic_id=topic_id)
-                for row in rows
-                for topic_id in rng.sample(topic_ids, rng.randint(1, 3))
-            )
 
 
 def bare_smtplib(port: int, message: bytes, count: int) -> tuple[float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -66,3 +67,41 @@ def test_a_subscriber_planned_elsewhere_is_left_out(runtime: Runtime) -> None:
     bob_now = runtime.store.subscriber_by_id(bob.id)
     assert bob_now is not None and bob_now.since_batch_id == latest
     assert bob_now.last_slot_at is not None
+
+
+def test_set_wise_reads_agree_with_the_per_subscriber_ones(
+    store: Store, tmp_path: Path, seed_files: list[Path]
+) -> None:
+    import random
+
+    from digestd.ingest import ingest_paths
+    from digestd.topics import STARTER_TOPICS
+
+    runtime = Runtime.open(
+        Config(paths=PathsConfig(seeds_dir=tmp_path / "seeds", data_dir=tmp_path / "var")),
+        store=store,
+    )
+    ingest_paths(store, seed_files[:3], classify=runtime.classify)
+    middle = store.latest_batch_id()
+    ingest_paths(store, seed_files[3:], classify=runtime.classify)
+    latest = store.latest_batch_id()
+    rng = random.Random(5)
+    slugs = [t.slug for t in STARTER_TOPICS]
+    for number in range(30):
+        add_subscriber(store, f"r{number}@example.org", rng.sample(slugs, rng.randint(1, 4)),
+                       cadence="immediate")
+    planned = store.plan_subscribers()
+    full = store.subscribers(status="active")
+    assert [(p.id, p.email, p.topics, p.since_batch_id, p.created_at) for p in planned] == [
+        (s.id, s.email, s.topics, s.since_batch_id, s.created_at) for s in full
+    ]
+    compared = 0
+    for subscriber in full:
+        for since in (0, middle):
+            moved = dataclasses.replace(subscriber, since_batch_id=since)
+            expected = [item.paper.id for item in store.due_papers(moved, through_batch=latest)]
+            assert store.due_paper_ids(
+                subscriber.topics, since_batch=since, through_batch=latest
+            ) == expected
+            compared += len(expected)
+    assert compared > 500

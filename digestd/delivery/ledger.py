@@ -96,7 +96,7 @@ def plan_digests(runtime: Runtime, now: dt.datetime, *, dry_run: bool = False) -
         store.mark_slots_handled(handled)
         handled.clear()
 
-    for subscriber in store.subscribers(status="active"):
+    for subscriber in store.plan_subscribers():
         report.checked += 1
         try:
             due, slot = due_slot(
@@ -108,13 +108,9 @@ def plan_digests(runtime: Runtime, now: dt.datetime, *, dry_run: bool = False) -
             selection_key = (subscriber.since_batch_id, frozenset(subscriber.topics))
             selected = selections.get(selection_key)
             if selected is None:
-                selected = (
-                    [
-                        item.paper.id
-                        for item in store.due_papers(subscriber, through_batch=latest)
-                    ]
-                    if subscriber.since_batch_id < latest
-                    else []
+                selected = store.due_paper_ids(
+                    subscriber.topics, since_batch=subscriber.since_batch_id,
+                    through_batch=latest,
                 )
                 selections[selection_key] = selected
             if not selected:

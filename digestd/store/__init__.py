@@ -15,6 +15,7 @@ from digestd.store.keys import SiteKeyStore
 from digestd.store.leadership import Leadership, open_leadership
 from digestd.store.limits import RateLimitStore
 from digestd.store.papers import PaperStore, paper_slug
+from digestd.store.planning import PlanningStore, PlanSubscriber
 from digestd.store.records import LedgerEntry, PaperRecord, StoredDump
 from digestd.store.retention import RetentionStore
 from digestd.store.stats import StatsStore, StoreStats
@@ -28,7 +29,8 @@ from digestd.store.topics import PaperMatch, TopicRecord, TopicStore
 
 
 class Store(
-    FeedbackStore, DeliveryStore, SubscriberStore, RateLimitStore, SiteKeyStore, TopicStore,
+    FeedbackStore, PlanningStore, DeliveryStore, SubscriberStore, RateLimitStore,
+    SiteKeyStore, TopicStore,
     PaperStore, FeedStore, DumpLedger, StatsStore, RetentionStore, Database,
 ):
     """All of digestd's persistent state, behind methods."""
@@ -50,6 +52,7 @@ __all__ = [
     "LedgerEntry",
     "PaperMatch",
     "PaperRecord",
+    "PlanSubscriber",
     "RatingRecord",
     "SelectedPaper",
     "SignupOutcome",
