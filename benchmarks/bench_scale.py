@@ -1,0 +1,143 @@
+"""A morning at scale: 100,000 immediate subscribers, one 265-paper batch, end to end.
+
+    .venv/bin/python benchmarks/bench_scale.py [--subscribers 100000] [--papers 265]
+        [--database URL] [--sink aiosmtpd|postfix]
+
+Builds a fresh store (SQLite, or the PostgreSQL database named by --database; give an empty
+schema), ingests one batch of ``--papers`` real papers taken from the sample dumps, adds
+``--subscribers`` confirmed immediate subscribers on one to three of the starter topics, then
+runs what the daemon runs for that batch and reports, for each stage, wall time, CPU time of
+this process (digestd's own work: the sink runs elsewhere) and CPU per subscriber:
+
+- plan: `plan_digests`, one delivery row per subscriber with papers waiting;
+- send: `send_pending` over SMTP, one connection (``--connections`` more if the transport
+  supports them), to a sink in a process of its own: an aiosmtpd sink that counts
+  (``--sink aiosmtpd``, the default) or Debian's Postfix with a ``discard`` transport
+  (``--sink postfix``, via tests/mta.py; needs root and the postfix package).
+
+Then the totals: minutes, messages per second, CPU per message, and the peak resident memory
+of this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import resource
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from population import add_subscribers
+from sink import SinkProcess
+
+from digestd.config import Config, HttpConfig, MailConfig, PathsConfig, SmtpConfig
+from digestd.delivery import plan_digests, send_pending
+from digestd.ingest import ingest_paths
+from digestd.parse import decode_dump, parse_dump
+from digestd.runtime import Runtime
+from digestd.store import Store
+
+SEEDS = Path(__file__).resolve().parents[1] / "samples" / "seeds"
+HEADER = [
+    "new", "Get trending papers in your email inbox!", "Subscribe", "Daily Papers",
+    "byAK and the research community", "Dec 30",
+]
+
+
+def batch_dump(papers: int) -> str:
+    """A card dump of the first `papers` distinct papers of the sample dumps."""
+    blocks = list(HEADER)
+    seen: set[str] = set()
+    for path in sorted(SEEDS.glob("*.txt")):
+        for paper in parse_dump(decode_dump(path.read_bytes())).papers:
+            if paper.title in seen or not paper.abstract:
+                continue
+            seen.add(paper.title)
+            blocks += [paper.title, paper.abstract, "  • 5 authors\n·\nDec 29 12"]
+            if len(seen) == papers:
+                return "\n\n".join(blocks) + "\n"
+    raise SystemExit(f"the sample dumps hold only {len(seen)} papers with an abstract")
+
+
+def stage(label: str, count: int, work):  # type: ignore[no-untyped-def]
+    started, cpu = time.perf_counter(), time.process_time()
+    result = work()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"{label:<8} {wall:8.1f} s wall  {cpu:8.1f} s CPU  "
+          f"{cpu / max(count, 1) * 1000:7.3f} ms CPU each ({count:,})")
+    return result, wall, cpu
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--papers", type=int, default=265)
+    parser.add_argument("--database", help="SQLAlchemy URL (default: a fresh SQLite file)")
+    parser.add_argument("--sink", choices=["aiosmtpd", "postfix"], default="aiosmtpd")
+    parser.add_argument("--connections", type=int, default=1)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        if args.sink == "postfix":
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from mta import Postfix, unavailable_reason
+
+            reason = unavailable_reason()
+            if reason:
+                raise SystemExit(f"Postfix is not available: {reason}")
+            port = stack.enter_context(Postfix(discard=True)).port
+            sink = None
+        else:
+            sink = stack.enter_context(SinkProcess())
+            port = sink.port
+        smtp = SmtpConfig(host="127.0.0.1", port=port, timeout=60)
+        if args.connections != 1:
+            smtp = dataclasses.replace(smtp, connections=args.connections)  # type: ignore[call-arg]
+        config = dataclasses.replace(
+            Config(),
+            paths=PathsConfig(seeds_dir=Path(tmp) / "seeds", data_dir=Path(tmp) / "var"),
+            http=HttpConfig(base_url="https://digest.example.org"),
+            mail=MailConfig(transport="smtp", from_address="digestd <digestd@example.org>"),
+            smtp=smtp,
+        )
+        url = args.database or f"sqlite:///{Path(tmp) / 'digestd.db'}"
+        runtime = Runtime.open(config, store=Store.open(url))
+        store = runtime.store
+        dump = Path(tmp) / "batch.txt"
+        dump.write_text(batch_dump(args.papers), encoding="utf-8")
+        ingest_paths(store, [dump], classify=runtime.classify)
+        add_subscribers(store, args.subscribers)
+        print(f"{store.engine.dialect.name}: {store.count_papers()} papers in the batch, "
+              f"{args.subscribers:,} subscribers, sink {args.sink} on its own process")
+
+        now = dt.datetime.now(dt.UTC)
+        plan, plan_wall, plan_cpu = stage(
+            "plan", args.subscribers, lambda: plan_digests(runtime, now)
+        )
+        report, send_wall, send_cpu = stage(
+            "send", plan.planned, lambda: send_pending(runtime, now)
+        )
+        if report.sent != plan.planned:
+            raise SystemExit(f"sent {report.sent} of {plan.planned} planned: {report}")
+        wall, cpu = plan_wall + send_wall, plan_cpu + send_cpu
+        print(f"total:   {wall / 60:.1f} minutes wall, {cpu / 60:.2f} CPU-minutes; "
+              f"{report.sent / send_wall:,.0f} messages/s sent; "
+              f"{cpu / max(report.sent, 1) * 1000:.2f} ms CPU per message (plan + send); "
+              f"{report.renders} distinct bodies; peak RSS {peak_rss_mib():,.0f} MiB")
+        if sink is not None:
+            print(f"sink:    {sink.count:,} messages, {sink.bytes / sink.count / 1024:.0f} KiB "
+                  f"average, {sink.cpu_seconds():.1f} s CPU in the sink's process")
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()
