@@ -148,8 +148,10 @@ class SmtpConfig:
     #: a file holding the password (preferred); DIGESTD_SMTP_PASSWORD also works
     password_file: str = ""
     timeout: float = 30.0
-    #: messages per second at most; 0 means no limit
+    #: messages per second at most, across all connections; 0 means no limit
     rate_limit: float = 0.0
+    #: connections used in parallel by one sending run, each with its own claims
+    connections: int = 1
 
 
 @dataclass(frozen=True)
@@ -545,6 +547,8 @@ def _validate(
             "bounces",
             "reads the envelope sender's mail, so mail.envelope_sender must be set too",
         )
+    if not 1 <= config.smtp.connections <= 64:
+        fail("smtp.connections", f"must be 1 to 64, got {config.smtp.connections}")
     if config.feeds.max_items < 1:
         fail("feeds.max_items", "must be at least 1")
     if config.ingest.scan_interval <= 0:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -98,6 +99,13 @@ class SendReport:
     renders: int = 0
     #: for a dry run: what would be sent
     pending: list[PendingDigest] = field(default_factory=list)
+
+    def merge(self, other: SendReport) -> None:
+        """Add another sender's counts (a run with several connections)."""
+        for name in ("sent", "retrying", "failed", "paused", "deferred", "expired"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.transport_down = self.transport_down or other.transport_down
+        self.pending.extend(other.pending)
 
     def __str__(self) -> str:
         text = (
@@ -183,8 +191,12 @@ def send_pending(
         return report
 
     owned = transport is None
-    if transport is None:
-        transport = make_transport(runtime.config)
+    workers = runtime.config.smtp.connections if owned and _is_smtp(runtime) else 1
+    transports = (
+        [transport] if transport is not None
+        else [make_transport(runtime.config) for _ in range(workers)]
+    )
+    _share_pace(transports)
     composer = Composer(runtime.config)
     started = time.monotonic()
 
@@ -192,16 +204,74 @@ def send_pending(
         # `now` moved on by the time spent, so long runs take fresh leases and backoffs.
         return now + dt.timedelta(seconds=time.monotonic() - started)
 
-    sender = _Sender(runtime, transport, composer, clock, report, should_stop, health)
+    def stop() -> bool:
+        # one worker finding the transport down stops the others' claiming too
+        return should_stop() or health.is_down(clock())
+
+    shared = _Shared(composer, PaperCache(runtime.store))
+    senders = [
+        _Sender(runtime, each, shared, clock, SendReport(), stop, health)
+        for each in transports
+    ]
     try:
-        sender.run()
+        if len(senders) == 1:
+            senders[0].run()
+        else:
+            _run_side_by_side(senders)
     finally:
+        for sender in senders:
+            report.merge(sender.report)
         report.renders = composer.renderer.renders
         if owned:
-            transport.close()
+            for each in transports:
+                each.close()
     if report.sent or report.failed or report.retrying or report.deferred:
         log.info("digests sent %s", report)
     return report
+
+
+def _is_smtp(runtime: Runtime) -> bool:
+    return runtime.config.mail.transport == "smtp"
+
+
+def _share_pace(transports: list[Transport]) -> None:
+    """One rate limit for all of a run's connections."""
+    pacers = [t.pacer for t in transports if hasattr(t, "pacer")]
+    for each in transports[1:]:
+        if hasattr(each, "pacer") and pacers:
+            each.pacer = pacers[0]
+
+
+def _run_side_by_side(senders: list[_Sender]) -> None:
+    """Each sender on its own connection in its own thread; the first error is raised."""
+    errors: list[BaseException] = []
+
+    def work(sender: _Sender) -> None:
+        try:
+            sender.run()
+        except BaseException as exc:  # re-raised in the calling thread below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=work, args=(sender,), name=f"smtp-{number}", daemon=True)
+        for number, sender in enumerate(senders, 1)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+class _Shared:
+    """What a run's senders share: the rendered bodies and the papers, behind one lock
+    (composing is CPU work under the GIL anyway; the connections overlap their waits)."""
+
+    def __init__(self, composer: Composer, papers: PaperCache) -> None:
+        self.composer = composer
+        self.papers = papers
+        self.lock = threading.Lock()
 
 
 class _TransportDown(Exception):
@@ -210,7 +280,7 @@ class _TransportDown(Exception):
 
 class _Sender:
     def __init__(
-        self, runtime: Runtime, transport: Transport, composer: Composer,
+        self, runtime: Runtime, transport: Transport, shared: _Shared,
         clock: Callable[[], dt.datetime], report: SendReport,
         should_stop: Callable[[], bool], health: TransportHealth,
     ):
@@ -218,11 +288,10 @@ class _Sender:
         self.store = runtime.store
         self.config = runtime.config
         self.transport = transport
-        self.composer = composer
+        self.shared = shared
         self.clock = clock
         self.report = report
         self.health = health
-        self.papers = PaperCache(self.store)
         self.topic_names = {t.slug: t.name for t in self.store.topics(include_inactive=True)}
         self.ranker = Ranker(runtime)
         #: this run's name on its claims; only rows claimed under it are taken in hand
@@ -345,16 +414,17 @@ class _Sender:
 
     def _compose(self, item: ClaimedDelivery) -> Composed | None:
         delivery, subscriber = item.delivery, item.subscriber
-        selected = self.papers.selected(delivery.paper_ids, subscriber.topics)
-        if not selected:
-            return None
-        ranking = self.ranker.ranking(
-            subscriber, selected, delivery.since_batch_id, delivery.through_batch_id
-        )
-        return self.composer.compose(
-            subscriber, selected, self.topic_names, digest_key=delivery.digest_key,
-            now=self.clock(), ranking=ranking,
-        )
+        with self.shared.lock:
+            selected = self.shared.papers.selected(delivery.paper_ids, subscriber.topics)
+            if not selected:
+                return None
+            ranking = self.ranker.ranking(
+                subscriber, selected, delivery.since_batch_id, delivery.through_batch_id
+            )
+            return self.shared.composer.compose(
+                subscriber, selected, self.topic_names, digest_key=delivery.digest_key,
+                now=self.clock(), ranking=ranking,
+            )
 
     def _temporary(self, item: ClaimedDelivery, error: str) -> None:
         delivery, subscriber = item.delivery, item.subscriber

@@ -30,6 +30,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from digestd.config import SmtpConfig
+from digestd.delivery.pace import Pacer
 from digestd.delivery.replies import refuses_sender
 from digestd.delivery.signing import DkimSigner
 from digestd.errors import (
@@ -103,7 +104,8 @@ class SmtpTransport:
         self._tls = self._tls_context() if settings.security != "none" else None
         self._connection: smtplib.SMTP | None = None
         self._last_used = 0.0
-        self._next_slot = 0.0
+        #: the rate limit; transports sending side by side share one (`share_pace`)
+        self.pacer = Pacer(settings.rate_limit)
         #: connections opened so far (reuse is visible in tests and benchmarks)
         self.connections = 0
 
@@ -203,14 +205,7 @@ class SmtpTransport:
         return connection
 
     def _throttle(self) -> None:
-        rate = self.settings.rate_limit
-        if rate <= 0:
-            return
-        now = time.monotonic()
-        if self._next_slot > now:
-            time.sleep(self._next_slot - now)
-            now = self._next_slot
-        self._next_slot = now + 1.0 / rate
+        self.pacer.wait()
 
     def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
         sender = envelope_from or message["From"].addresses[0].addr_spec
