@@ -448,7 +448,7 @@ def test_two_senders_send_each_message_exactly_once(
             store.dispose()
 
 
-def test_premailer_runs_once_for_subscribers_sharing_a_body(
+def test_premailer_runs_once_per_run_and_jinja_once_per_shared_body(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
@@ -460,7 +460,8 @@ def test_premailer_runs_once_for_subscribers_sharing_a_body(
     feed_titles(runtime, ["Sparse Widgets", "Gadget Garden"])
     report = _deliver(runtime)
     assert report.sent == 11
-    assert report.renders == 2 and len(calls) == 2
+    # two distinct bodies rendered; premailer ran once, on the template
+    assert report.renders == 2 and len(calls) == 1
 
 
 def test_dry_run_writes_nothing(runtime: Runtime) -> None:

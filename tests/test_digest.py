@@ -272,7 +272,9 @@ def test_dark_mode_survives_inlining() -> None:
     assert re.search(r'<span class="hl" style="[^"]*background-color', html)
 
 
-def test_inliner_runs_once_per_distinct_body(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_inliner_runs_once_per_template_and_jinja_once_per_distinct_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[int] = []
     real = render_module.inline_css
 
@@ -288,13 +290,15 @@ def test_inliner_runs_once_per_distinct_body(monkeypatch: pytest.MonkeyPatch) ->
         composed = composer.compose(subscriber, FIXED, NAMES, digest_key="0-4", now=NOW)
         assert f"reader{sid}@example.org" in composed.html
         bodies.add(composed.html)
-    assert len(calls) == 1
+    assert len(calls) == 1  # the template, when it was loaded
+    assert composer.renderer.renders == 1
     assert len(bodies) == 10
-    # another topic grouping is another body
+    # another topic grouping is another body: rendered, but not inlined again
     composer.compose(
         _subscriber(topics=("quant",)), FIXED, NAMES, digest_key="0-4", now=NOW
     )
-    assert len(calls) == 2
+    assert composer.renderer.renders == 2
+    assert len(calls) == 1
 
 
 # Golden files ------------------------------------------------------------------------------------

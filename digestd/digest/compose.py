@@ -43,8 +43,6 @@ class Composed:
 MEMO_SIZE = 1024
 #: no body of more papers than this fits the budget (a paper takes 400 bytes at the very least)
 MAX_FITTING = HTML_BUDGET // 400
-#: how much premailer's inline styles grow a body, about (measured: 1.7 to 2.1)
-INLINE_GROWTH = 2.0
 
 
 def _fewer(limit: int, size: float) -> int:
@@ -118,12 +116,8 @@ class Composer:
                 selected, names, date=date, max_papers=limit, boost=boost,
                 also_like=also_like if limit > 1 else (),
             )
-            if limit > 1 and not self.renderer.is_cached(digest):
-                # Jinja alone is cheap; premailer on a huge draft is not. Guess from the draft.
-                estimate = self.renderer.draft_size(digest) * INLINE_GROWTH
-                if estimate > HTML_BUDGET:
-                    limit = _fewer(limit, estimate)
-                    continue
+            # One render tells the size: the template is inlined already, so the rendered HTML
+            # is the HTML part.
             body = self.renderer.body(digest)
             size = len(body.html.encode())
             if size <= HTML_BUDGET or limit == 1:

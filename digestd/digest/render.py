@@ -1,16 +1,18 @@
-"""Digest bodies: Jinja2 templates, CSS inlined by premailer once per distinct body.
+"""Digest bodies: Jinja2 templates whose CSS premailer inlined once, when they were loaded.
 
 Everybody whose digest holds the same papers under the same topics gets the same body; only
 the greeting, the address and the private links differ. So the templates are rendered with
-placeholders for those, the HTML is inlined once per distinct `Digest` (premailer is by far
-the slowest step), and each subscriber's copy is made by substituting the placeholders,
-HTML-escaped. A placeholder carries a random nonce per renderer, so no paper text can
-contain one and have personal data substituted into it.
+placeholders for those, once per distinct `Digest`, and each subscriber's copy is made by
+substituting the placeholders, HTML-escaped. premailer (by far the slowest step) runs on the
+HTML template itself, not on every body: see `inline_template`. A placeholder carries a
+random nonce per renderer, so no paper text can contain one and have personal data
+substituted into it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import html
 import logging
@@ -23,7 +25,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import premailer
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup, escape
 
 from digestd import links
@@ -70,27 +72,38 @@ def personal_for(
     )
 
 
-def highlight(text: str, terms: Sequence[str]) -> Markup:
+def highlight(text: str, terms: Sequence[str], *, span: str = '<span class="hl">') -> Markup:
     """`text` HTML-escaped, with every occurrence of `terms` wrapped in a highlight span.
 
     Matching runs on the plain text and every piece is escaped on its own, so nothing in the
-    text can open or close markup; only the span tags are ours.
+    text can open or close markup; only the span tags are ours. `span` is the opening tag,
+    with the inline style the digest's stylesheet gives it (see `inline_template`).
     """
-    words = [t.split() for t in terms if t.strip()]
-    if not words:
+    pattern = _highlight_pattern(tuple(terms))
+    if pattern is None:
         return escape(text)
-    alternatives = sorted(
-        (r"\s+".join(re.escape(w) for w in term) for term in words), key=len, reverse=True
-    )
-    pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
+    opening = Markup(span)
     pieces: list[Markup] = []
     position = 0
     for match in pattern.finditer(text):
         pieces.append(escape(text[position : match.start()]))
-        pieces.append(Markup('<span class="hl">%s</span>') % match.group())
+        pieces.append(opening + escape(match.group()) + Markup("</span>"))
         position = match.end()
     pieces.append(escape(text[position:]))
     return Markup("").join(pieces)
+
+
+@functools.lru_cache(maxsize=4096)
+def _highlight_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The pattern for one paper's highlight terms, compiled once (title and abstract, and
+    every digest that holds the paper, ask for the same)."""
+    words = [t.split() for t in terms if t.strip()]
+    if not words:
+        return None
+    alternatives = sorted(
+        (r"\s+".join(re.escape(w) for w in term) for term in words), key=len, reverse=True
+    )
+    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
 
 
 def wrap(text: str, width: int = 70) -> str:
@@ -151,6 +164,39 @@ def inline_css(document: str) -> str:
     if not inlined.lstrip()[:9].lower().startswith("<!doctype"):
         inlined = "<!DOCTYPE html>\n" + inlined
     return inlined
+
+
+_JINJA_TAG_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+def inline_template(source: str) -> tuple[str, str]:
+    """premailer applied to a template instead of to each rendered body.
+
+    Returns the template source with the stylesheet's rules in style attributes, and the
+    opening tag premailer gives a highlight span (``<span class="hl" style=... bgcolor=...>``),
+    which the highlight filter writes at render time, when premailer is no longer there.
+    Jinja tags are swapped for plain words while premailer parses and rewrites the HTML, then
+    put back verbatim, so the template renders as before, only already inlined.
+    """
+    nonce = secrets.token_hex(8)
+    tags: list[str] = []
+
+    def protect(match: re.Match[str]) -> str:
+        tags.append(match.group())
+        return f"jinja{nonce}n{len(tags) - 1}x"
+
+    protected = _JINJA_TAG_RE.sub(protect, source)
+    probe = f'<span class="hl" id="probe{nonce}">x</span>'
+    at = protected.rfind("</body>")
+    if at < 0:
+        raise ValueError("the digest template has no </body>")
+    inlined = inline_css(protected[:at] + probe + "\n" + protected[at:])
+    found = re.search(rf'<span class="hl" id="probe{nonce}"([^>]*)>x</span>\n?', inlined)
+    if found is None:
+        raise ValueError("premailer dropped the highlight probe")
+    inlined = inlined[: found.start()] + inlined[found.end() :]
+    restored = re.sub(rf"jinja{nonce}n(\d+)x", lambda m: tags[int(m.group(1))], inlined)
+    return restored, f'<span class="hl"{found.group(1)}>'
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +264,7 @@ class DigestRenderer:
         self._cache: OrderedDict[str, Body] = OrderedDict()
         #: bodies rendered (cache misses), for reports and tests
         self.renders = 0
+        self._html: Template | None = None
 
     @staticmethod
     def cache_key(digest: Digest) -> str:
@@ -231,12 +278,25 @@ class DigestRenderer:
     def is_cached(self, digest: Digest) -> bool:
         return self.cache_key(digest) in self._cache
 
-    def draft_size(self, digest: Digest) -> int:
-        """Bytes of the HTML before inlining: a cheap first look at a body's size."""
-        return len(self._render_html(digest).encode())
+    def _html_template(self) -> Template:
+        """email/digest.html with its CSS inlined, made once per renderer (see
+        `inline_template`); the highlight filter writes the spans' inline style itself."""
+        if self._html is None:
+            source, _, _ = self.env.loader.get_source(  # type: ignore[union-attr]
+                self.env, "email/digest.html"
+            )
+            inlined, span = inline_template(source)
+            self.env.filters["highlight"] = functools.partial(highlight, span=span)
+            # from_string would take the environment's default for strings (no escaping):
+            # the template is HTML, escaped as when it was loaded by name
+            self._html = self.env.overlay(autoescape=True).from_string(inlined)
+        return self._html
 
     def _render_html(self, digest: Digest) -> str:
-        return self.env.get_template("email/digest.html").render(self._context(digest))
+        html_part = self._html_template().render(self._context(digest))
+        if not html_part.lstrip()[:9].lower().startswith("<!doctype"):
+            html_part = "<!DOCTYPE html>\n" + html_part
+        return html_part
 
     def _context(self, digest: Digest) -> dict[str, object]:
         return {
@@ -265,7 +325,7 @@ class DigestRenderer:
         return Body(
             subject=subject_for(digest),
             preheader=preheader_for(digest),
-            html=inline_css(self._render_html(digest)),
+            html=self._render_html(digest),
             text=self.env.get_template("email/digest.txt").render(context),
             _pattern=self._pattern,
         )
