@@ -1,0 +1,218 @@
+"""Conditional feed requests: digestd next to a bare uvicorn app and nginx, on the same file.
+
+    .venv/bin/python benchmarks/bench_http.py [--duration 10] [--connections 50]
+
+Needs ``wrk`` and ``nginx`` (Debian: ``apt-get install wrk nginx-light``). Ingests the sample
+dumps, builds the feeds, then serves ``/feeds/all.atom`` three ways on loopback, one after
+the other, and measures ``GET`` with ``If-None-Match`` (answered 304) with wrk:
+
+- digestd's own server (uvicorn, one worker), as the daemon runs it;
+- a bare uvicorn app that holds the same file in memory and answers 304 on its ETag: the
+  floor for any Python server on this machine;
+- nginx serving the feeds directory with the configuration the README gives (the snippet is
+  read from the README, so what is measured is what is documented).
+
+Each server gets its own process; wrk runs with 2 threads. Compare ratios, not absolutes: the
+machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / "samples" / "seeds"
+
+BARE_APP = '''
+import hashlib, sys
+body = open(sys.argv[1], "rb").read()
+etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    headers = dict(scope["headers"])
+    if headers.get(b"if-none-match") == etag.encode():
+        await send({"type": "http.response.start", "status": 304,
+                    "headers": [(b"etag", etag.encode())]})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"etag", etag.encode()),
+                            (b"content-type", b"application/atom+xml")]})
+    await send({"type": "http.response.body", "body": body})
+
+if __name__ == "__main__":
+    import uvicorn
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
+                access_log=False, server_header=False)
+'''
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nginx_snippet() -> str:
+    """The `location /feeds/` block from the README's nginx section."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"```nginx\n(.*?)```", text, re.DOTALL)
+    if found is None:
+        raise SystemExit("README.md has no ```nginx block")
+    return found.group(1)
+
+
+def nginx_config(prefix: Path, port: int, data_dir: Path, upstream: int) -> Path:
+    snippet = nginx_snippet().replace("/var/lib/digestd", str(data_dir)).replace(
+        "127.0.0.1:8080", f"127.0.0.1:{upstream}"
+    )
+    snippet = re.sub(r"listen [^;]+;", f"listen 127.0.0.1:{port};", snippet)
+    snippet = re.sub(r"server_name [^;]+;", "server_name localhost;", snippet)
+    conf = prefix / "nginx.conf"
+    conf.write_text(textwrap.dedent(f"""
+        daemon off;
+        {"user root;" if os.geteuid() == 0 else ""}
+        worker_processes 1;
+        pid {prefix}/nginx.pid;
+        error_log {prefix}/error.log;
+        events {{ worker_connections 1024; }}
+        http {{
+            access_log off;
+            types {{ application/atom+xml atom; application/rss+xml rss; }}
+            client_body_temp_path {prefix}/body;
+            proxy_temp_path {prefix}/proxy;
+            fastcgi_temp_path {prefix}/fastcgi;
+            uwsgi_temp_path {prefix}/uwsgi;
+            scgi_temp_path {prefix}/scgi;
+        """) + textwrap.indent(snippet, "    ") + "}\n")
+    return conf
+
+
+def etag_of(port: int, path: str) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"GET {path} on port {port}: {response.status}")
+    return response.getheader("ETag") or ""
+
+
+def check_304(port: int, path: str, etag: str) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path, headers={"If-None-Match": etag})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    if response.status != 304:
+        raise RuntimeError(f"expected 304 from port {port}, got {response.status}")
+
+
+def wrk(port: int, path: str, etag: str, duration: int, connections: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "-H", f"If-None-Match: {etag}",
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(out)
+    return float(found.group(1))
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} is needed: apt-get install wrk nginx-light")
+
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        data = tmp / "var"
+        env = {**os.environ, "DIGESTD_SEEDS_DIR": str(tmp / "seeds"),
+               "DIGESTD_DATA_DIR": str(data)}
+        (tmp / "seeds").mkdir()
+        data.mkdir()
+        for seed in SEEDS.glob("*.txt"):
+            shutil.copy(seed, tmp / "seeds" / seed.name)
+        python = sys.executable
+        subprocess.run([python, "-m", "digestd", "ingest", str(tmp / "seeds")], env=env,
+                       check=True, capture_output=True)
+        feed = data / "feeds" / "all.atom"
+        if not feed.exists():
+            subprocess.run([python, "-m", "digestd", "feeds"], env=env, check=True,
+                           capture_output=True)
+        path = "/feeds/all.atom"
+        results: dict[str, float] = {}
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            digestd_port = free_port()
+            processes.append(subprocess.Popen(
+                [python, "-m", "digestd", "run"],
+                env={**env, "DIGESTD_HTTP_ADDRESS": f"127.0.0.1:{digestd_port}"},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+            bare_port = free_port()
+            script = tmp / "bare.py"
+            script.write_text(BARE_APP)
+            processes.append(subprocess.Popen(
+                [python, str(script), str(feed), str(bare_port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+            nginx_port = free_port()
+            prefix = tmp / "nginx"
+            prefix.mkdir()
+            conf = nginx_config(prefix, nginx_port, data, digestd_port)
+            processes.append(subprocess.Popen(
+                ["nginx", "-p", str(prefix), "-c", str(conf)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+            for name, port in (("digestd", digestd_port), ("bare uvicorn", bare_port),
+                               ("nginx", nginx_port)):
+                wait_port(port)
+                etag = etag_of(port, path)
+                check_304(port, path, etag)
+                results[name] = wrk(port, path, etag, args.duration, args.connections)
+                print(f"{name:<14} {results[name]:10,.0f} requests/s  (304, ETag {etag[:20]}…)")
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(10)
+        ours = results["digestd"]
+        print(f"ratio: bare uvicorn / digestd = {results['bare uvicorn'] / ours:.2f}; "
+              f"nginx / digestd = {results['nginx'] / ours:.1f}")
+
+
+if __name__ == "__main__":
+    main()
