@@ -79,7 +79,7 @@ class SinkProcess:
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / ticks
 
-    def start(self, timeout: float = 20.0) -> SinkProcess:
+    def start(self, timeout: float = 120.0) -> SinkProcess:
         self._process.start()
         if not self._ready.wait(timeout):
             self._process.kill()
