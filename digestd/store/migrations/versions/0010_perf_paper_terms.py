@@ -1,7 +1,7 @@
 """full-text index of papers' words, for picking a topic's candidate papers
 
-Revision ID: 0009_perf
-Revises: 0005_sources
+Revision ID: 0010_perf
+Revises: 0009_relevance
 Create Date: 2026-11-30 21:00:00.000000
 
 Additive: an FTS5 table (SQLite) or a tsvector table with a GIN index (PostgreSQL), plus the
@@ -17,8 +17,8 @@ from alembic import op
 
 from digestd.store.models import UtcDateTime
 
-revision: str = "0009_perf"
-down_revision: str | None = "0005_sources"
+revision: str = "0010_perf"
+down_revision: str | None = "0009_relevance"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
