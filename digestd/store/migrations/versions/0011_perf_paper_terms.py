@@ -1,7 +1,7 @@
 """full-text index of papers' words, for picking a topic's candidate papers
 
-Revision ID: 0010_perf
-Revises: 0009_relevance
+Revision ID: 0011_perf
+Revises: 0010_sources
 Create Date: 2026-11-30 21:00:00.000000
 
 Additive: an FTS5 table (SQLite) or a tsvector table with a GIN index (PostgreSQL), plus the
@@ -17,8 +17,8 @@ from alembic import op
 
 from digestd.store.models import UtcDateTime
 
-revision: str = "0010_perf"
-down_revision: str | None = "0009_relevance"
+revision: str = "0011_perf"
+down_revision: str | None = "0010_sources"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
