@@ -55,3 +55,32 @@ def test_bodies_match_the_per_body_inliner(tmp_path: Path, seed_files: list[Path
         compared += 1
     assert compared >= 15
     runtime.close()
+
+
+def test_message_bytes_are_as_bytes(tmp_path: Path, seed_files: list[Path]) -> None:
+    from digestd.digest.message import message_bytes
+
+    config = Config(paths=PathsConfig(seeds_dir=tmp_path / "seeds", data_dir=tmp_path / "var"))
+    runtime = Runtime.open(config, store=Store.open(f"sqlite:///{tmp_path / 'd.db'}"))
+    ingest_paths(runtime.store, seed_files[:2], classify=runtime.classify)
+    slugs = [t.slug for t in STARTER_TOPICS]
+    names = ["Zoë Ångström-Łukasiewicz", "Ada", "", "李 小龍", "O'Brien \"Quote\" <x>"]
+    for number, name in enumerate(names):
+        add_subscriber(runtime.store, f"r{number}@example.org", slugs[: number + 2],
+                       cadence="immediate", name=name)
+    topic_names = {t.slug: t.name for t in runtime.store.topics()}
+    composer = Composer(config)
+    compared = 0
+    for subscriber in runtime.store.subscribers(status="active"):
+        selected = runtime.store.due_papers(dataclasses.replace(subscriber, since_batch_id=0))
+        if not selected:
+            continue
+        message = composer.compose(
+            subscriber, selected, topic_names, digest_key="0-2", now=NOW
+        ).message
+        for linesep in ("\r\n", "\n"):
+            policy = message.policy.clone(linesep=linesep)
+            assert message_bytes(message, policy) == message.as_bytes(policy=policy)
+        compared += 1
+    assert compared >= 3
+    runtime.close()

@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from digestd.delivery.signing import DkimSigner
+from digestd.digest.message import message_bytes
 from digestd.errors import TransportError
 
 
@@ -23,7 +24,7 @@ class MaildirTransport:
 
     def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
         # Flattened with \n line ends: files in a Maildir use the local convention.
-        data = message.as_bytes(policy=message.policy.clone(linesep="\n"))
+        data = message_bytes(message, message.policy.clone(linesep="\n"))
         if self.signer is not None:
             data = self.signer.sign(data)
         if envelope_from:

@@ -33,6 +33,7 @@ from digestd.config import SmtpConfig
 from digestd.delivery.pace import Pacer
 from digestd.delivery.replies import refuses_sender
 from digestd.delivery.signing import DkimSigner
+from digestd.digest.message import message_bytes
 from digestd.errors import (
     ConfigError,
     DeliveryError,
@@ -213,7 +214,7 @@ class SmtpTransport:
         international = not all(a.isascii() for a in [sender, *recipients])
         # The message's own policy (its header folding), with SMTP's line ends.
         policy = message.policy.clone(linesep="\r\n", utf8=international)
-        data = message.as_bytes(policy=policy)
+        data = message_bytes(message, policy)
         if self.signer is not None:
             data = self.signer.sign(data)
         self._throttle()

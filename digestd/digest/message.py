@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import email.generator
 import email.header
+import email.headerregistry
 import email.policy
 import email.utils
 import functools
 import hashlib
+import io
 import re
 import secrets
 from email.headerregistry import Address
@@ -25,7 +28,28 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: between two RFC 2047 encoded words (a non-ASCII title in the Subject) and puts a value
 #: just over 78 characters on a line of its own, read back with a leading space. Bodies are
 #: quoted-printable (lines of at most 76) whatever the policy says, see `text_part`.
-POLICY = email.policy.SMTP.clone(max_line_length=998, cte_type="7bit")
+class _HeaderClasses(email.headerregistry.HeaderRegistry):
+    """The standard header registry, making each header class once.
+
+    The stock registry builds a new class with type() for every header it is asked for, a
+    dozen per message; the classes are the same every time, so one per header name serves.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+POLICY = email.policy.SMTP.clone(
+    max_line_length=998, cte_type="7bit", header_factory=_HeaderClasses()
+)
 
 
 def header_text(value: str) -> str:
@@ -209,3 +233,27 @@ def build_message(
     msg.attach(text_part(text, "plain"))
     msg.attach(text_part(html, "html"))
     return msg
+
+
+class _Generator(email.generator.BytesGenerator):
+    """The standard bytes generator, writing each text part's lines in one call.
+
+    The stock generator writes a quoted-printable body line by line, two writes per line,
+    which was a third of the cost of a digest message; joining the lines with the line end
+    first gives the same bytes.
+    """
+
+    def _write_lines(self, lines: str) -> None:
+        if not lines:
+            return
+        if "\r" not in lines:  # our parts end their lines with "\n" alone
+            self.write(lines.replace("\n", self._NL))
+        else:
+            self.write(self._NL.join(email.generator.NLCRE.split(lines)))
+
+
+def message_bytes(message: EmailMessage, policy: email.policy.Policy | None = None) -> bytes:
+    """`message.as_bytes(policy=policy)`, faster; the same bytes."""
+    out = io.BytesIO()
+    _Generator(out, mangle_from_=False, policy=policy or message.policy).flatten(message)
+    return out.getvalue()
