@@ -23,7 +23,7 @@ from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.store import PaperRecord, Store
 from digestd.subscribers import add_subscriber
-from digestd.web.app import accepts_gzip, not_modified
+from digestd.web.http import accepts_gzip, not_modified
 from digestd.web.server import ServerThread, loopback_socket, make_server
 
 from support import backend_database
