@@ -34,7 +34,8 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from digestd.config import Config, load_config
+from digestd.config import Config
+from digestd.config_load import load_config
 from digestd.errors import ConfigError, DigestdError
 from digestd.ingest import IngestSettings, discover
 from digestd.metrics import Metrics

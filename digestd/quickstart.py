@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import sys
 
-from digestd.config import load_config
+from digestd.config_load import load_config
 from digestd.errors import DigestdError
 from digestd.log import setup_logging
 from digestd.resources import shipped

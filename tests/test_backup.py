@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from digestd import cli, links
-from digestd.config import load_config
+from digestd.config_load import load_config
 from digestd.runtime import Runtime
 from digestd.web.server import ServerThread, loopback_socket, make_server
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from digestd.config import Config, load_config
+from digestd.config import Config
+from digestd.config_load import load_config
 from digestd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 import digestd.daemon as daemon_module
 import digestd.ingest as ingest_module
 from digestd import cli
-from digestd.config import load_config
+from digestd.config_load import load_config
 from digestd.daemon import MISFIRE_GRACE, Daemon
 from digestd.errors import DigestdError
 from digestd.subscribers import add_subscriber

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from digestd import quickstart
-from digestd.config import load_config
+from digestd.config_load import load_config
 from digestd.daemon import Daemon
 
 from support import free_port, wait_for

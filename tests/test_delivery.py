@@ -24,8 +24,8 @@ from digestd.config import (
     PathsConfig,
     SmtpConfig,
     TopicConfig,
-    load_config,
 )
+from digestd.config_load import load_config
 from digestd.delivery import plan_digests, send_pending, sender
 from digestd.delivery.smtp import SmtpTransport
 from digestd.digest import render as render_module

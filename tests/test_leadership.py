@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 import digestd.daemon as daemon_module
 from digestd import cli
-from digestd.config import load_config
+from digestd.config_load import load_config
 from digestd.daemon import LEADER_JOBS, Daemon
 from digestd.store import Leadership, Store, open_leadership
 from digestd.subscribers import add_subscriber

@@ -92,7 +92,7 @@ def test_connections_share_one_rate_limit() -> None:
 
 
 def test_the_setting_is_checked(tmp_path: Path) -> None:
-    from digestd.config import load_config
+    from digestd.config_load import load_config
     from digestd.errors import ConfigError
 
     path = tmp_path / "digestd.toml"

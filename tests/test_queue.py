@@ -406,7 +406,7 @@ def test_cli_deliveries_list_retry_and_the_send_summary(
         assert cli.main(["subscribers", "add", f"{name}@example.org", "--topic", "widgets",
                          "--cadence", "immediate", *common]) == 0
     server.replies = {"cy@example.org": "550 5.1.1 No such user"}
-    from digestd.config import load_config
+    from digestd.config_load import load_config
 
     runtime = Runtime.open(load_config(config_file))
     feed_titles(runtime, ["Sparse Widgets"])

@@ -18,7 +18,7 @@ import pytest
 from crashloop import Sink
 from test_queue_crash import plan_two_digests_each
 
-from digestd.config import load_config
+from digestd.config_load import load_config
 from digestd.runtime import Runtime
 from digestd.store import Store
 

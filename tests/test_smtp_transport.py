@@ -25,7 +25,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from digestd.config import SmtpConfig, load_config
+from digestd.config import SmtpConfig
+from digestd.config_load import load_config
 from digestd.delivery import smtp as smtp_module
 from digestd.delivery.smtp import PASSWORD_ENV, SmtpTransport
 from digestd.digest.message import build_message

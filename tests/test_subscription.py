@@ -29,7 +29,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
 from digestd import cli, links
-from digestd.config import Config, HttpConfig, PathsConfig, SubscribeConfig, load_config
+from digestd.config import Config, HttpConfig, PathsConfig, SubscribeConfig
+from digestd.config_load import load_config
 from digestd.delivery import plan_digests, send_pending
 from digestd.errors import ConfigError
 from digestd.ingest import ingest_paths

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from digestd.config import ENVIRONMENT_KEYS, load_config
+from digestd.config_load import ENVIRONMENT_KEYS, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "digestd.service"

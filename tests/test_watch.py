@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from digestd.config import load_config
+from digestd.config_load import load_config
 from digestd.daemon import Daemon
 from digestd.watch import SeedsWatcher
 

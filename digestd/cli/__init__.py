@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from digestd import __version__
 from digestd.cli.common import Commands
-from digestd.config import load_config, require_dirs, resolve_config_path
+from digestd.config_load import load_config, require_dirs, resolve_config_path
 from digestd.envfile import apply_env_file
 from digestd.errors import DigestdError
 from digestd.log import setup_logging
