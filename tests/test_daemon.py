@@ -23,6 +23,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
 import digestd.daemon as daemon_module
 import digestd.ingest as ingest_module
+import digestd.jobs as jobs_module
 from digestd import cli
 from digestd.config_load import load_config
 from digestd.daemon import MISFIRE_GRACE, Daemon
@@ -121,7 +122,7 @@ def test_a_job_that_raises_is_logged_with_its_cause_and_the_daemon_goes_on(
 ) -> None:
     _write_config(config_path, tmp_path, port=free_port(), scan_interval=0.2)
     shutil.copy(seed_files[0], tmp_path / "seeds")
-    real = daemon_module.ingest_and_publish
+    real = jobs_module.ingest_and_publish
     calls = []
 
     def fails_once(*args: Any, **kwargs: Any) -> Any:
@@ -131,7 +132,7 @@ def test_a_job_that_raises_is_logged_with_its_cause_and_the_daemon_goes_on(
             raise OSError("seeds volume went away")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(daemon_module, "ingest_and_publish", fails_once)
+    monkeypatch.setattr(jobs_module, "ingest_and_publish", fails_once)
     caplog.set_level(logging.INFO)
     daemon = Daemon(load_config(config_path), config_path=str(config_path))
     try:
@@ -379,7 +380,7 @@ def test_stopping_while_a_job_finishes_does_not_deadlock(
     """APScheduler's shutdown holds its job-store lock while it waits for running jobs; a job
     that then touched the scheduler (to bring dispatch forward) hung the stop for good."""
     shutil.copy(seed_files[0], daemon.config.paths.seeds_dir)
-    real = daemon_module.ingest_and_publish
+    real = jobs_module.ingest_and_publish
     ingested, release = threading.Event(), threading.Event()
 
     def slow_scan(*args: Any, **kwargs: Any) -> Any:
@@ -388,7 +389,7 @@ def test_stopping_while_a_job_finishes_does_not_deadlock(
         release.wait(10)  # finish only once the stop is under way
         return report
 
-    monkeypatch.setattr(daemon_module, "ingest_and_publish", slow_scan)
+    monkeypatch.setattr(jobs_module, "ingest_and_publish", slow_scan)
     daemon.start()
     assert ingested.wait(10)
     stopper = threading.Thread(target=daemon.shutdown)
