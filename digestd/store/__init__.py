@@ -18,18 +18,14 @@ from digestd.store.papers import PaperStore, paper_slug
 from digestd.store.planning import PlanningStore, PlanSubscriber
 from digestd.store.records import LedgerEntry, PaperRecord, StoredDump
 from digestd.store.retention import RetentionStore
+from digestd.store.signups import SignupOutcome, SignupStore
 from digestd.store.stats import StatsStore, StoreStats
-from digestd.store.subscribers import (
-    SelectedPaper,
-    SignupOutcome,
-    SubscriberRecord,
-    SubscriberStore,
-)
+from digestd.store.subscribers import SelectedPaper, SubscriberRecord
 from digestd.store.topics import PaperMatch, TopicRecord, TopicStore
 
 
 class Store(
-    FeedbackStore, PlanningStore, DeliveryStore, SubscriberStore, RateLimitStore,
+    FeedbackStore, PlanningStore, DeliveryStore, SignupStore, RateLimitStore,
     SiteKeyStore, TopicStore,
     PaperStore, FeedStore, DumpLedger, StatsStore, RetentionStore, Database,
 ):
