@@ -1,7 +1,7 @@
 """The Starlette app: every route in one list (`create_app`); the pages (index, papers,
 topics), health. Feeds are served by `digestd.web.feeds` (with `digestd.web.http`'s
-validators and gzip); subscribing, confirming, managing and unsubscribing live in
-`digestd.web.subscription` and `digestd.web.unsubscribe`.
+validators and gzip); subscribing and confirming, managing and unsubscribing live in
+`digestd.web.subscription`, `digestd.web.manage` and `digestd.web.unsubscribe`.
 
 Every unknown path, unknown paper, and invalid or revoked private token gets the same 404 page:
 nothing tells a guesser how close a token came. The runtime lives on ``app.state.runtime``;
@@ -36,7 +36,7 @@ from digestd.pipeline import ensure_feeds
 from digestd.runtime import Runtime
 from digestd.store import PaperMatch, PaperRecord, Store
 from digestd.store.models import utcnow
-from digestd.web import digest_view, feedback, icons, ops, subscription, unsubscribe
+from digestd.web import digest_view, feedback, icons, manage, ops, subscription, unsubscribe
 from digestd.web.feeds import (
     ARCHIVE_MAX_AGE,
     FeedFiles,
@@ -261,8 +261,8 @@ def create_app(
         Route("/subscribe", sub.subscribe, methods=["POST"], name="subscribe"),
         Route("/confirm/{code}", sub.confirm_page, methods=["GET"], name="confirm_page"),
         Route("/confirm/{code}", sub.confirm, methods=["POST"], name="confirm"),
-        Route("/manage/{token}", sub.manage_page, methods=["GET"], name="manage_page"),
-        Route("/manage/{token}", sub.manage, methods=["POST"], name="manage"),
+        Route("/manage/{token}", manage.manage_page, methods=["GET"], name="manage_page"),
+        Route("/manage/{token}", manage.manage, methods=["POST"], name="manage"),
         Route("/feedback/{token}/{paper}/{rating}", feedback.rating_page, methods=["GET"],
               name="feedback_page"),
         Route("/feedback/{token}/{paper}/{rating}", feedback.rate, methods=["POST"],

@@ -1,11 +1,10 @@
-"""Self-service subscription: sign up, confirm by e-mail, manage — no account, no password.
+"""Self-service subscription: sign up and confirm by e-mail — no account, no password.
 
     GET  /subscribe            the form (also embedded in the front page)
     POST /subscribe            validate, rate-limit, record as pending, mail a confirmation
     GET  /confirm/<code>       the signed link from the mail: a page with a confirm button
     POST /confirm/<code>       pending → active; shows the private feed and the manage link
-    GET  /manage/<token>       topics, cadence, time zone, name; pause, resume, private feeds
-    POST /manage/<token>       save | pause | resume | reset (new links), then 303 back
+    (managing a subscription afterwards: digestd.web.manage)
 
 Confirmation takes a POST, like unsubscribing: mail scanners open links, and must not be
 able to confirm a sign-up the address's owner never saw. The answer to a sign-up never says
@@ -27,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from digestd import links
 from digestd.errors import DeliveryError
@@ -57,15 +56,6 @@ RECENT_DAYS = 7
 HOUR = dt.timedelta(hours=1)
 #: forms hold personal data and a per-browser token: never kept by a cache
 FORM_HEADERS = {"Cache-Control": "no-store"}
-DONE_MESSAGES = {
-    "saved": "Saved. Your next digest follows these settings.",
-    "paused": "Paused: no digests until you resume.",
-    "resumed": "Resumed: digests start again with the next new papers.",
-    "reset": "New links made; the old ones no longer work. Bookmark this page.",
-    "rated-up": "Thanks: more papers like that one will come first.",
-    "rated-down": "Thanks: papers like that one will come later.",
-    "rating-cleared": "Rating removed.",
-}
 
 
 # Helpers -------------------------------------------------------------------------------------
@@ -130,7 +120,7 @@ def page(
     return response
 
 
-def _topics(runtime: Runtime) -> list[dict[str, str]]:
+def topic_choices(runtime: Runtime) -> list[dict[str, str]]:
     return [
         {"slug": t.slug, "name": t.name, "description": t.description}
         for t in runtime.store.topics()
@@ -146,14 +136,14 @@ def signup_form(runtime: Runtime, values: Mapping[str, Any] | None = None,
             "timezone": runtime.config.subscribe.default_timezone, **(values or {}),
         },
         "errors": dict(errors or {}),
-        "topic_choices": _topics(runtime),
+        "topic_choices": topic_choices(runtime),
         "cadences": CADENCES,
         "timezones": timezone_names(),
         "subscribe_action": SUBSCRIBE_PATH,
     }
 
 
-def _typed(form: FormData, *, with_email: bool) -> dict[str, Any]:
+def typed_form(form: FormData, *, with_email: bool) -> dict[str, Any]:
     """What the person typed, as it is re-shown when something is wrong (trimmed to size)."""
     values: dict[str, Any] = {
         "name": str(form.get("name", ""))[:500],
@@ -201,7 +191,7 @@ async def subscribe(request: Request) -> Response:
     runtime = _require_self_service(request)
     form = await read_form(request)
     csrf = Csrf.of(request, await site_key(request))
-    typed = _typed(form, with_email=True)
+    typed = typed_form(form, with_email=True)
     if not csrf.valid(str(form.get(CSRF_FIELD, "")), SUBSCRIBE_PATH):
         context = await run_in_threadpool(
             signup_form, runtime, typed,
@@ -216,7 +206,7 @@ def _subscribe(
     request: Request, runtime: Runtime, csrf: Csrf, form: FormData, typed: dict[str, Any]
 ) -> Response:
     store, settings = runtime.store, runtime.config.subscribe
-    known = [t["slug"] for t in _topics(runtime)]
+    known = [t["slug"] for t in topic_choices(runtime)]
     prefs, errors = parse_preferences(
         email=typed["email"], name=typed["name"], cadence=typed["cadence"],
         timezone=typed["timezone"], topics=typed["topics"], known_topics=known,
@@ -271,7 +261,7 @@ def _signup_mail(
     now: dt.datetime,
 ) -> Any:
     config = runtime.config
-    names = {t["slug"]: t["name"] for t in _topics(runtime)}
+    names = {t["slug"]: t["name"] for t in topic_choices(runtime)}
     if outcome == "existing":
         return build_notice(
             config, "known", subject="You already get these digests",
@@ -311,9 +301,9 @@ def _pending_by_code(request: Request, runtime: Runtime, key: bytes) -> Subscrib
     return subscriber
 
 
-def _links_context(runtime: Runtime, subscriber: SubscriberRecord) -> dict[str, Any]:
+def links_context(runtime: Runtime, subscriber: SubscriberRecord) -> dict[str, Any]:
     base = runtime.config.base_url
-    names = {t["slug"]: t["name"] for t in _topics(runtime)}
+    names = {t["slug"]: t["name"] for t in topic_choices(runtime)}
     return {
         "subscriber": subscriber,
         "topic_names": [names.get(s, s) for s in subscriber.topics],
@@ -330,10 +320,10 @@ async def confirm_page(request: Request) -> Response:
     key = await site_key(request)
     subscriber = await run_in_threadpool(_pending_by_code, request, runtime, key)
     if subscriber.status != "pending":  # confirmed already: the link still shows the links
-        context = await run_in_threadpool(_links_context, runtime, subscriber)
+        context = await run_in_threadpool(links_context, runtime, subscriber)
         return page(request, "confirmed.html", context, headers=PRIVATE_PAGE_HEADERS)
     csrf = Csrf.of(request, key)
-    context = await run_in_threadpool(_links_context, runtime, subscriber)
+    context = await run_in_threadpool(links_context, runtime, subscriber)
     return page(
         request, "confirm.html", {**context, "action": request.url.path}, csrf,
         headers=PRIVATE_PAGE_HEADERS,
@@ -351,7 +341,7 @@ async def confirm(request: Request) -> Response:
         if not csrf.valid(str(form.get(CSRF_FIELD, "")), request.url.path):
             return page(
                 request, "confirm.html",
-                {**_links_context(runtime, subscriber), "action": request.url.path,
+                {**links_context(runtime, subscriber), "action": request.url.path,
                  "error": "This form has expired or did not come from this site. "
                           "Please press the button again."},
                 csrf, status_code=403, headers=PRIVATE_PAGE_HEADERS,
@@ -360,138 +350,8 @@ async def confirm(request: Request) -> Response:
         assert confirmed is not None
         log.info("subscriber confirmed subscriber=%d", subscriber.id)
         return page(
-            request, "confirmed.html", _links_context(runtime, confirmed),
+            request, "confirmed.html", links_context(runtime, confirmed),
             headers=PRIVATE_PAGE_HEADERS,
         )
 
     return await run_in_threadpool(apply)
-
-
-# Manage --------------------------------------------------------------------------------------
-
-
-def _manageable(request: Request, runtime: Runtime) -> SubscriberRecord:
-    subscriber = runtime.store.subscriber_by_token(request.path_params["token"])
-    # A pending sign-up has no manage page: its owner has not shown they read the mail.
-    if subscriber is None or subscriber.status == "pending":
-        raise HTTPException(404)
-    return subscriber
-
-
-def _ratings_context(runtime: Runtime, subscriber: SubscriberRecord) -> dict[str, Any]:
-    """The reader's ratings, each with its undo URL, and topics they keep rating "less"."""
-    ratings = runtime.store.ratings(subscriber.id)
-    suggestions: list[tuple[str, int]] = []
-    if ratings:
-        from digestd.web.feedback import feedback_service
-
-        names = {t["slug"]: t["name"] for t in _topics(runtime)}
-        suggestions = [
-            (names.get(slug, slug), count)
-            for slug, count in feedback_service(runtime).mute_suggestions(
-                subscriber.id, subscriber.topics
-            )
-        ]
-    base = runtime.config.base_url
-    return {
-        "ratings": [
-            {
-                "title": r.paper_title, "value": r.value,
-                "paper_url": links.paper_url(base, r.paper_slug),
-                "undo": links.feedback_url(base, subscriber.token, str(r.paper_id), "clear"),
-                # what the CSRF token is bound to: the path as this app sees the request
-                "undo_path": links.feedback_url("", subscriber.token, str(r.paper_id), "clear"),
-            }
-            for r in ratings
-        ],
-        "mute_suggestions": suggestions,
-    }
-
-
-def _manage_page(
-    request: Request, runtime: Runtime, subscriber: SubscriberRecord, csrf: Csrf, *,
-    values: Mapping[str, Any] | None = None, errors: Mapping[str, str] | None = None,
-    status_code: int = 200,
-) -> Response:
-    current = {
-        "name": subscriber.name, "cadence": subscriber.cadence,
-        "timezone": subscriber.timezone, "topics": list(subscriber.topics),
-    }
-    done = request.query_params.get("done", "")
-    context = {
-        **signup_form(runtime, {**current, **(values or {})}, errors),
-        **_links_context(runtime, subscriber),
-        "action": request.url.path,
-        "unsubscribe_url": links.unsubscribe_url(runtime.config.base_url, subscriber.token),
-        "notice": DONE_MESSAGES.get(done) if not errors else None,
-        **_ratings_context(runtime, subscriber),
-    }
-    return page(
-        request, "manage.html", context, csrf, status_code=status_code,
-        headers=PRIVATE_PAGE_HEADERS,
-    )
-
-
-async def manage_page(request: Request) -> Response:
-    runtime = runtime_of(request)
-    csrf = Csrf.of(request, await site_key(request))
-
-    def show() -> Response:
-        return _manage_page(request, runtime, _manageable(request, runtime), csrf)
-
-    return await run_in_threadpool(show)
-
-
-async def manage(request: Request) -> Response:
-    runtime = runtime_of(request)
-    form = await read_form(request)
-    csrf = Csrf.of(request, await site_key(request))
-
-    def apply() -> Response:
-        subscriber = _manageable(request, runtime)
-        store = runtime.store
-        typed = _typed(form, with_email=False)
-        if not csrf.valid(str(form.get(CSRF_FIELD, "")), request.url.path):
-            return _manage_page(
-                request, runtime, subscriber, csrf, values=typed,
-                errors={"form": "This form has expired or did not come from this site. "
-                                "Please check it and send it again."},
-                status_code=403,
-            )
-        action = str(form.get("action", ""))
-        token = subscriber.token
-        if action == "save":
-            prefs, errors = parse_preferences(
-                email=None, name=typed["name"], cadence=typed["cadence"],
-                timezone=typed["timezone"], topics=typed["topics"],
-                known_topics=[t["slug"] for t in _topics(runtime)],
-            )
-            if prefs is None:
-                return _manage_page(
-                    request, runtime, subscriber, csrf, values=typed, errors=errors,
-                    status_code=400,
-                )
-            store.update_preferences(
-                subscriber.id, name=prefs.name, cadence=prefs.cadence,
-                timezone=prefs.timezone, topics=prefs.topics,
-            )
-        elif action == "pause":
-            if subscriber.status == "active":
-                store.set_subscriber_status(subscriber.id, "paused")
-        elif action == "resume":
-            store.resume_subscriber(subscriber.id)
-        elif action == "reset":
-            token = store.rotate_token(subscriber.id)
-        else:
-            raise HTTPException(400)
-        log.info("subscriber managed subscriber=%d action=%s", subscriber.id, action)
-        target = links.manage_url(links.path_prefix(runtime.config.base_url), token)
-        # Post/redirect/get: reloading the page does not send the form again.
-        return RedirectResponse(f"{target}?done={_done(action)}", status_code=303,
-                                headers=dict(PRIVATE_PAGE_HEADERS))
-
-    return await run_in_threadpool(apply)
-
-
-def _done(action: str) -> str:
-    return {"save": "saved", "pause": "paused", "resume": "resumed", "reset": "reset"}[action]
