@@ -19,48 +19,45 @@ import datetime
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from digestd.gcpause import collector_paused
+from digestd.parse.card_blocks import (
+    AUTHORS_RE,
+    HEADER_INITIALS,
+    HEADER_LINES,
+    ORG_MAX_LEN,
+    SEPARATORS,
+    TITLE_MAX_LEN,
+    Block,
+    Meta,
+    is_header_block,
+    is_page_date_block,
+    meta_start,
+    read_meta,
+)
 from digestd.parse.text import (
-    DateLine,
+    CLEAN_CHARS,
+    MONTHS,
+    YEAR_RANGE,
     collapse,
     collapse_normalized,
     extract_links,
     make_date,
+    normalize_line,
+    parse_count,
     parse_date_line,
 )
 from digestd.parse.types import ParsedDump, ParsedPaper
 
 NAME = "card"
 
-_HEADER_LINES = frozenset(
-    {
-        "new",
-        "get trending papers in your email inbox!",
-        "get trending papers in your email inbox once a day!",
-        "subscribe",
-        "daily papers",
-        "byak and the research community",
-    }
-)
-_HEADER_LONGEST = max(map(len, _HEADER_LINES))
-_HEADER_PREFIX = 4 * _HEADER_LONGEST
-_HEADER_INITIALS = frozenset(line[0] for line in _HEADER_LINES)
+
 #: header lines that only the card layout has, weighted for detection
 _OWN_MARKERS = {"daily papers": 2, "byak and the research community": 2, "subscribe": 1, "new": 1}
 _SHARED_MARKER = "get trending papers in your email inbox!"
 #: how many lines detection looks at; the header and the first papers are well inside
 _SNIFF_LINES = 400
-
-_SEPARATORS = frozenset({"·", "•", "⋅", "∙"})
-_AUTHORS_RE = re.compile(r"(?:[•·*-]\s*)?(\d+)\s+authors?", re.IGNORECASE)
-# "<org-id> <Org Name>": the id is a slug. Long lines are prose, not an organisation.
-_ORG_RE = re.compile(r"[\w][\w.\-]*(?:\s+\S.*)?")
-_ORG_MAX_LEN = 120
-# A block after an abstract is taken for a new title only if it could be one; a long or
-# sentence-ending paragraph is the abstract going on.
-_TITLE_MAX_LEN = 300
-
 
 def sniff(lines: Sequence[str]) -> int:
     """How strongly the text looks like a card dump (0: not at all)."""
@@ -76,8 +73,8 @@ def sniff(lines: Sequence[str]) -> int:
         elif line == _SHARED_MARKER and line not in seen:
             seen.add(line)
             score += 1
-        elif _AUTHORS_RE.fullmatch(line) or (
-            line in _SEPARATORS
+        elif AUTHORS_RE.fullmatch(line) or (
+            line in SEPARATORS
             and index + 1 < len(head)
             and parse_date_line(head[index + 1]) is not None
         ):
@@ -86,169 +83,242 @@ def sniff(lines: Sequence[str]) -> int:
 
 
 @dataclass(slots=True)
-class _Block:
-    line: int  # 1-based line of the block's first line
-    lines: list[str]
-
-
-@dataclass(slots=True)
-class _Meta:
-    authors_count: int | None = None
-    organization_id: str | None = None
-    organization: str | None = None
-    date: DateLine | None = None
-
-
-@dataclass(slots=True)
 class _Draft:
-    title: _Block
-    abstract: list[_Block] = field(default_factory=list)
-    meta: _Meta | None = None
+    title: Block
+    abstract: list[Block] = field(default_factory=list)
+    meta: Meta | None = None
 
 
-def parse(lines: list[str], *, capture_year: int | None) -> ParsedDump:
-    """Parse normalised lines of a card dump."""
+def parse(
+    lines: list[str], *, capture_year: int | None, whole_papers: bool = True
+) -> ParsedDump:
+    """Parse normalised lines of a card dump (`whole_papers`: see `_items`)."""
+    return parse_text("\n".join(lines), capture_year=capture_year, whole_papers=whole_papers)
+
+
+def parse_text(
+    text: str, *, capture_year: int | None, whole_papers: bool = True
+) -> ParsedDump:
+    """Parse a card dump's text, its lines ended by LF only (`unify_line_ends`).
+
+    Lines are normalised (`normalize_line`) as they are read; the papers taken whole are
+    those whose lines normalisation leaves as they are.
+    """
     # The parse builds only acyclic objects that live until the dump is stored.
     with collector_paused():
-        start, page_date = _skip_header(lines)
-        drafts = _group(_items(lines, start))
-        year = _capture_year(drafts, capture_year)
+        pos, index, page_date = _skip_header(text)
+        years: list[int] = []
+        drafts = _group(_items(text, pos, index, years, whole_papers))
+        year = _capture_year(drafts, years, capture_year)
         page_md: tuple[int, int] | None = None
         if page_date is not None:
             page_line = parse_date_line(page_date)
             if page_line is not None:
                 page_md = (page_line.month, page_line.day)
-        papers = tuple(_finish(draft, year, page_md) for draft in drafts)
+        papers = tuple(
+            draft if type(draft) is ParsedPaper else _finish(draft, year, page_md)
+            for draft in drafts
+        )
     return ParsedDump(layout=NAME, page_date=page_date, capture_year=year, papers=papers)
 
 
-def _skip_header(lines: list[str]) -> tuple[int, str | None]:
-    """Index of the first content line, and the page date if the header shows one."""
+def _line(text: str, pos: int) -> tuple[str, int]:
+    """The normalised line that starts at `pos`, and where the next one starts."""
+    end = text.find("\n", pos)
+    if end < 0:
+        end = len(text)
+    return normalize_line(text[pos:end]), end + 1
+
+
+def _skip_header(text: str) -> tuple[int, int, str | None]:
+    """Offset and index of the first content line, and the page date if the header shows one."""
     page_date: str | None = None
-    for index, raw in enumerate(lines):
+    pos = index = 0
+    while pos <= len(text):
+        raw, after = _line(text, pos)
         line = collapse(raw)
-        if not line or line.casefold() in _HEADER_LINES:
-            continue
-        # The page date is a bare date; with upvotes it would be a metadata line.
-        date = parse_date_line(line) if page_date is None else None
-        if date is not None and date.upvotes is None:
+        if line and line.casefold() not in HEADER_LINES:
+            # The page date is a bare date; with upvotes it would be a metadata line.
+            date = parse_date_line(line) if page_date is None else None
+            if date is None or date.upvotes is not None:
+                return pos, index, page_date
             page_date = line
-            continue
-        return index, page_date
-    return len(lines), page_date
+        pos, index = after, index + 1
+    return pos, index, page_date
 
 
-def _meta_start(lines: list[str]) -> int | None:
-    """Where the metadata of a block begins, or None when the block is plain text.
+# The usual paper, whole: a one-line title, a one-line abstract, then the three-line metadata
+# block (author count or organisation, separator, date), blank-line separated. Matched in one
+# pass over the text, it needs no per-line work; anything else (wrapped titles, short or
+# split abstracts, glued, garbled or missing metadata, headers, lines that normalisation would
+# change) fails the match and goes through the block-by-block reading below. A paper without
+# metadata is taken whole only where the next block certainly opens another paper. The
+# pattern is stricter than that reading, never looser: what it accepts, the blocks would have
+# read the same way (the tests compare the two).
+_DATE_SHAPE = r"[A-Za-z]{3,9}\.?[^\S\n]+\d{1,2}(?:,[^\S\n]*\d{4})?(?:[^\S\n]+\d+(?:\.\d+)?[kK]?)?"
+_NOT_DATE = r"(?!" + _DATE_SHAPE + r"(?:\n|\Z))"
+# a line at least this long is never metadata, and normalisation leaves it that long
+_LONG_LINE = r"\S[^\n" + CLEAN_CHARS + r"]{" + str(ORG_MAX_LEN - 1) + r"}[^\s" + CLEAN_CHARS + r"]"
+_PAPER_RE = re.compile(
+    # the title: opens with a letter, is no date line, ends in no blank
+    _NOT_DATE + r"(?P<title>[A-Za-z](?:[^\n]*\S)?)\n\n+"
+    # the abstract: longer than any metadata line
+    r"(?P<abstract>\S[^\n]{" + str(ORG_MAX_LEN - 1) + r",}\S)(?:\n\n+(?:"
+    # the metadata: author count or organisation, separator, date
+    r"(?:[ ]*(?:[•·*\-][ ]*)?(?P<authors>[0-9]+)[ ]+(?i:authors?)"
+    r"|(?P<org>\w[\w.\-]*(?:[^\S\n]+\S[^\n]*)?))\n"
+    r"[·•⋅∙]\n"
+    r"(?P<month>[A-Za-z]{3,9})\.?[ ]+(?P<day>[0-9]{1,2})(?:,[ ]*(?P<year>[0-9]{4}))?"
+    r"(?:[ ]+(?P<upvotes>[0-9]+(?:\.[0-9]+)?[kK]?))?"
+    r"(?:\n\n+|\n?\Z)"
+    # or none, when what follows opens the next paper for certain: a title (short, ending no
+    # sentence, nothing in it for normalisation to change) then a block that cannot be
+    # metadata (its first line is long)
+    r"|(?=" + _NOT_DATE + r"[A-Za-z](?:[^\n" + CLEAN_CHARS + r"]{0," + str(TITLE_MAX_LEN - 2)
+    + r"}[^\s." + CLEAN_CHARS + r"])?\n\n+" + _LONG_LINE + r")"
+    # or none at the end of the dump
+    r")|\n?\Z)"
+)
+_HEADER_ASCII_INITIALS = frozenset(
+    HEADER_INITIALS | {c.upper() for c in HEADER_INITIALS if c.isascii()}
+)
 
-    Usually the whole block is metadata (index 0); a later index means text was glued on top
-    of it without a blank line, and that text is handed back to the title/abstract grouping.
+#: a paper read whole by _PAPER_RE: title, abstract, line, authors count, organisation id and
+#: name, and the date as (month, day, year or None, upvotes or None), or None without one
+_Ready = tuple[str, str, int, int | None, str | None, str | None,
+               tuple[int, int, int | None, int | None] | None]
+
+
+def _fast_paper(
+    match: re.Match[str], line: int
+) -> ParsedPaper | _Ready | Literal[False] | None:
+    """The paper `match` holds: finished when its date needs no capture year, else to be
+    finished once the dump's capture year is known; False when the block-by-block reading
+    could differ."""
+    title, abstract, authors, org, month_name, day, year_text, upvotes = match.groups()
+    # A printable line has no blank but the space, loses only trailing blanks to
+    # normalisation (these have none) and, without a double space, nothing to collapse
+    # either: it is its own normalised, collapsed text, too long for a header line.
+    if not (
+        title.isprintable() and abstract.isprintable()
+        and "  " not in abstract and "  " not in title
+    ) or (title[0] in _HEADER_ASCII_INITIALS and title.casefold() in HEADER_LINES):
+        return False
+    links = extract_links(abstract) if "://" in abstract else ()
+    authors_count: int | None = None
+    org_id = name = None
+    if month_name is None:
+        return ParsedPaper(title, abstract, None, None, None, None, None, links, line)
+    month = MONTHS.get(month_name.casefold())
+    if month is None:
+        return False
+    if authors is not None:
+        authors_count = int(authors)
+    else:
+        # An organisation line is read as one only when it is short, ends no sentence and is
+        # neither an author count nor a date (which the metadata reading would take it for).
+        if len(org) > ORG_MAX_LEN or org.endswith(".") or not org.isprintable():
+            return False
+        org = collapse(org)
+        if AUTHORS_RE.fullmatch(org) or parse_date_line(org) is not None:
+            return False
+        org_id, _, name = org.partition(" ")
+        name = name.strip() or org_id
+    year = int(year_text) if year_text else None
+    if year is None or year not in YEAR_RANGE:
+        # yearless (or a year taken for noise): the dump's capture year decides
+        date = (month, int(day), None, parse_count(upvotes))
+        return (title, abstract, line, authors_count, org_id, name, date)
+    return ParsedPaper(
+        title, abstract, authors_count, org_id, name, make_date(year, month, int(day)),
+        parse_count(upvotes), links, line,
+    )
+
+
+def _items(
+    text: str, pos: int, index: int, years: list[int], whole_papers: bool = True
+) -> list[Block | Meta | _Ready | ParsedPaper | None]:
+    """The blocks from offset `pos` (line `index`) on, read: whole papers, text blocks,
+    metadata, and None for a repeated header.
+
+    Glued text is split off metadata blocks here, so the grouping only sees pure blocks. A
+    whole paper is only taken where the grouping would open a new paper (at the start, or
+    after metadata, a header or another whole paper). Without `whole_papers` every block is
+    read line by line (the tests compare both). The explicit years of the papers finished
+    here are added to `years`.
     """
-    for index, raw in enumerate(lines):
-        # Prose (metadata lines are short), or a line opening with a letter: neither an author
-        # count nor a separator can, so the strip and the regex are not needed.
-        if len(raw) > _ORG_MAX_LEN or raw[0].isalpha():
-            continue
-        line = raw.strip()
-        if _AUTHORS_RE.fullmatch(line):
-            return index
-        if line in _SEPARATORS:
-            if index > 0 and _could_open_meta(lines[index - 1]):
-                return index - 1
-            return index
-    # No separator and no author count: a block ending in a date line is still metadata
-    # when it is short ("Org Name" then "Mar 5"), e.g. the "·" line was lost.
-    if len(lines) <= 2 and len(lines[-1]) <= _ORG_MAX_LEN and parse_date_line(lines[-1]):
-        if len(lines) == 2 and not _could_open_meta(lines[0]):
-            return 1
-        return 0
-    return None
-
-
-def _could_open_meta(line: str) -> bool:
-    line = line.strip()
-    if _AUTHORS_RE.fullmatch(line):
-        return True
-    return len(line) <= _ORG_MAX_LEN and not line.endswith(".") and bool(_ORG_RE.fullmatch(line))
-
-
-def _read_meta(lines: list[str]) -> _Meta:
-    meta = _Meta()
-    after_separator = False
-    for raw in lines:
-        line = collapse(raw)
-        if not line:
-            continue
-        if line in _SEPARATORS:
-            after_separator = True
-            continue
-        authors = _AUTHORS_RE.fullmatch(line)
-        if authors:
-            meta.authors_count = int(authors.group(1))
-            continue
-        date = parse_date_line(line)
-        if date is not None:
-            meta.date = date
-            continue
-        # The organisation stands where the author count would: first, before the separator.
-        if (
-            not after_separator
-            and meta.date is None
-            and meta.organization_id is None
-            and meta.authors_count is None
-        ):
-            org_id, _, name = line.partition(" ")
-            meta.organization_id = org_id
-            meta.organization = name.strip() or org_id
-        # Anything else (a garbled date, stray words) is dropped: the paper matters more.
-    return meta
-
-
-def _items(lines: list[str], start: int) -> list[_Block | _Meta | None]:
-    """The blocks from `start` on, read: text blocks, metadata, and None for a repeated header.
-
-    Glued text is split off metadata blocks here, so the grouping only sees pure blocks.
-    """
-    # Lines are right-stripped, so blank lines are empty strings; finding them in a
-    # comprehension and slicing between them is several times faster than a per-line loop.
-    blanks = [index for index in range(start, len(lines)) if not lines[index]]
-    blanks.append(len(lines))
-    items: list[_Block | _Meta | None] = []
+    end = len(text)
+    match = _PAPER_RE.match
+    count = text.count
+    items: list[Block | Meta | _Ready | ParsedPaper | None] = []
     append = items.append
-    first = start
-    for blank in blanks:
-        if blank == first:
-            first = blank + 1
+    # whether the grouping would open a new paper with the next text block
+    fresh = whole_papers
+    while pos <= end:
+        if fresh:
+            found = match(text, pos)
+            if found is not None:
+                paper = _fast_paper(found, index + 1)
+                if paper is not False:
+                    append(paper)
+                    year = found["year"]
+                    if year is not None and type(paper) is ParsedPaper:
+                        years.append(int(year))  # in YEAR_RANGE, or it would be a tuple
+                    index += count("\n", pos, found.end())
+                    pos = found.end()
+                    continue
+        # One block, read line by line, and the blank lines after it.
+        first = index
+        block: list[str] = []
+        while pos <= end:
+            line, after = _line(text, pos)
+            if not line:
+                break
+            block.append(line)
+            pos, index = after, index + 1
+        while pos <= end:
+            line, after = _line(text, pos)
+            if line:
+                break
+            pos, index = after, index + 1
+        if not block:
             continue
-        block = lines[first:blank]
-        number = first + 1
-        first = blank + 1
-        if _is_header_block(block):
+        if is_header_block(block):
             # Dumps concatenated with cat repeat the header mid-file; it ends the paper
             # before it and must not become one.
             append(None)
+            fresh = whole_papers
             continue
-        if items and items[-1] is None and _is_page_date_block(block):
+        if items and items[-1] is None and is_page_date_block(block):
             continue
-        meta_at = _meta_start(block)
+        meta_at = meta_start(block)
         if meta_at is None:
-            append(_Block(number, block))
+            append(Block(first + 1, block))
+            fresh = False
             continue
         if meta_at > 0:
-            append(_Block(number, block[:meta_at]))
-        append(_read_meta(block[meta_at:]))
+            append(Block(first + 1, block[:meta_at]))
+        append(read_meta(block[meta_at:]))
+        fresh = whole_papers
     return items
 
 
-def _group(items: list[_Block | _Meta | None]) -> list[_Draft]:
+def _group(
+    items: list[Block | Meta | _Ready | ParsedPaper | None],
+) -> list[_Ready | ParsedPaper]:
     """Group read blocks into papers: title, abstract block(s), optional metadata."""
-    drafts: list[_Draft] = []
+    drafts: list[_Draft | _Ready | ParsedPaper] = []
     current: _Draft | None = None
     for index, item in enumerate(items):
         if item is None:
             current = None
             continue
-        if isinstance(item, _Meta):
+        if type(item) is tuple or type(item) is ParsedPaper:
+            # a whole paper: read where a new one would open, so nothing before it is open
+            drafts.append(item)
+            current = None
+            continue
+        if isinstance(item, Meta):
             if current is not None and current.meta is None:
                 current.meta = item
             # Metadata with no paper before it (or a second one) describes nothing we keep.
@@ -267,92 +337,73 @@ def _group(items: list[_Block | _Meta | None]) -> list[_Draft]:
             drafts.append(current)
         else:
             current.abstract.append(item)
-    return drafts
+    return [_ready(draft) if type(draft) is _Draft else draft for draft in drafts]
 
 
-def _is_header_line(line: str) -> bool:
-    # Most blocks are abstracts whose first line is thousands of characters long; collapsing
-    # only a prefix tells them apart (the collapsed prefix is a prefix of the collapsed line,
-    # so if it is already longer than every header line, so is the whole).
-    if len(line) > _HEADER_PREFIX and len(collapse(line[:_HEADER_PREFIX])) > _HEADER_LONGEST:
-        return False
-    return collapse(line).casefold() in _HEADER_LINES
+def _ready(draft: _Draft) -> _Ready:
+    meta = draft.meta or Meta()
+    date = meta.date
+    title = draft.title.lines
+    return (
+        title[0] if len(title) == 1 else " ".join(title),
+        _joined(draft.abstract),
+        draft.title.line,
+        meta.authors_count,
+        meta.organization_id,
+        meta.organization,
+        None if date is None else (date.month, date.day, date.year, date.upvotes),
+    )
 
 
-def _is_header_block(lines: list[str]) -> bool:
-    for line in lines:
-        # Nearly every block is told apart by its first character: a header line's first
-        # non-blank character folds to the first letter of one of the header lines.
-        first = line[0]
-        if not first.isspace() and first.casefold()[0] not in _HEADER_INITIALS:
-            return False
-        if not _is_header_line(line):
-            return False
-    return True
-
-
-def _is_page_date_block(lines: list[str]) -> bool:
-    if len(lines) != 1:
-        return False
-    date = parse_date_line(lines[0])
-    return date is not None and date.upvotes is None
-
-
-def _looks_like_title(block: _Block) -> bool:
+def _looks_like_title(block: Block) -> bool:
     # Titles are short and do not end a sentence; a title wrapped over lines still qualifies.
     total = sum(len(line) for line in block.lines)
-    return total <= _TITLE_MAX_LEN and not block.lines[-1].endswith(".")
+    return total <= TITLE_MAX_LEN and not block.lines[-1].endswith(".")
 
 
-def _is_meta_next(items: list[_Block | _Meta | None], index: int) -> bool:
-    return index + 1 < len(items) and isinstance(items[index + 1], _Meta)
+def _is_meta_next(items: list[Block | Meta | None], index: int) -> bool:
+    return index + 1 < len(items) and isinstance(items[index + 1], Meta)
 
 
-def _capture_year(drafts: list[_Draft], fallback: int | None) -> int:
-    """One more than the latest explicit year: the page writes a year only for other years."""
-    latest: int | None = None
-    for draft in drafts:
-        date = draft.meta.date if draft.meta else None
-        if date is not None and date.year is not None and (latest is None or date.year > latest):
-            latest = date.year
-    if latest is not None:
-        return latest + 1
+def _capture_year(
+    papers: list[_Ready | ParsedPaper], years: list[int], fallback: int | None
+) -> int:
+    """One more than the latest explicit year: the page writes a year only for other years.
+
+    `years` holds those of the finished papers; the others carry theirs.
+    """
+    years = years + [
+        paper[6][2] for paper in papers
+        if type(paper) is tuple and paper[6] is not None and paper[6][2] is not None
+    ]
+    if years:
+        return max(years) + 1
     if fallback is not None:
         return fallback
     return datetime.date.today().year
 
 
-def _finish(draft: _Draft, capture_year: int, page_md: tuple[int, int] | None) -> ParsedPaper:
-    meta = draft.meta or _Meta()
+def _finish(paper: _Ready, capture_year: int, page_md: tuple[int, int] | None) -> ParsedPaper:
+    title, abstract, line, authors_count, organization_id, organization, date = paper
     published: datetime.date | None = None
     upvotes: int | None = None
-    if meta.date is not None:
-        date = meta.date
-        upvotes = date.upvotes
-        year = date.year
+    if date is not None:
+        month, day, year, upvotes = date
         if year is None:
             year = capture_year
             # The page lists recent papers: a yearless day after the page's own day is from
             # the year before, not from the future.
-            if page_md is not None and (date.month, date.day) > page_md:
+            if page_md is not None and (month, day) > page_md:
                 year -= 1
-        published = make_date(year, date.month, date.day)
-    abstract = collapse_normalized(_joined(draft.abstract))
-    title = draft.title.lines
+        published = make_date(year, month, day)
+    abstract = collapse_normalized(abstract)
     return ParsedPaper(
-        title=collapse_normalized(title[0] if len(title) == 1 else " ".join(title)),
-        abstract=abstract,
-        authors_count=meta.authors_count,
-        organization_id=meta.organization_id,
-        organization=meta.organization,
-        published=published,
-        upvotes=upvotes,
-        links=extract_links(abstract),
-        line=draft.title.line,
+        collapse_normalized(title), abstract, authors_count, organization_id, organization,
+        published, upvotes, extract_links(abstract), line,
     )
 
 
-def _joined(blocks: list[_Block]) -> str:
+def _joined(blocks: list[Block]) -> str:
     if len(blocks) == 1:
         lines = blocks[0].lines
         # the usual abstract, one line: no copy of a string thousands of characters long

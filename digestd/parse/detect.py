@@ -20,12 +20,16 @@ from typing import Protocol
 
 from digestd.errors import DumpFormatError
 from digestd.parse import arxiv_api, arxiv_listing, card, compact, hf_json
-from digestd.parse.text import normalize_lines
+from digestd.parse.text import normalize_lines, unify_line_ends
 from digestd.parse.types import ParsedDump
 
 
 class LayoutParser(Protocol):
     def __call__(self, lines: list[str], *, capture_year: int | None) -> ParsedDump: ...
+
+
+class TextLayoutParser(Protocol):
+    def __call__(self, text: str, *, capture_year: int | None) -> ParsedDump: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +39,12 @@ class Layout:
     sniff: Callable[[Sequence[str]], int]
     #: gets the lines of ``normalize_lines``; index + 1 is the line number
     parse: LayoutParser
+    #: the same from the text itself (LF line ends), for a layout that reads it faster so
+    parse_text: TextLayoutParser | None = None
 
 
 LAYOUTS: tuple[Layout, ...] = (
-    Layout(card.NAME, card.sniff, card.parse),
+    Layout(card.NAME, card.sniff, card.parse, card.parse_text),
     Layout(compact.NAME, compact.sniff, compact.parse),
 )
 
@@ -82,6 +88,8 @@ def detect_format(text: str) -> Format | None:
 # A single shared header line ("Get trending papers ...") scores 1 for several layouts; it
 # takes a layout's own marker or a metadata block to be sure.
 _MIN_SCORE = 3
+#: lines detection reads: more than any layout's sniff looks at
+_HEAD_LINES = 400
 
 
 def detect_layout(lines: Sequence[str]) -> Layout | None:
@@ -117,13 +125,23 @@ def parse_dump(
                 path=path,
             )
         return fmt.parse(text, path=path)
-    lines = normalize_lines(text)
-    if not any(lines):
+    text = unify_line_ends(text)
+    # Detection reads only the first lines: normalise those, and the rest only for a layout
+    # that reads lines rather than text.
+    head_end = -1
+    for _ in range(_HEAD_LINES):
+        head_end = text.find("\n", head_end + 1)
+        if head_end < 0:
+            break
+    head = normalize_lines(text if head_end < 0 else text[:head_end])
+    if not any(head) and (head_end < 0 or not any(normalize_lines(text))):
         # Only characters that normalisation drops (zero-width, controls).
         raise DumpFormatError("empty dump (no printable text); check the capture", path=path)
-    layout = detect_layout(lines)
+    layout = detect_layout(head)
     if layout is None:
         raise DumpFormatError(
             "no known listing layout (expected the card or compact layout)", path=path
         )
-    return layout.parse(lines, capture_year=capture_year)
+    if layout.parse_text is not None:
+        return layout.parse_text(text, capture_year=capture_year)
+    return layout.parse(normalize_lines(text), capture_year=capture_year)

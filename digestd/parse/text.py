@@ -78,14 +78,27 @@ def _non_empty(text: str, path: str | None) -> str:
 # non-breaking spaces become plain spaces, so that lines made of them count as blank. One
 # pattern does both because scanning a large dump is the dominant cost; the callback only runs
 # on the (rare) hits.
-_CLEAN_RE = re.compile(
-    "[\x00-\x09\x0b\x0c\x0e-\x1f\xa0\u2007\u202f\u200b-\u200d\u2060\ufeff\ufffe\uffff\ud800-\udfff]"
+CLEAN_CHARS = (
+    "\x00-\x09\x0b\x0c\x0e-\x1f\xa0\u2007\u202f\u200b-\u200d\u2060\ufeff\ufffe\uffff\ud800-\udfff"
 )
+_CLEAN_RE = re.compile(f"[{CLEAN_CHARS}]")
 _AS_SPACE = frozenset("\t\x0b\x0c\xa0\u2007\u202f")
 
 
 def _clean(match: re.Match[str]) -> str:
     return " " if match.group() in _AS_SPACE else ""
+
+
+def unify_line_ends(text: str) -> str:
+    """CRLF and lone CR made LF: afterwards only LF ends a line."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def normalize_line(line: str) -> str:
+    """One line (no line end in it) as ``normalize_lines`` gives it."""
+    return line.rstrip() if line.isprintable() else _CLEAN_RE.sub(_clean, line).rstrip()
 
 
 def normalize_lines(text: str) -> list[str]:
@@ -94,8 +107,7 @@ def normalize_lines(text: str) -> list[str]:
     Only LF, CRLF and lone CR end a line, so indexes into the result are line numbers - 1 of
     the original text.
     """
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = unify_line_ends(text)
     # Every character the pattern touches is non-printable, so only lines that fail the C
     # isprintable() test go through the (several times slower) regex; the pattern never
     # touches "\n", so cleaning line by line is the same as cleaning the whole text.
@@ -157,7 +169,7 @@ def _strip_url_tail(url: str) -> str:
 
 # --------------------------------------------------------------------------- dates
 
-_MONTHS = {
+MONTHS = {
     name: number
     for number, names in enumerate(
         (
@@ -186,7 +198,7 @@ _DATE_RE = re.compile(
     r"(?:\s+(?P<upvotes>\d+(?:\.\d+)?[kK]?))?"
 )
 #: explicit years outside this range are treated as noise, not as dates
-_YEAR_RANGE = range(1900, 3000)
+YEAR_RANGE = range(1900, 3000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,16 +216,16 @@ def parse_date_line(line: str) -> DateLine | None:
     match = _DATE_RE.fullmatch(line.strip())
     if match is None:
         return None
-    month = _MONTHS.get(match["month"].casefold())
+    month = MONTHS.get(match["month"].casefold())
     if month is None:
         return None
     year = int(match["year"]) if match["year"] else None
-    if year is not None and year not in _YEAR_RANGE:
+    if year is not None and year not in YEAR_RANGE:
         year = None
-    return DateLine(month, int(match["day"]), year, _parse_count(match["upvotes"]))
+    return DateLine(month, int(match["day"]), year, parse_count(match["upvotes"]))
 
 
-def _parse_count(text: str | None) -> int | None:
+def parse_count(text: str | None) -> int | None:
     if text is None:
         return None
     if text[-1] in "kK":
