@@ -158,8 +158,14 @@ class DeliveryConfig:
     max_attempts: int = 5
     #: seconds before the first retry; doubled on each further attempt
     retry_backoff: float = 60.0
-    #: consecutive permanent failures after which a subscriber is paused
+    #: bounce score at which a subscriber is paused (see the README's bounces section)
     pause_after_failures: int = 3
+    #: what a hard bounce (a recipient refused, a 5.x.x report) adds to the score
+    hard_bounce_score: float = 1.0
+    #: what a soft bounce (a 4.x.x report: the remote server gave up) adds; 0 ignores them
+    soft_bounce_score: float = 0.5
+    #: days without a bounce after which the score starts again from zero
+    bounce_window_days: float = 7.0
     #: papers shown in one e-mail at most; the rest are linked (keeps HTML under Gmail's clip)
     max_papers: int = 30
     #: hours a digest may wait in the queue (relay down, say) before it expires; 5 days,

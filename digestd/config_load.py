@@ -262,6 +262,12 @@ def _validate(
         fail("delivery.max_queue_hours", "must be positive")
     if config.delivery.pause_after_failures < 1:
         fail("delivery.pause_after_failures", "must be at least 1")
+    if config.delivery.hard_bounce_score <= 0:
+        fail("delivery.hard_bounce_score", "must be positive")
+    if config.delivery.soft_bounce_score < 0:
+        fail("delivery.soft_bounce_score", "must not be negative (0 ignores soft bounces)")
+    if config.delivery.bounce_window_days <= 0:
+        fail("delivery.bounce_window_days", "must be positive")
     if config.delivery.max_papers < 1:
         fail("delivery.max_papers", "must be at least 1")
     if config.subscribe.confirm_hours <= 0:

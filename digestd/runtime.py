@@ -11,6 +11,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
+from digestd.bounce_score import BounceRules
 from digestd.config import Config
 from digestd.linkkey import load_link_key
 from digestd.store import Store
@@ -56,6 +57,7 @@ class Runtime:
             # A store handed in without a key (embedding, tests): links made in this process
             # work for as long as the database keeps their hashes.
             store.link_key = secrets.token_bytes(32)
+        store.bounce_rules = BounceRules.of(config)
         added = store.register_link_key()
         if added:
             log.info("link key registered tokens=%d", added)

@@ -112,9 +112,15 @@ def test_a_bounce_without_verp_falls_back_on_the_returned_original() -> None:
     assert (bare.kind, bare.token, bare.addresses) == ("bounce", None, ("ada@example.net",))
 
 
-@pytest.mark.parametrize(("action", "status"), [("delayed", "4.4.1"), ("failed", "4.2.2")])
-def test_temporary_failures_are_not_bounces(action: str, status: str) -> None:
-    assert classify(dsn("a@example.net", action=action, status=status), SENDER).kind == "soft"
+@pytest.mark.parametrize(
+    ("action", "status", "kind"), [("delayed", "4.4.1", "delayed"), ("failed", "4.2.2", "soft")]
+)
+def test_a_delay_is_no_bounce_and_a_given_up_temporary_failure_a_soft_one(
+    action: str, status: str, kind: str
+) -> None:
+    verdict = classify(dsn("a@example.net", action=action, status=status), SENDER)
+    assert (verdict.kind, verdict.addresses) == (kind, ("a@example.net",))
+    assert verdict.reason.startswith(status)
 
 
 def test_a_success_notice_is_nothing_to_act_on() -> None:
@@ -246,11 +252,20 @@ def test_what_cannot_be_classified_is_kept_and_listed(
 
     config = tmp_path / "digestd.toml"
     config.write_text(f'[paths]\ndata_dir = "{runtime.config.paths.data_dir}"\n')
-    assert cli.main(["bounces", "list", "--json", "--config", str(config)]) == 0
-    listed = json.loads(capsys.readouterr().out)
-    assert {m["subject"] for m in listed} == set(reasons)
+    # no database there: the kept mail is listed all the same, the scores are not (exit 1)
+    assert cli.main(["bounces", "list", "--json", "--config", str(config)]) == 1
+    captured = capsys.readouterr()
+    assert "bounce scores not shown" in captured.err
+    listed = json.loads(captured.out)
+    assert {m["subject"] for m in listed["kept"]} == set(reasons)
+    assert listed["scores"] is None
+    url = runtime.store.engine.url.render_as_string(hide_password=False)
+    config.write_text(
+        f'[paths]\ndata_dir = "{runtime.config.paths.data_dir}"\n[database]\nurl = "{url}"\n'
+    )
     assert cli.main(["bounces", "list", "--config", str(config)]) == 0
-    assert "2 kept in" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 kept in" in out and "0 with a bounce score" in out
 
 
 def test_the_mailto_is_advertised_only_when_its_mailbox_is_read(runtime: Runtime) -> None:

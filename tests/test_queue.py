@@ -375,7 +375,10 @@ def test_record_bounce_pauses_with_a_reason(runtime: Runtime) -> None:
     assert first is not None and (first.status, first.bounce_count) == ("active", 1)
     second = store.record_bounce(ada_id, error="550 5.2.1 mailbox disabled", pause_after=2)
     assert second is not None and second.status == "paused"
-    assert second.pause_reason == "2 bounces in a row; the last: 550 5.2.1 mailbox disabled"
+    assert second.pause_reason == (
+        "bounce score 2 of 2 (2 bounces, each within 7 days of the one before); "
+        "the last: 550 5.2.1 mailbox disabled"
+    )
     assert second.as_json()["bounces"] == 2
     assert second.as_json()["last_error"] == "550 5.2.1 mailbox disabled"
     resumed = store.resume_subscriber(ada_id)

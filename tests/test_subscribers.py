@@ -181,7 +181,8 @@ def test_cli_subscribers(tmp_path: Path) -> None:
             "cadence": "immediate", "timezone": "Asia/Tokyo", "status": "active",
             "created": json.loads(listed.stdout)[0]["created"],
             "confirmed": json.loads(listed.stdout)[0]["confirmed"],
-            "bounces": 0, "last_error": None, "pause_reason": None,
+            "bounces": 0, "bounce_score": 0.0, "bounce_resets": None,
+            "last_error": None, "pause_reason": None,
         }
     ]
     bad = _cli(tmp_path, "subscribers", "add", "a@b.c\r\nBcc: x@y.z", "--topic", "kv-cache")

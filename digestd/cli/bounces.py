@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from digestd.cli.common import Commands, open_runtime, print_json
+from digestd.cli.common import Commands, open_runtime, open_store, print_json
 from digestd.config import Config
-from digestd.errors import ConfigError
+from digestd.errors import ConfigError, DigestdError
 
 
 def cmd_bounces_check(args: argparse.Namespace, config: Config) -> int:
@@ -42,22 +43,52 @@ def cmd_bounces_check(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_bounces_list(args: argparse.Namespace, config: Config) -> int:
-    """List the mail to the envelope sender that could not be classified, kept for you.
+    """List subscribers with a bounce score, and the mail that could not be classified.
 
+    Each score is shown with the pause threshold (delivery.pause_after_failures) and when it
+    goes back to zero if no bounce comes (delivery.bounce_window_days after the last one).
     Kept messages are in the Maildir <data_dir>/bounces-kept (read them with any mail
     client, e.g. mutt -f); each carries an X-Digestd-Kept header saying why it was kept.
     """
+    from digestd.cli.subscribers import bounce_summary
     from digestd.delivery.intake import kept_messages
 
+    try:
+        with open_store(config) as store:
+            # a score whose window has passed reads as zero: not listed
+            scored = [r for r in store.subscribers(bouncing=True) if r.bounce_count]
+        unread = None
+    except DigestdError as exc:
+        # the kept mail is on disk: still worth showing while the database is away
+        scored, unread = [], exc
+        print(f"digestd: bounce scores not shown: {exc}", file=sys.stderr)
     kept = kept_messages(config)
     if args.json:
-        print_json([m.as_json() for m in kept])
-        return 0
+        print_json({
+            "scores": None if unread else [
+                {
+                    "email": r.email, "status": r.status, "bounces": r.bounce_count,
+                    "bounce_score": r.bounce_score,
+                    "pause_at": config.delivery.pause_after_failures,
+                    "bounce_resets": r.bounce_resets_at.isoformat()
+                    if r.bounce_resets_at else None,
+                    "last_error": r.last_error,
+                }
+                for r in scored
+            ],
+            "kept": [m.as_json() for m in kept],
+        })
+        return 1 if unread else 0
+    for record in scored:
+        print(f"{record.email:<36} {record.status:<12} {bounce_summary(record, config)}")
+        print(f"{'':<36} last: {record.last_error or '-'}")
+    if not unread:
+        print(f"{len(scored)} with a bounce score")
     for message in kept:
         print(f"{message.date or '-':<25}  {message.sender[:40]:<40}  {message.subject[:60]}")
         print(f"{'':<25}  kept: {message.reason}")
     print(f"{len(kept)} kept in {config.bounces_kept_dir}")
-    return 0
+    return 1 if unread else 0
 
 
 ORDER = 85
@@ -70,4 +101,6 @@ def register(commands: Commands) -> None:
     check = bounces.command("check", cmd_bounces_check)
     check.add_argument("--json", action="store_true", help="print one JSON object")
     listing = bounces.command("list", cmd_bounces_list)
-    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.add_argument(
+        "--json", action="store_true", help="print one JSON object: scores and kept"
+    )

@@ -31,10 +31,13 @@ def open_store(config: Config) -> Iterator[Store]:
     A missing database, one that is not digestd's, or one at another revision is one line
     saying so ("no digestd database at ...").
     """
+    from digestd.bounce_score import BounceRules
     from digestd.store import Store
     from digestd.store.schema import require_current
 
     store = Store.open(config.database_url, migrate=False)
+    # records show bounce scores as they stand under these rules
+    store.bounce_rules = BounceRules.of(config)
     try:
         require_current(store.engine)
         yield store

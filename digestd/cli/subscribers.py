@@ -8,6 +8,7 @@ from pathlib import Path
 
 from digestd.cli.common import Commands, open_runtime, open_store, print_json
 from digestd.config import Config
+from digestd.store import SubscriberRecord
 
 
 def cmd_subscribers_add(args: argparse.Namespace, config: Config) -> int:
@@ -32,17 +33,32 @@ def cmd_subscribers_add(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_subscribers_list(args: argparse.Namespace, config: Config) -> int:
-    """List subscribers with their topics, cadence and state."""
+    """List subscribers with their topics, cadence and state.
+
+    A subscriber with a bounce score has it shown, with the pause threshold and when the score
+    goes back to zero if no bounce comes (--json: bounces, bounce_score, bounce_resets).
+    """
     with open_store(config) as store:
         records = store.subscribers(status=args.status)
     if args.json:
         print_json([r.as_json() for r in records])
         return 0
     for r in records:
-        print(
-            f"{r.email:<36} {r.status:<12} {r.cadence:<9} {r.timezone:<20} {' '.join(r.topics)}"
-        )
+        line = f"{r.email:<36} {r.status:<12} {r.cadence:<9} {r.timezone:<20} {' '.join(r.topics)}"
+        if r.bounce_count:
+            line += f"  [{bounce_summary(r, config)}]"
+        print(line)
     return 0
+
+
+def bounce_summary(record: SubscriberRecord, config: Config) -> str:
+    """``bounce score 1.5 of 3 (2 bounces), resets 2026-12-08 10:00 UTC``"""
+    resets = record.bounce_resets_at
+    when = resets.strftime("%Y-%m-%d %H:%M UTC") if resets else "-"
+    return (
+        f"bounce score {record.bounce_score:g} of {config.delivery.pause_after_failures} "
+        f"({record.bounce_count} bounces), resets {when}"
+    )
 
 
 def cmd_subscribers_remove(args: argparse.Namespace, config: Config) -> int:

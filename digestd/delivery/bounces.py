@@ -4,7 +4,9 @@ Pure: bytes in, a `Verdict` out; `digestd.delivery.intake` reads the mailboxes a
 
 - **Delivery status notifications** (RFC 3464, ``multipart/report;
   report-type=delivery-status``): a recipient with ``Action: failed`` and a 5.x.x status is
-  a hard bounce; 4.x.x, ``delayed`` and success notices change nothing.
+  a hard bounce; ``failed`` with a 4.x.x status is a soft one (the remote server gave up
+  after temporary trouble, a full mailbox say); ``delayed`` (the mail is still queued) and
+  success notices change nothing.
 - **Complaints** (ARF, RFC 5965, ``report-type=feedback-report``): the reader marked a digest
   as spam; they are unsubscribed.
 - **Unsubscribe requests**: what the ``mailto:`` of List-Unsubscribe produces, a mail whose
@@ -29,7 +31,9 @@ from typing import Literal
 
 from digestd import links
 
-Kind = Literal["bounce", "soft", "complaint", "unsubscribe", "auto-reply", "unknown"]
+Kind = Literal[
+    "bounce", "soft", "delayed", "complaint", "unsubscribe", "auto-reply", "unknown"
+]
 
 #: headers that may carry the address a message was delivered to, most specific first
 _DELIVERED_TO = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
@@ -124,7 +128,7 @@ def _dsn(report: Message, envelope_sender: str, token: str | None) -> Verdict:
     blocks = _status_blocks(report)
     original = _original(report)
     token = token or _token_from_original(original, envelope_sender)
-    failed, soft = [], []
+    failed, soft, delayed = [], [], []
     for block in blocks:
         action = _text(block.get("Action")).lower()
         status = _STATUS.search(_text(block.get("Status")))
@@ -134,14 +138,18 @@ def _dsn(report: Message, envelope_sender: str, token: str | None) -> Verdict:
         )
         if action == "failed" and status and status.group(1) == "5":
             failed.append((recipient, detail))
-        elif action in ("failed", "delayed"):
+        elif action == "failed":
             soft.append((recipient, detail))
+        elif action == "delayed":
+            delayed.append((recipient, detail))
     if failed:
         return Verdict(
             "bounce", token, tuple(r for r, _ in failed if r), failed[0][1][:300]
         )
     if soft:
         return Verdict("soft", token, tuple(r for r, _ in soft if r), soft[0][1][:300])
+    if delayed:
+        return Verdict("delayed", token, tuple(r for r, _ in delayed if r), delayed[0][1][:300])
     if blocks:
         # relayed, delivered, expanded: a success notice
         return Verdict("auto-reply", token, (), "delivery status notice without a failure")

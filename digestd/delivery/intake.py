@@ -5,10 +5,11 @@ The mailbox is a Maildir (``bounces.maildir``, where a local MTA delivers) or an
 ``bounces.check_interval`` seconds, and ``digestd bounces check`` reads it now. Each message
 is classified (`digestd.delivery.bounces`) and acted on:
 
-- a hard bounce adds one to the subscriber's bounce count (the one SMTP refusals use), and
-  pauses them at ``delivery.pause_after_failures``;
+- a hard bounce adds ``delivery.hard_bounce_score`` to the subscriber's bounce score (the one
+  SMTP refusals raise), a soft one ``delivery.soft_bounce_score``; at
+  ``delivery.pause_after_failures`` they are paused (see `digestd.bounce_score`);
 - a complaint or an unsubscribe request unsubscribes them;
-- a soft bounce or an automatic reply changes nothing;
+- a delay notice or an automatic reply changes nothing;
 - what cannot be classified, or names nobody digestd knows, is kept: copied into the Maildir
   ``<data_dir>/bounces-kept`` (``digestd bounces list`` shows it) before it leaves the
   mailbox. A message is removed from the mailbox only after its outcome is recorded, so a
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from digestd.bounce_score import Severity
 from digestd.config import Config
 from digestd.delivery.bounces import Verdict, classify, parse
 from digestd.errors import ConfigError, DeliveryError, StoreError
@@ -179,7 +181,9 @@ def _subscriber(runtime: Runtime, verdict: Verdict) -> SubscriberRecord | None:
 
 def act(runtime: Runtime, verdict: Verdict, report: IntakeReport) -> str | None:
     """Apply `verdict`; the reason to keep the message for an operator, or None."""
-    if verdict.kind in ("soft", "auto-reply"):
+    if verdict.kind in ("delayed", "auto-reply") or (
+        verdict.kind == "soft" and not runtime.config.delivery.soft_bounce_score
+    ):
         report.ignored += 1
         log.info("bounce mailbox: ignored kind=%s reason=%r", verdict.kind, verdict.reason)
         return None
@@ -189,17 +193,19 @@ def act(runtime: Runtime, verdict: Verdict, report: IntakeReport) -> str | None:
     if subscriber is None:
         return f"{verdict.kind} for nobody digestd knows ({verdict.reason})"
     store = runtime.store
-    if verdict.kind == "bounce":
+    if verdict.kind in ("bounce", "soft"):
+        severity: Severity = "hard" if verdict.kind == "bounce" else "soft"
         after = store.record_bounce(
-            subscriber.id, error=f"bounced by mail: {verdict.reason}",
-            pause_after=runtime.config.delivery.pause_after_failures,
+            subscriber.id, error=f"{severity} bounce by mail: {verdict.reason}",
+            pause_after=runtime.config.delivery.pause_after_failures, severity=severity,
         )
         report.bounces += 1
         paused = after is not None and after.status == "paused" and subscriber.status != "paused"
         report.paused += paused
         log.warning(
-            "bounce by mail subscriber=%d bounces=%s paused=%s reason=%r",
-            subscriber.id, after.bounce_count if after else "-", "yes" if paused else "no",
+            "bounce by mail subscriber=%d severity=%s bounces=%s score=%s paused=%s reason=%r",
+            subscriber.id, severity, after.bounce_count if after else "-",
+            f"{after.bounce_score:g}" if after else "-", "yes" if paused else "no",
             verdict.reason,
         )
         return None

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from digestd.bounce_score import BounceRules
 from digestd.errors import StoreError
 from digestd.store.schema import (
     MIGRATIONS_DIR,
@@ -99,6 +100,9 @@ class Database:
     #: derives private-link tokens (store/tokens.py); kept outside the database, given by
     #: whoever opens the store, and handed to each session so records can carry the tokens
     link_key: bytes | None = None
+    #: how bounces are weighed and forgotten (digestd.bounce_score), set from the
+    #: configuration like the link key and handed to each session the same way
+    bounce_rules: BounceRules | None = None
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -113,6 +117,7 @@ class Database:
         """A session for queries; rolled back at the end."""
         with self._reader() as session:
             session.info["link_key"] = self.link_key
+            session.info["bounce_rules"] = self.bounce_rules
             try:
                 yield session
             except OperationalError as exc:
@@ -125,6 +130,7 @@ class Database:
         """One transaction: committed when the block ends, rolled back if it raises."""
         with self._writer() as session:
             session.info["link_key"] = self.link_key
+            session.info["bounce_rules"] = self.bounce_rules
             try:
                 with session.begin():
                     yield session

@@ -249,8 +249,13 @@ class Subscriber(Base):
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)
     #: papers of batches up to this id were delivered (or predate the subscription)
     since_batch_id: Mapped[int] = mapped_column(Integer, default=0)
-    #: consecutive permanent delivery failures; the subscriber is paused past a limit
+    #: bounces since the score last reset; every reset (a delivery that succeeded, a resume)
+    #: clears it, and a score without a count is none (see digestd.bounce_score)
     bounce_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: the weighted sum of those bounces; the subscriber is paused at a threshold
+    bounce_score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    #: when the last of them came: the score is forgotten a window after it
+    last_bounce_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     #: the last bounce (refusal or delivery status notification), for operators
     last_error: Mapped[str | None] = mapped_column(Text)
     #: why the subscriber is paused (cleared when they are active again)

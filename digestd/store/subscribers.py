@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from digestd.bounce_score import BounceRules, BounceScore, Severity
 from digestd.errors import OptedOutError, StoreError, SubscriberError
 from digestd.store.models import (
     Batch,
@@ -45,6 +46,10 @@ class SubscriberRecord:
     #: the last bounce's reply or report, and why the subscriber is paused
     last_error: str | None = None
     pause_reason: str | None = None
+    #: the bounce score as it stands (bounce_count is the bounces in it), and when it goes
+    #: back to zero if no bounce comes (None when it is zero)
+    bounce_score: float = 0.0
+    bounce_resets_at: dt.datetime | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -57,6 +62,8 @@ class SubscriberRecord:
             "created": self.created_at.isoformat(),
             "confirmed": self.confirmed_at.isoformat() if self.confirmed_at else None,
             "bounces": self.bounce_count,
+            "bounce_score": self.bounce_score,
+            "bounce_resets": self.bounce_resets_at.isoformat() if self.bounce_resets_at else None,
             "last_error": self.last_error,
             "pause_reason": self.pause_reason,
         }
@@ -74,7 +81,20 @@ class SelectedPaper:
         return self.matches[0].score if self.matches else 0.0
 
 
+def _bounce_rules(session: Session) -> BounceRules:
+    return session.info.get("bounce_rules") or BounceRules()
+
+
+def _stored_score(subscriber: Subscriber) -> BounceScore:
+    return BounceScore(
+        subscriber.bounce_count, subscriber.bounce_score or 0.0, subscriber.last_bounce_at
+    )
+
+
 def _subscriber_record(session: Session, subscriber: Subscriber) -> SubscriberRecord:
+    rules = _bounce_rules(session)
+    # as it stands now: a score whose window has passed is shown as the zero it has become
+    bounces = _stored_score(subscriber).current(rules, utcnow())
     slugs = session.scalars(
         select(Topic.slug)
         .join(SubscriberTopic, SubscriberTopic.topic_id == Topic.id)
@@ -93,7 +113,9 @@ def _subscriber_record(session: Session, subscriber: Subscriber) -> SubscriberRe
         status=subscriber.status,
         topics=tuple(slugs),
         since_batch_id=subscriber.since_batch_id,
-        bounce_count=subscriber.bounce_count,
+        bounce_count=bounces.count,
+        bounce_score=bounces.score,
+        bounce_resets_at=bounces.resets_at(rules),
         created_at=subscriber.created_at,
         confirmed_at=subscriber.confirmed_at,
         last_slot_at=subscriber.last_slot_at,
@@ -108,20 +130,38 @@ def _one_line(text: str, limit: int = 500) -> str:
 
 
 def record_bounce_in(
-    session: Session, subscriber: Subscriber, *, error: str, pause_after: int, now: dt.datetime
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    error: str,
+    pause_after: int,
+    now: dt.datetime,
+    severity: Severity = "hard",
 ) -> bool:
-    """Count one bounce against `subscriber` inside the caller's transaction; pause them at
-    `pause_after` bounces in a row. True when this bounce paused them."""
-    subscriber.bounce_count += 1
+    """Add one bounce to `subscriber`'s score inside the caller's transaction (a score whose
+    window has passed starts again from zero); pause them once it reaches `pause_after`.
+    True when this bounce paused them."""
+    rules = _bounce_rules(session)
+    after = _stored_score(subscriber).add(severity, rules, now)
+    subscriber.bounce_count, subscriber.bounce_score = after.count, after.score
+    subscriber.last_bounce_at = after.last_at
     subscriber.last_error = _one_line(error)
-    if subscriber.bounce_count >= pause_after and subscriber.status == "active":
+    if after.reaches(pause_after) and subscriber.status == "active":
         subscriber.status = "paused"
         subscriber.updated_at = now
+        days = rules.window / dt.timedelta(days=1)
         subscriber.pause_reason = _one_line(
-            f"{subscriber.bounce_count} bounces in a row; the last: {error}"
+            f"bounce score {after.score:g} of {pause_after} ({after.count} bounces, each within "
+            f"{days:g} days of the one before); the last: {error}"
         )
         return True
     return False
+
+
+def _clear_bounces(row: Subscriber) -> None:
+    row.bounce_count = 0
+    row.bounce_score = 0.0
+    row.last_bounce_at = None
 
 
 class SubscriberStore(TokenStore):
@@ -230,10 +270,16 @@ class SubscriberStore(TokenStore):
             row = session.get(Subscriber, subscriber_id)
             return _subscriber_record(session, row) if row else None
 
-    def subscribers(self, *, status: str | None = None) -> list[SubscriberRecord]:
+    def subscribers(
+        self, *, status: str | None = None, bouncing: bool = False
+    ) -> list[SubscriberRecord]:
+        """Subscribers by address; `bouncing`: only those with a bounce score (which may have
+        gone back to zero since: see `SubscriberRecord.bounce_score`)."""
         query = select(Subscriber).order_by(Subscriber.email_key)
         if status is not None:
             query = query.where(Subscriber.status == status)
+        if bouncing:
+            query = query.where(Subscriber.bounce_count > 0)
         with self.read() as session:
             return [_subscriber_record(session, row) for row in session.scalars(query)]
 
@@ -264,17 +310,24 @@ class SubscriberStore(TokenStore):
                 row.pause_reason = None
 
     def record_bounce(
-        self, subscriber_id: int, *, error: str, pause_after: int, now: dt.datetime | None = None
+        self,
+        subscriber_id: int,
+        *,
+        error: str,
+        pause_after: int,
+        now: dt.datetime | None = None,
+        severity: Severity = "hard",
     ) -> SubscriberRecord | None:
         """One bounce for this subscriber (a refused delivery, or a bounce report that came
-        back by mail): the count grows, the error is kept, and at `pause_after` bounces in a
-        row they are paused with the reason. The one place bounces are counted."""
+        back by mail): its weight is added to the score, the error is kept, and at
+        `pause_after` they are paused with the reason (see `record_bounce_in`)."""
         with self.write() as session:
             row = session.get(Subscriber, subscriber_id)
             if row is None:
                 return None
             record_bounce_in(
-                session, row, error=error, pause_after=pause_after, now=now or utcnow()
+                session, row, error=error, pause_after=pause_after, now=now or utcnow(),
+                severity=severity,
             )
             session.flush()
             return _subscriber_record(session, row)
@@ -302,7 +355,7 @@ class SubscriberStore(TokenStore):
                 self._activate(session, row, now)
             elif row.status == "paused":
                 row.status = "active"
-                row.bounce_count = 0
+                _clear_bounces(row)
                 row.pause_reason = None
                 row.updated_at = now
             return _subscriber_record(session, row)
@@ -312,7 +365,7 @@ class SubscriberStore(TokenStore):
         row.status = "active"
         row.since_batch_id = session.scalar(select(func.max(Batch.id))) or 0
         row.unsubscribed_at = None
-        row.bounce_count = 0
+        _clear_bounces(row)
         row.pause_reason = None
         row.updated_at = now
 
