@@ -114,6 +114,9 @@ class BouncesConfig:
     imap_port: int = 993
     #: "tls" (implicit TLS, usually port 993), "starttls" or "none" (loopback only)
     imap_security: str = "tls"
+    #: PEM file of the CA(s) trusted for the IMAP server's certificate instead of the system's
+    #: trust store (a mail server with an internal CA); empty means the system's trust store
+    imap_ca_file: str = ""
     imap_username: str = ""
     #: a file holding the IMAP password; DIGESTD_IMAP_PASSWORD also works
     imap_password_file: str = ""

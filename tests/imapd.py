@@ -2,7 +2,8 @@
 
 Its configuration, mail and state live under one temporary directory; it listens on
 127.0.0.1 only (a free port), with one user whose password is in a passwd-file and whose
-Maildir is under that directory. Plain-text login is allowed: loopback only.
+Maildir is under that directory. Plain-text login is allowed: loopback only. Given a
+certificate, it offers STARTTLS on that port and implicit TLS (IMAPS) on a second one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from support import free_port, wait_for
+from support import Certificate, free_port, wait_for
 
 DOVECOT = "/usr/sbin/dovecot"
 INSTALL = "apt-get install -y dovecot-imapd (make debs does it)"
@@ -34,9 +35,14 @@ class Dovecot:
         if os.geteuid() != 0:
             pytest.skip("Dovecot is started as root here (it drops to its own users)")
 
-    def __init__(self) -> None:
+    def __init__(self, tls: Certificate | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="digestd-imap-"))
         self.port = free_port()
+        #: the IMAPS (implicit TLS) port; 0 without a certificate
+        self.tls_port = free_port() if tls else 0
+        ssl_settings = (
+            f"ssl = yes\nssl_cert = <{tls.cert}\nssl_key = <{tls.key}\n" if tls else "ssl = no\n"
+        )
         self.process: subprocess.Popen[bytes] | None = None
         # Dovecot refuses mail access as root: the mail belongs to "nobody".
         nobody = pwd.getpwnam("nobody")
@@ -52,8 +58,9 @@ state_dir = {self.dir}/state
 log_path = {self.dir}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+{ssl_settings}disable_plaintext_auth = no
+# "Login: user=<...>" lines: tests read them to see which logins reached the server
+auth_verbose = yes
 auth_mechanisms = plain login
 mail_location = maildir:{self.mail}/%u
 first_valid_uid = {nobody.pw_uid}
@@ -71,7 +78,9 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
+{"    ssl = yes" if tls else ""}
   }}
 }}
 service anvil {{
@@ -104,6 +113,15 @@ service imap-login {{
                 return sock.recv(64).startswith(b"* OK")
         except OSError:
             return False
+
+    def logins(self) -> list[str]:
+        """Log lines of the logins the server accepted (``Login: user=<bounces>,
+        method=PLAIN, ..., TLS``; "secured" instead of "TLS" for plaintext on loopback)."""
+        return [line for line in self.log().splitlines() if "imap-login: Info: Login: " in line]
+
+    def unauthenticated(self) -> list[str]:
+        """Log lines of connections that ended without any login attempt."""
+        return [line for line in self.log().splitlines() if "(no auth attempts" in line]
 
     def log(self) -> str:
         path = self.dir / "dovecot.log"

@@ -6,9 +6,12 @@ tests need them too.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import socket
+import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -129,3 +132,38 @@ def smtp_server() -> Iterator[tuple[SmtpInbox, int]]:
         yield inbox, port
     finally:
         controller.stop()
+
+
+# Certificates made by the openssl command line (no extra Python dependency) -----------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Certificate:
+    """A self-signed certificate: its own CA, handed to a client as the CA file."""
+
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+def make_certificate(directory: Path, name: str, san: str) -> Certificate:
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName={san}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return Certificate(cert, key)
+
+
+def loopback_certificates(directory: Path) -> dict[str, Certificate]:
+    """"localhost": valid for localhost and 127.0.0.1; "elsewhere": for another name only."""
+    return {
+        "localhost": make_certificate(directory, "localhost", "DNS:localhost,IP:127.0.0.1"),
+        "elsewhere": make_certificate(directory, "elsewhere", "DNS:mail.example.org"),
+    }

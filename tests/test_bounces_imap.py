@@ -1,9 +1,12 @@
-"""The bounce intake over IMAP, against a real Dovecot on loopback (tests/imapd.py)."""
+"""The bounce intake over IMAP, against a real Dovecot on loopback (tests/imapd.py): in
+plaintext, over implicit TLS and STARTTLS with a self-signed CA given as bounces.imap_ca_file,
+refusing a certificate the CA did not sign, and never falling back to plaintext."""
 
 from __future__ import annotations
 
 import dataclasses
 import imaplib
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +15,13 @@ from imapd import Dovecot
 from test_bounces import SENDER, _config, dsn, plain
 
 from digestd import links
-from digestd.config import BouncesConfig
-from digestd.delivery.intake import kept_messages, read_bounces
+from digestd.config import BouncesConfig, Config
+from digestd.delivery.intake import ImapSource, kept_messages, read_bounces
+from digestd.errors import ConfigError, DeliveryError
 from digestd.runtime import Runtime
 from digestd.subscribers import add_subscriber
+
+from support import Certificate, loopback_certificates, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +85,6 @@ def test_bounces_and_unsubscribes_are_read_over_imap(imap: Dovecot, tmp_path: Pa
 
 
 def test_a_wrong_imap_password_is_one_clear_error(imap: Dovecot, tmp_path: Path) -> None:
-    from digestd.errors import DeliveryError
-
     config = dataclasses.replace(_config(tmp_path), bounces=BouncesConfig(
         imap_host="127.0.0.1", imap_port=imap.port, imap_security="none",
         imap_username=imap.user,
@@ -91,3 +95,133 @@ def test_a_wrong_imap_password_is_one_clear_error(imap: Dovecot, tmp_path: Path)
             read_bounces(runtime)
     finally:
         runtime.close()
+
+
+# Over TLS -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Certificate]:
+    return loopback_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def imaps(certificates: dict[str, Certificate]) -> Iterator[Dovecot]:
+    Dovecot.skip_unless_available()
+    with Dovecot(tls=certificates["localhost"]) as server:
+        yield server
+
+
+@pytest.fixture
+def no_ssl_cert_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust only the system's store (or imap_ca_file), whatever the developer's shell says."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+
+def _tls_config(tmp_path: Path, server: Dovecot, **bounces: object) -> Config:
+    password = tmp_path / "imap-password"
+    password.write_text(server.password + "\n")
+    settings: dict[str, object] = {
+        "imap_host": "127.0.0.1", "imap_username": server.user,
+        "imap_password_file": str(password), **bounces,
+    }
+    return dataclasses.replace(_config(tmp_path), bounces=BouncesConfig(**settings))  # type: ignore[arg-type]
+
+
+def _append_tls(server: Dovecot, cert: Certificate, data: bytes) -> None:
+    context = ssl.create_default_context(cafile=str(cert.cert))
+    client = imaplib.IMAP4_SSL("127.0.0.1", server.tls_port, ssl_context=context)
+    try:
+        client.login(server.user, server.password)
+        status, _ = client.append("INBOX", None, None, data.replace(b"\n", b"\r\n"))
+        assert status == "OK"
+    finally:
+        client.logout()
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_bounces_are_read_over_tls_with_the_configured_ca(
+    imaps: Dovecot, certificates: dict[str, Certificate], tmp_path: Path, security: str,
+    no_ssl_cert_file: None,
+) -> None:
+    port = imaps.tls_port if security == "tls" else imaps.port
+    config = _tls_config(
+        tmp_path, imaps, imap_port=port, imap_security=security,
+        imap_ca_file=str(certificates["localhost"].cert),
+    )
+    runtime = Runtime.open(config)
+    try:
+        ada, _ = add_subscriber(runtime.store, "ada@example.net", ["widgets"])
+        before = len(imaps.logins())
+        _append_tls(imaps, certificates["localhost"],
+                    dsn("ada@example.net", to=links.verp_address(SENDER, ada.token)))
+        # Dovecot writes its log a moment later: wait for the append's login line
+        wait_for(lambda: len(imaps.logins()) == before + 1, 5, "the append's login line")
+        report = read_bounces(runtime)
+        assert (report.read, report.bounces) == (1, 1)
+        assert runtime.store.subscriber("ada@example.net").bounce_count == 1  # type: ignore[union-attr]
+        # The server saw our login come over TLS (Dovecot logs the connection's security).
+        wait_for(lambda: len(imaps.logins()) == before + 2, 5, "the intake's login line")
+        login = imaps.logins()[-1]
+        assert "user=<bounces>" in login and ", TLS," in login, login
+    finally:
+        runtime.close()
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_a_certificate_the_ca_did_not_sign_is_refused_before_the_login(
+    imaps: Dovecot, certificates: dict[str, Certificate], tmp_path: Path, security: str,
+    no_ssl_cert_file: None,
+) -> None:
+    port = imaps.tls_port if security == "tls" else imaps.port
+    wrong_ca = _tls_config(
+        tmp_path, imaps, imap_port=port, imap_security=security,
+        imap_ca_file=str(certificates["elsewhere"].cert),
+    )
+    system_store = dataclasses.replace(
+        wrong_ca, bounces=dataclasses.replace(wrong_ca.bounces, imap_ca_file="")
+    )
+    logins, ended = len(imaps.logins()), len(imaps.unauthenticated())
+    for config in (wrong_ca, system_store):
+        with pytest.raises(DeliveryError, match="untrusted TLS certificate") as caught:
+            ImapSource(config)
+        assert "bounces.imap_ca_file" in str(caught.value)
+        assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
+    # Both connections ended without a login attempt: the password never left digestd.
+    wait_for(lambda: len(imaps.unauthenticated()) == ended + 2, 5, "the two disconnects")
+    assert len(imaps.logins()) == logins
+
+
+def test_starttls_never_falls_back_to_plaintext(imap: Dovecot, tmp_path: Path) -> None:
+    """A server that does not offer STARTTLS (or an attacker who strips it) gets no login."""
+    config = _tls_config(tmp_path, imap, imap_port=imap.port, imap_security="starttls")
+    logins, ended = len(imap.logins()), len(imap.unauthenticated())
+    with pytest.raises(DeliveryError, match="does not offer STARTTLS") as caught:
+        ImapSource(config)
+    assert "not sent in clear" in str(caught.value)
+    # implicit TLS against a plaintext port fails in the handshake, and logs in nowhere either
+    plain_port = dataclasses.replace(
+        config, bounces=dataclasses.replace(config.bounces, imap_security="tls")
+    )
+    with pytest.raises(DeliveryError, match=f"cannot read imap 127.0.0.1:{imap.port}"):
+        ImapSource(plain_port)
+    wait_for(lambda: len(imap.unauthenticated()) == ended + 2, 5, "the two disconnects")
+    assert len(imap.logins()) == logins
+
+
+def test_a_plaintext_login_to_another_host_is_refused(tmp_path: Path) -> None:
+    config = dataclasses.replace(_config(tmp_path), bounces=BouncesConfig(
+        imap_host="imap.example.org", imap_port=143, imap_security="none",
+        imap_username="bounces",
+    ))
+    with pytest.raises(ConfigError, match="password would cross the network"):
+        ImapSource(config, environ={"DIGESTD_IMAP_PASSWORD": "secret"})
+
+
+def test_an_unusable_imap_ca_file_is_a_configuration_error(tmp_path: Path) -> None:
+    config = dataclasses.replace(_config(tmp_path), bounces=BouncesConfig(
+        imap_host="127.0.0.1", imap_security="tls", imap_ca_file=str(tmp_path / "missing.pem"),
+    ))
+    with pytest.raises(ConfigError, match=r"bounces\.imap_ca_file .*missing\.pem: cannot read"):
+        ImapSource(config)

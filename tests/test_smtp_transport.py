@@ -13,7 +13,6 @@ import email.policy
 import re
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +31,7 @@ from digestd.delivery.smtp import PASSWORD_ENV, SmtpTransport
 from digestd.digest.message import build_message
 from digestd.errors import ConfigError, TemporaryDeliveryError
 
-from support import free_port
+from support import Certificate, free_port, loopback_certificates
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -40,39 +39,9 @@ USER = "digestd"
 PASSWORD = "s3cret-pass-word"
 
 
-# Certificates made by the openssl command line (no extra Python dependency) -----------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Certificate:
-    cert: Path
-    key: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.cert, self.key)
-        return context
-
-
-def _make_certificate(directory: Path, name: str, san: str) -> Certificate:
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName={san}",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return Certificate(cert, key)
-
-
 @pytest.fixture(scope="session")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Certificate]:
-    """"localhost": valid for localhost and 127.0.0.1; "elsewhere": for another name only."""
-    directory = tmp_path_factory.mktemp("certs")
-    return {
-        "localhost": _make_certificate(directory, "localhost", "DNS:localhost,IP:127.0.0.1"),
-        "elsewhere": _make_certificate(directory, "elsewhere", "DNS:mail.example.org"),
-    }
+    return loopback_certificates(tmp_path_factory.mktemp("certs"))
 
 
 # An aiosmtpd server on loopback that records what it saw -------------------------------------

@@ -23,14 +23,17 @@ import email.utils
 import logging
 import mailbox
 import os
+import ssl
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from digestd.bounce_score import Severity
 from digestd.config import Config
 from digestd.delivery.bounces import Verdict, classify, parse
+from digestd.delivery.tls import client_context, is_loopback
 from digestd.errors import ConfigError, DeliveryError, StoreError
 from digestd.runtime import Runtime
 from digestd.store import SubscriberRecord
@@ -103,22 +106,44 @@ class MaildirSource:
 
 
 class ImapSource:
-    """One IMAP folder; handled messages are deleted (and expunged) by UID."""
+    """One IMAP folder; handled messages are deleted (and expunged) by UID.
+
+    Over TLS the server's certificate is verified (`bounces.imap_ca_file` or the system's
+    store); with "starttls" a server that does not offer it is refused before the login,
+    never read in plaintext.
+    """
 
     def __init__(self, config: Config, environ: os._Environ[str] | dict[str, str] = os.environ):
         from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
 
         settings = config.bounces
         self.name = f"imap {settings.imap_host}:{settings.imap_port}/{settings.imap_folder}"
+        if settings.imap_security == "none" and not is_loopback(settings.imap_host):
+            raise ConfigError(
+                f"bounces.imap_security is 'none': the IMAP password would cross the network "
+                f"to {settings.imap_host} unencrypted; set it to 'tls' or 'starttls' (only a "
+                "server on this machine may take a login in clear)"
+            )
         password = _imap_password(config, environ)
-        kind = {"tls": MailBox, "starttls": MailBoxStartTls, "none": MailBoxUnencrypted}[
-            settings.imap_security
-        ]
+        box: Any
         try:
-            self._box = kind(settings.imap_host, settings.imap_port, timeout=30)
+            if settings.imap_security == "none":
+                box = MailBoxUnencrypted(settings.imap_host, settings.imap_port, timeout=30)
+            else:
+                kind = MailBox if settings.imap_security == "tls" else MailBoxStartTls
+                context = client_context(settings.imap_ca_file, "bounces.imap_ca_file")
+                box = kind(settings.imap_host, settings.imap_port, timeout=30,
+                           ssl_context=context)
+            self._box = box
             self._box.login(settings.imap_username, password, initial_folder=settings.imap_folder)
+        except ConfigError:
+            raise
         except Exception as exc:  # imaplib, ssl and socket errors, imap-tools' own
-            raise DeliveryError(f"cannot read {self.name}: {exc}") from exc
+            # A connection that failed half-way (no STARTTLS, a bad certificate) is held only
+            # by the frames of this traceback: clearing them closes its socket now, not
+            # whenever the logged exception is let go.
+            traceback.clear_frames(exc.__traceback__)
+            raise DeliveryError(f"cannot read {self.name}: {_imap_failure(exc)}") from exc
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
         # Peek (no \Seen): a message left after an error looks untouched to the next read.
@@ -132,6 +157,22 @@ class ImapSource:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._box.logout()
+
+
+def _imap_failure(exc: Exception) -> str:
+    import imaplib
+
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"untrusted TLS certificate: {exc.verify_message or exc} (check "
+            "bounces.imap_host, or set bounces.imap_ca_file to the CA that signed it)"
+        )
+    if isinstance(exc, imaplib.IMAP4.abort) and "TLS not supported" in str(exc):
+        return (
+            "the server does not offer STARTTLS, and the password is not sent in clear "
+            "(check bounces.imap_security and imap_port)"
+        )
+    return str(exc)
 
 
 def _imap_password(config: Config, environ: os._Environ[str] | dict[str, str]) -> str:

@@ -19,7 +19,6 @@ is verified against `smtp.ca_file` or the system's store.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import smtplib
@@ -33,6 +32,7 @@ from digestd.config import SmtpConfig
 from digestd.delivery.pace import Pacer
 from digestd.delivery.replies import refuses_sender
 from digestd.delivery.signing import DkimSigner
+from digestd.delivery.tls import client_context, is_loopback
 from digestd.digest.message import message_bytes
 from digestd.errors import (
     ConfigError,
@@ -52,15 +52,6 @@ IDLE_CHECK_SECONDS = 10.0
 def _reply(code: int, message: bytes | str) -> str:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
     return f"{code} {' '.join(text.split())}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _by_reply(code: int, message: bytes | str, what: str) -> DeliveryError:
@@ -93,7 +84,7 @@ class SmtpTransport:
                 "smtp.username or the SMTP password holds non-ASCII characters, which "
                 "smtplib cannot send in AUTH; use an ASCII password"
             )
-        if settings.username and settings.security == "none" and not _is_loopback(settings.host):
+        if settings.username and settings.security == "none" and not is_loopback(settings.host):
             # smtplib would send AUTH PLAIN over the open network: the password in clear.
             raise ConfigError(
                 f"smtp.username is set but smtp.security is 'none': the password would cross "
@@ -102,7 +93,10 @@ class SmtpTransport:
             )
         # Built once: loading the trust store per connection is slow, and a bad ca_file is a
         # configuration error, not something to retry message by message.
-        self._tls = self._tls_context() if settings.security != "none" else None
+        self._tls = (
+            client_context(settings.ca_file, "smtp.ca_file")
+            if settings.security != "none" else None
+        )
         self._connection: smtplib.SMTP | None = None
         self._last_used = 0.0
         #: the rate limit; transports sending side by side share one (`share_pace`)
@@ -124,19 +118,6 @@ class SmtpTransport:
                     f"smtp.password_file {path}: cannot read: {exc.strerror or exc}"
                 ) from exc
         return self.environ.get(PASSWORD_ENV, "")
-
-    def _tls_context(self) -> ssl.SSLContext:
-        ca_file = self.settings.ca_file
-        try:
-            return ssl.create_default_context(cafile=ca_file or None)
-        except ssl.SSLError as exc:
-            raise ConfigError(
-                f"smtp.ca_file {ca_file}: no PEM certificate in it ({exc.reason or exc})"
-            ) from exc
-        except OSError as exc:
-            raise ConfigError(
-                f"smtp.ca_file {ca_file}: cannot read: {exc.strerror or exc}"
-            ) from exc
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
