@@ -8,8 +8,13 @@ from typing import Literal
 
 from sqlalchemy import delete, func, select, update
 
-from digestd.store.models import Subscriber, SubscriberTopic, utcnow
-from digestd.store.subscribers import SubscriberRecord, SubscriberStore, _subscriber_record
+from digestd.store.models import Subscriber, utcnow
+from digestd.store.subscribers import (
+    SubscriberRecord,
+    SubscriberStore,
+    _set_topics,
+    _subscriber_record,
+)
 from digestd.store.tokens import new_salt
 
 #: what a web sign-up found: a new address, an unconfirmed one signing up again, a former
@@ -62,11 +67,7 @@ class SignupStore(SubscriberStore):
             session.flush()
             if outcome == "new":
                 self._register_token(session, row.id, row.link_salt)
-            session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == row.id))
-            session.add_all(
-                SubscriberTopic(subscriber_id=row.id, topic_id=topic_id) for topic_id in topic_ids
-            )
-            session.flush()
+            _set_topics(session, row.id, topic_ids)
             return _subscriber_record(session, row), outcome
 
     def confirm_subscriber(

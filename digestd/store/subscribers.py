@@ -158,6 +158,15 @@ def record_bounce_in(
     return False
 
 
+def _set_topics(session: Session, subscriber_id: int, topic_ids: Sequence[int]) -> None:
+    """The subscriber follows exactly these topics from now on."""
+    session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == subscriber_id))
+    session.add_all(
+        SubscriberTopic(subscriber_id=subscriber_id, topic_id=topic_id) for topic_id in topic_ids
+    )
+    session.flush()
+
+
 def _clear_bounces(row: Subscriber) -> None:
     row.bounce_count = 0
     row.bounce_score = 0.0
@@ -234,14 +243,7 @@ class SubscriberStore(TokenStore):
             if created:
                 self._register_token(session, row.id, row.link_salt)
             if topics:
-                session.execute(
-                    delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == row.id)
-                )
-                session.add_all(
-                    SubscriberTopic(subscriber_id=row.id, topic_id=topic_id)
-                    for topic_id in topic_ids
-                )
-                session.flush()
+                _set_topics(session, row.id, topic_ids)
             return _subscriber_record(session, row), created
 
     @staticmethod
@@ -387,11 +389,7 @@ class SubscriberStore(TokenStore):
             row.cadence = cadence
             row.timezone = timezone
             row.updated_at = utcnow()
-            session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == row.id))
-            session.add_all(
-                SubscriberTopic(subscriber_id=row.id, topic_id=topic_id) for topic_id in topic_ids
-            )
-            session.flush()
+            _set_topics(session, row.id, topic_ids)
             return _subscriber_record(session, row)
 
     def mark_slot_handled(self, subscriber_id: int, slot: dt.datetime) -> None:
