@@ -53,3 +53,11 @@ def store(database_url: str) -> Iterator[Store]:
         yield store
     finally:
         store.dispose()
+
+
+@pytest.fixture
+def no_ssl_cert_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust only the system's store (or the configured CA file), whatever the developer's
+    shell says."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)

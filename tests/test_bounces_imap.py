@@ -8,6 +8,7 @@ import dataclasses
 import imaplib
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,26 +32,33 @@ def imap() -> Iterator[Dovecot]:
         yield server
 
 
-def _append(server: Dovecot, *messages: bytes) -> None:
-    client = imaplib.IMAP4("127.0.0.1", server.port)
+@contextmanager
+def _client(server: Dovecot, ca: Certificate | None = None) -> Iterator[imaplib.IMAP4]:
+    """Logged in as the mailbox's owner: in plaintext, or over IMAPS trusting `ca`."""
+    if ca is None:
+        client = imaplib.IMAP4("127.0.0.1", server.port)
+    else:
+        context = ssl.create_default_context(cafile=str(ca.cert))
+        client = imaplib.IMAP4_SSL("127.0.0.1", server.tls_port, ssl_context=context)
     try:
         client.login(server.user, server.password)
+        yield client
+    finally:
+        client.logout()
+
+
+def _append(server: Dovecot, *messages: bytes, ca: Certificate | None = None) -> None:
+    with _client(server, ca) as client:
         for data in messages:
             status, _ = client.append("INBOX", None, None, data.replace(b"\n", b"\r\n"))
             assert status == "OK"
-    finally:
-        client.logout()
 
 
 def _count(server: Dovecot) -> int:
-    client = imaplib.IMAP4("127.0.0.1", server.port)
-    try:
-        client.login(server.user, server.password)
+    with _client(server) as client:
         status, data = client.select("INBOX")
         assert status == "OK"
         return int(data[0])
-    finally:
-        client.logout()
 
 
 def test_bounces_and_unsubscribes_are_read_over_imap(imap: Dovecot, tmp_path: Path) -> None:
@@ -112,32 +120,20 @@ def imaps(certificates: dict[str, Certificate]) -> Iterator[Dovecot]:
         yield server
 
 
-@pytest.fixture
-def no_ssl_cert_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trust only the system's store (or imap_ca_file), whatever the developer's shell says."""
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-
-
-def _tls_config(tmp_path: Path, server: Dovecot, **bounces: object) -> Config:
+def _tls_config(
+    tmp_path: Path, server: Dovecot, security: str, ca: Certificate | None = None,
+    *, port: int | None = None,
+) -> Config:
+    """The intake reading `server` with this imap_security (on the port that goes with it,
+    unless `port` is given), trusting `ca` (None: the system's store)."""
     password = tmp_path / "imap-password"
     password.write_text(server.password + "\n")
-    settings: dict[str, object] = {
-        "imap_host": "127.0.0.1", "imap_username": server.user,
-        "imap_password_file": str(password), **bounces,
-    }
-    return dataclasses.replace(_config(tmp_path), bounces=BouncesConfig(**settings))  # type: ignore[arg-type]
-
-
-def _append_tls(server: Dovecot, cert: Certificate, data: bytes) -> None:
-    context = ssl.create_default_context(cafile=str(cert.cert))
-    client = imaplib.IMAP4_SSL("127.0.0.1", server.tls_port, ssl_context=context)
-    try:
-        client.login(server.user, server.password)
-        status, _ = client.append("INBOX", None, None, data.replace(b"\n", b"\r\n"))
-        assert status == "OK"
-    finally:
-        client.logout()
+    return dataclasses.replace(_config(tmp_path), bounces=BouncesConfig(
+        imap_host="127.0.0.1",
+        imap_port=port or (server.tls_port if security == "tls" else server.port),
+        imap_security=security, imap_ca_file=str(ca.cert) if ca else "",
+        imap_username=server.user, imap_password_file=str(password),
+    ))
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
@@ -145,17 +141,12 @@ def test_bounces_are_read_over_tls_with_the_configured_ca(
     imaps: Dovecot, certificates: dict[str, Certificate], tmp_path: Path, security: str,
     no_ssl_cert_file: None,
 ) -> None:
-    port = imaps.tls_port if security == "tls" else imaps.port
-    config = _tls_config(
-        tmp_path, imaps, imap_port=port, imap_security=security,
-        imap_ca_file=str(certificates["localhost"].cert),
-    )
-    runtime = Runtime.open(config)
+    runtime = Runtime.open(_tls_config(tmp_path, imaps, security, certificates["localhost"]))
     try:
         ada, _ = add_subscriber(runtime.store, "ada@example.net", ["widgets"])
         before = len(imaps.logins())
-        _append_tls(imaps, certificates["localhost"],
-                    dsn("ada@example.net", to=links.verp_address(SENDER, ada.token)))
+        _append(imaps, dsn("ada@example.net", to=links.verp_address(SENDER, ada.token)),
+                ca=certificates["localhost"])
         # Dovecot writes its log a moment later: wait for the append's login line
         wait_for(lambda: len(imaps.logins()) == before + 1, 5, "the append's login line")
         report = read_bounces(runtime)
@@ -174,14 +165,8 @@ def test_a_certificate_the_ca_did_not_sign_is_refused_before_the_login(
     imaps: Dovecot, certificates: dict[str, Certificate], tmp_path: Path, security: str,
     no_ssl_cert_file: None,
 ) -> None:
-    port = imaps.tls_port if security == "tls" else imaps.port
-    wrong_ca = _tls_config(
-        tmp_path, imaps, imap_port=port, imap_security=security,
-        imap_ca_file=str(certificates["elsewhere"].cert),
-    )
-    system_store = dataclasses.replace(
-        wrong_ca, bounces=dataclasses.replace(wrong_ca.bounces, imap_ca_file="")
-    )
+    wrong_ca = _tls_config(tmp_path, imaps, security, certificates["elsewhere"])
+    system_store = _tls_config(tmp_path, imaps, security)
     logins, ended = len(imaps.logins()), len(imaps.unauthenticated())
     for config in (wrong_ca, system_store):
         with pytest.raises(DeliveryError, match="untrusted TLS certificate") as caught:
@@ -195,17 +180,13 @@ def test_a_certificate_the_ca_did_not_sign_is_refused_before_the_login(
 
 def test_starttls_never_falls_back_to_plaintext(imap: Dovecot, tmp_path: Path) -> None:
     """A server that does not offer STARTTLS (or an attacker who strips it) gets no login."""
-    config = _tls_config(tmp_path, imap, imap_port=imap.port, imap_security="starttls")
     logins, ended = len(imap.logins()), len(imap.unauthenticated())
     with pytest.raises(DeliveryError, match="does not offer STARTTLS") as caught:
-        ImapSource(config)
+        ImapSource(_tls_config(tmp_path, imap, "starttls"))
     assert "not sent in clear" in str(caught.value)
     # implicit TLS against a plaintext port fails in the handshake, and logs in nowhere either
-    plain_port = dataclasses.replace(
-        config, bounces=dataclasses.replace(config.bounces, imap_security="tls")
-    )
     with pytest.raises(DeliveryError, match=f"cannot read imap 127.0.0.1:{imap.port}"):
-        ImapSource(plain_port)
+        ImapSource(_tls_config(tmp_path, imap, "tls", port=imap.port))
     wait_for(lambda: len(imap.unauthenticated()) == ended + 2, 5, "the two disconnects")
     assert len(imap.logins()) == logins
 

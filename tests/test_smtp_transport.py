@@ -167,13 +167,6 @@ def _send_all(transport: SmtpTransport, messages: list[EmailMessage]) -> None:
         transport.close()
 
 
-@pytest.fixture
-def no_ssl_cert_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trust only the system's store (or smtp.ca_file), whatever the developer's shell says."""
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-
-
 # Configuration ------------------------------------------------------------------------------
 
 
