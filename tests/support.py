@@ -15,15 +15,18 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+    from digestd.config import Config, DeliveryConfig
     from digestd.runtime import Runtime
 
 POSTGRES_ENV = "DIGESTD_TEST_POSTGRES_URL"
@@ -119,19 +122,52 @@ class SmtpInbox:
         return "250 Message accepted"
 
 
+Handler = TypeVar("Handler")
+
+
+@overload
+def smtp_server() -> AbstractContextManager[tuple[SmtpInbox, int]]: ...
+@overload
+def smtp_server(handler: Handler) -> AbstractContextManager[tuple[Handler, int]]: ...
+def smtp_server(handler: object = None) -> AbstractContextManager[tuple[object, int]]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, and its handler: `handler`, or
+    an `SmtpInbox` that records what it received."""
+    return _serving(SmtpInbox() if handler is None else handler)
+
+
 @contextmanager
-def smtp_server() -> Iterator[tuple[SmtpInbox, int]]:
-    """A real SMTP server on a free loopback port, and what it received."""
+def _serving(handler: Handler) -> Iterator[tuple[Handler, int]]:
     from aiosmtpd.controller import Controller
 
-    inbox = SmtpInbox()
     port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        yield inbox, port
+        yield handler, port
     finally:
         controller.stop()
+
+
+def relay_config(
+    tmp_path: Path, port: int, delivery: DeliveryConfig, *, timeout: float = 5
+) -> Config:
+    """Digests sent by SMTP to a relay on loopback at `port`, one topic ("widgets")."""
+    import dataclasses
+
+    from digestd.config import Config, HttpConfig, MailConfig, PathsConfig, SmtpConfig, TopicConfig
+
+    return dataclasses.replace(
+        Config(),
+        paths=PathsConfig(seeds_dir=tmp_path / "seeds", data_dir=tmp_path / "var"),
+        http=HttpConfig(base_url="https://digest.example.org"),
+        mail=MailConfig(
+            transport="smtp", from_address="Digests <digests@example.org>",
+            list_id="digest.example.org",
+        ),
+        smtp=SmtpConfig(host="127.0.0.1", port=port, timeout=timeout),
+        delivery=delivery,
+        topics=(TopicConfig("widgets", "Widgets", "widget*"),),
+    )
 
 
 # Certificates made by the openssl command line (no extra Python dependency) -----------------
@@ -167,3 +203,26 @@ def loopback_certificates(directory: Path) -> dict[str, Certificate]:
         "localhost": make_certificate(directory, "localhost", "DNS:localhost,IP:127.0.0.1"),
         "elsewhere": make_certificate(directory, "elsewhere", "DNS:mail.example.org"),
     }
+
+
+# A real browser ------------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium, headless, driven by Playwright (never Playwright's own download)."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
+            "(or: apt-get install -y chromium)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()

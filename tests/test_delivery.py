@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from digestd import cli
 from digestd.config import (
@@ -33,7 +32,7 @@ from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.subscribers import add_subscriber
 
-from support import feed_titles, free_port
+from support import feed_titles, free_port, smtp_server
 
 TOPICS = (
     TopicConfig("widgets", "Widgets", "widget*"),
@@ -92,14 +91,8 @@ class Sink:
 
 @pytest.fixture
 def sink() -> Iterator[tuple[Sink, int]]:
-    handler = Sink()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    with smtp_server(Sink()) as served:
+        yield served
 
 
 # A runtime with two topics and a way to feed it papers ----------------------------------------

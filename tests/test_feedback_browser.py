@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from digestd.config import Config, HttpConfig, PathsConfig
 from digestd.delivery.ledger import preview_digest
@@ -29,9 +29,10 @@ from digestd.store import Store, SubscriberRecord
 from digestd.subscribers import add_subscriber
 from digestd.web.server import ServerThread, loopback_socket, make_server
 
+from support import chromium
+
 REPO = Path(__file__).resolve().parents[1]
 SEED_FILES = sorted((REPO / "samples" / "seeds").glob("*.txt"))
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 
@@ -61,17 +62,8 @@ def server(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
-            "(or: apt-get install -y chromium)"
-        )
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _digest_links(runtime: Runtime, reader: SubscriberRecord) -> list[str]:

@@ -23,6 +23,8 @@ from digestd.errors import SubscriberError
 from digestd.subscribers import normalize_name
 from digestd.web.mail import build_notice
 
+from support import chromium
+
 SPAMASSASSIN = "/usr/bin/spamassassin"
 #: the most any kind of mail may score with SpamAssassin's shipped rules
 SPAM_LIMIT = 0.5
@@ -166,21 +168,12 @@ def test_the_confirmation_mail_carries_no_name(kinds: dict[str, bytes], tmp_path
 
 def test_every_mail_fits_a_phone_without_scrolling_sideways(kinds: dict[str, bytes]) -> None:
     """The HTML part in Chromium at 375 px: long links wrap instead of widening the page."""
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.fail(f"{chromium} is missing: `make debs` installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 375, "height": 800})
-            # Nothing is fetched: the mails hold links only, and no request may leave.
-            page.route("**/*", lambda route: route.abort())
-            for kind, data in kinds.items():
-                html = _parsed(data).get_body(("html",)).get_content()
-                page.set_content(html)
-                overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
-                assert overflow <= 0, f"{kind} scrolls sideways on a phone by {overflow}px"
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 375, "height": 800})
+        # Nothing is fetched: the mails hold links only, and no request may leave.
+        page.route("**/*", lambda route: route.abort())
+        for kind, data in kinds.items():
+            html = _parsed(data).get_body(("html",)).get_content()
+            page.set_content(html)
+            overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
+            assert overflow <= 0, f"{kind} scrolls sideways on a phone by {overflow}px"

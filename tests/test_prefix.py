@@ -27,6 +27,8 @@ from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.web.server import ServerThread, loopback_socket, make_server
 
+from support import chromium
+
 REPO = Path(__file__).resolve().parents[1]
 SEED_FILES = sorted((REPO / "samples" / "seeds").glob("*.txt"))
 PREFIX = "/digest"
@@ -183,42 +185,33 @@ def test_sign_up_confirm_and_manage_through_the_prefix(site: Site, proxy: str) -
 @pytest.mark.slow
 def test_a_browser_signs_up_and_manages_under_the_prefix(site: Site) -> None:
     """Chromium clicks its way through under /digest: every page it lands on is under it."""
-    from playwright.sync_api import sync_playwright
-
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.fail(f"{chromium} is missing: `make test` installs Debian's chromium")
     address = "prefix-browser@example.org"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True)
+    with chromium() as browser:
         page = browser.new_page()
         visited: list[str] = []
         page.on("framenavigated", lambda frame: visited.append(frame.url))
-        try:
-            page.goto(site.url + "/")
-            page.get_by_role("link", name="Get new papers by e-mail").click()
-            page.wait_for_load_state()
-            assert urlsplit(page.url).path == f"{PREFIX}/subscribe"
-            page.get_by_label("E-mail address").fill(address)
-            page.get_by_label("Agents").check()
-            page.get_by_role("button", name="Subscribe").click()
-            page.wait_for_load_state()
-            assert page.get_by_role("heading", name="Check your inbox").is_visible()
+        page.goto(site.url + "/")
+        page.get_by_role("link", name="Get new papers by e-mail").click()
+        page.wait_for_load_state()
+        assert urlsplit(page.url).path == f"{PREFIX}/subscribe"
+        page.get_by_label("E-mail address").fill(address)
+        page.get_by_label("Agents").check()
+        page.get_by_role("button", name="Subscribe").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", name="Check your inbox").is_visible()
 
-            [mail] = _mails_to(site, address)
-            body = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-            page.goto(CONFIRM_RE.search(body).group(1))  # type: ignore[union-attr]
-            page.get_by_role("button", name="Confirm my subscription").click()
-            page.wait_for_load_state()
-            assert page.get_by_role("heading", name="You are subscribed").is_visible()
-            page.locator("#manage-link").click()
-            page.wait_for_load_state()
-            page.get_by_label("Weekly").check()
-            page.get_by_role("button", name="Save changes").click()
-            page.wait_for_load_state()
-            assert "Saved." in page.locator("[role=status]").inner_text()
-        finally:
-            browser.close()
+        [mail] = _mails_to(site, address)
+        body = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        page.goto(CONFIRM_RE.search(body).group(1))  # type: ignore[union-attr]
+        page.get_by_role("button", name="Confirm my subscription").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", name="You are subscribed").is_visible()
+        page.locator("#manage-link").click()
+        page.wait_for_load_state()
+        page.get_by_label("Weekly").check()
+        page.get_by_role("button", name="Save changes").click()
+        page.wait_for_load_state()
+        assert "Saved." in page.locator("[role=status]").inner_text()
     paths = [urlsplit(url).path for url in visited if url.startswith("http")]
     assert len(paths) >= 5
     assert all(path.startswith(PREFIX + "/") for path in paths), paths

@@ -3,7 +3,6 @@ leases and order, against an aiosmtpd server on loopback, on SQLite and PostgreS
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import threading
@@ -12,17 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from digestd import cli
 from digestd.config import (
     Config,
     DeliveryConfig,
-    HttpConfig,
-    MailConfig,
-    PathsConfig,
-    SmtpConfig,
-    TopicConfig,
 )
 from digestd.delivery import TransportHealth, plan_digests, send_pending, sender
 from digestd.delivery.replies import refusal_key, refuses_sender
@@ -31,7 +24,7 @@ from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.subscribers import add_subscriber
 
-from support import feed_titles, free_port
+from support import feed_titles, free_port, relay_config, smtp_server
 
 BACKOFF = 60.0
 # Retries are checked half a backoff late: a run's clock moves on by the time the run took,
@@ -73,14 +66,8 @@ class Relay:
 
 @pytest.fixture
 def relay() -> Iterator[tuple[Relay, int]]:
-    handler = Relay()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    with smtp_server(Relay()) as served:
+        yield served
 
 
 def _config(tmp_path: Path, port: int, **delivery: float) -> Config:
@@ -88,18 +75,7 @@ def _config(tmp_path: Path, port: int, **delivery: float) -> Config:
         "retry_backoff": BACKOFF, "max_attempts": 5, "pause_after_failures": 2,
     }
     settings.update(delivery)
-    return dataclasses.replace(
-        Config(),
-        paths=PathsConfig(seeds_dir=tmp_path / "seeds", data_dir=tmp_path / "var"),
-        http=HttpConfig(base_url="https://digest.example.org"),
-        mail=MailConfig(
-            transport="smtp", from_address="Digests <digests@example.org>",
-            list_id="digest.example.org",
-        ),
-        smtp=SmtpConfig(host="127.0.0.1", port=port, timeout=5),
-        delivery=DeliveryConfig(**settings),  # type: ignore[arg-type]
-        topics=(TopicConfig("widgets", "Widgets", "widget*"),),
-    )
+    return relay_config(tmp_path, port, DeliveryConfig(**settings))  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ measures the duplicate rate per kill over many more kills.)"""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections import defaultdict
 from pathlib import Path
@@ -16,18 +15,13 @@ from crashloop import Sink, kill_loop
 from digestd.config import (
     Config,
     DeliveryConfig,
-    HttpConfig,
-    MailConfig,
-    PathsConfig,
-    SmtpConfig,
-    TopicConfig,
 )
 from digestd.delivery import plan_digests
 from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.subscribers import add_subscriber
 
-from support import backend_database, feed_titles, free_port
+from support import backend_database, feed_titles, free_port, relay_config
 
 pytestmark = pytest.mark.slow
 
@@ -36,19 +30,10 @@ KILLS = 6
 
 
 def crash_config(tmp_path: Path, port: int) -> Config:
-    return dataclasses.replace(
-        Config(),
-        paths=PathsConfig(seeds_dir=tmp_path / "seeds", data_dir=tmp_path / "var"),
-        http=HttpConfig(base_url="https://digest.example.org"),
-        mail=MailConfig(
-            transport="smtp", from_address="Digests <digests@example.org>",
-            list_id="digest.example.org",
-        ),
-        smtp=SmtpConfig(host="127.0.0.1", port=port, timeout=1),
-        # max_attempts high enough that 451s alone never fail a digest: a failure here
-        # could only come from crashes being charged.
-        delivery=DeliveryConfig(retry_backoff=1, max_attempts=20),
-        topics=(TopicConfig("widgets", "Widgets", "widget*"),),
+    # max_attempts high enough that 451s alone never fail a digest: a failure here could
+    # only come from crashes being charged.
+    return relay_config(
+        tmp_path, port, DeliveryConfig(retry_backoff=1, max_attempts=20), timeout=1
     )
 
 

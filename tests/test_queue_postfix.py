@@ -3,7 +3,6 @@ relays only to an aiosmtpd next hop): an outage, greylisting and a relay refusin
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -16,18 +15,13 @@ from mta import Postfix
 from digestd.config import (
     Config,
     DeliveryConfig,
-    HttpConfig,
-    MailConfig,
-    PathsConfig,
-    SmtpConfig,
-    TopicConfig,
 )
 from digestd.delivery import TransportHealth, plan_digests, send_pending
 from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.subscribers import add_subscriber
 
-from support import feed_titles, smtp_server
+from support import feed_titles, relay_config, smtp_server
 
 pytestmark = pytest.mark.slow
 
@@ -37,20 +31,9 @@ GREY = "grey@example.org"
 
 
 def _config(tmp_path: Path, port: int) -> Config:
-    return dataclasses.replace(
-        Config(),
-        paths=PathsConfig(seeds_dir=tmp_path / "seeds", data_dir=tmp_path / "var"),
-        http=HttpConfig(base_url="https://digest.example.org"),
-        mail=MailConfig(
-            transport="smtp", from_address="Digests <digests@example.org>",
-            list_id="digest.example.org",
-        ),
-        smtp=SmtpConfig(host="127.0.0.1", port=port, timeout=5),
-        delivery=DeliveryConfig(
-            retry_backoff=BACKOFF, max_attempts=MAX_ATTEMPTS, pause_after_failures=2
-        ),
-        topics=(TopicConfig("widgets", "Widgets", "widget*"),),
-    )
+    return relay_config(tmp_path, port, DeliveryConfig(
+        retry_backoff=BACKOFF, max_attempts=MAX_ATTEMPTS, pause_after_failures=2
+    ))
 
 
 def _send_until(runtime: Runtime, health: TransportHealth, done, seconds: float):  # type: ignore[no-untyped-def]
