@@ -15,14 +15,17 @@ from test_bounces import SENDER, _config, _deliver, dsn
 
 from digestd import cli, links
 from digestd.bounce_score import BounceRules, BounceScore
-from digestd.config import DeliveryConfig
+from digestd.config import BouncesConfig, DeliveryConfig
 from digestd.config_load import load_config
+from digestd.delivery import plan_digests, send_pending
 from digestd.delivery.intake import read_bounces
 from digestd.errors import ConfigError
 from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.store.models import Subscriber
 from digestd.subscribers import add_subscriber
+
+from support import feed_titles
 
 T0 = dt.datetime(2026, 3, 2, 7, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -143,17 +146,23 @@ def test_refusals_a_year_apart_never_pause_and_a_close_run_does(runtime: Runtime
     assert resumed.bounce_resets_at is None
 
 
-def test_an_accepted_delivery_resets_the_score(runtime: Runtime) -> None:
-    """A relay's acceptance (when no bounce mailbox is read) clears the count; the score
-    without a count is none, and the next bounce starts from its own weight."""
-    store = runtime.store
-    ada, _ = add_subscriber(store, "ada@example.net", ["widgets"])
+def test_an_accepted_delivery_resets_the_score(store: Store, tmp_path: Path) -> None:
+    """Without a bounce mailbox, a digest the transport accepted is a delivery that worked:
+    the score goes back to zero, and the next bounce starts from its own weight."""
+    config = dataclasses.replace(_config(tmp_path), bounces=BouncesConfig())
+    runtime = Runtime.open(config, store=store)
+    ada, _ = add_subscriber(store, "ada@example.net", ["widgets"], cadence="immediate")
     store.record_bounce(ada.id, error="550 5.1.1", pause_after=3)
-    store.record_bounce(ada.id, error="550 5.1.1", pause_after=3)
-    with store.write() as session:
-        session.execute(update(Subscriber).where(Subscriber.id == ada.id).values(bounce_count=0))
+    store.record_bounce(ada.id, error="452 4.2.2", pause_after=3, severity="soft")
+    before = store.subscriber("ada@example.net")
+    assert before is not None and (before.bounce_count, before.bounce_score) == (2, 1.5)
+    feed_titles(runtime, ["Widget wrangling"])
+    now = dt.datetime.now(dt.UTC)
+    plan_digests(runtime, now)
+    assert send_pending(runtime, now).sent == 1  # into the Maildir outbox
     cleared = store.subscriber("ada@example.net")
     assert cleared is not None and (cleared.bounce_count, cleared.bounce_score) == (0, 0.0)
+    assert cleared.bounce_resets_at is None
     after = store.record_bounce(ada.id, error="550 5.1.1", pause_after=3)
     assert after is not None and (after.bounce_count, after.bounce_score) == (1, 1.0)
 
