@@ -1,10 +1,10 @@
 """Conditional feed requests: digestd next to a bare uvicorn app and nginx, on the same file.
 
-    .venv/bin/python benchmarks/bench_http.py [--duration 10] [--connections 50]
+    .venv/bin/python benchmarks/bench_http.py [--duration 10] [--connections 50] [--rounds 3]
 
 Needs ``wrk`` and ``nginx`` (Debian: ``apt-get install wrk nginx-light``). Ingests the sample
-dumps, builds the feeds, then serves ``/feeds/all.atom`` three ways on loopback, one after
-the other, and measures ``GET`` with ``If-None-Match`` (answered 304) with wrk:
+dumps, builds the feeds, then serves ``/feeds/all.atom`` three ways on loopback, taking
+turns, and measures ``GET`` with ``If-None-Match`` (answered 304) with wrk:
 
 - digestd's own server (uvicorn, one worker), as the daemon runs it;
 - a bare uvicorn app that holds the same file in memory and answers 304 on its ETag: the
@@ -12,8 +12,8 @@ the other, and measures ``GET`` with ``If-None-Match`` (answered 304) with wrk:
 - nginx serving the feeds directory with the configuration the README gives (the snippet is
   read from the README, so what is measured is what is documented).
 
-Each server gets its own process; wrk runs with 2 threads. Compare ratios, not absolutes: the
-machine is shared.
+Each server gets its own process; wrk runs with 2 threads, the servers taking turns for
+``--rounds`` rounds (medians reported). Compare ratios, not absolutes: the machine is shared.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import http.client
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,12 +69,12 @@ def free_port() -> int:
 
 
 def nginx_snippet() -> str:
-    """The `location /feeds/` block from the README's nginx section."""
+    """The server block of the README's nginx section (the one serving `/feeds/`)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"```nginx\n(.*?)```", text, re.DOTALL)
-    if found is None:
-        raise SystemExit("README.md has no ```nginx block")
-    return found.group(1)
+    for found in re.finditer(r"```nginx\n(.*?)```", text, re.DOTALL):
+        if "server {" in found.group(1) and "location /feeds/" in found.group(1):
+            return found.group(1)
+    raise SystemExit("README.md has no ```nginx block with a server serving /feeds/")
 
 
 def nginx_config(prefix: Path, port: int, data_dir: Path, upstream: int) -> Path:
@@ -151,6 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -197,13 +199,25 @@ def main() -> None:
                 ["nginx", "-p", str(prefix), "-c", str(conf)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))
-            for name, port in (("digestd", digestd_port), ("bare uvicorn", bare_port),
-                               ("nginx", nginx_port)):
+            servers = (("digestd", digestd_port), ("bare uvicorn", bare_port),
+                       ("nginx", nginx_port))
+            etags = {}
+            for name, port in servers:
                 wait_port(port)
-                etag = etag_of(port, path)
-                check_304(port, path, etag)
-                results[name] = wrk(port, path, etag, args.duration, args.connections)
-                print(f"{name:<14} {results[name]:10,.0f} requests/s  (304, ETag {etag[:20]}…)")
+                etags[name] = etag_of(port, path)
+                check_304(port, path, etags[name])
+            # Interleaved rounds: a change in the machine's load hits every server alike.
+            runs: dict[str, list[float]] = {name: [] for name, _ in servers}
+            for _ in range(args.rounds):
+                for name, port in servers:
+                    runs[name].append(
+                        wrk(port, path, etags[name], args.duration, args.connections)
+                    )
+            for name, _ in servers:
+                results[name] = statistics.median(runs[name])
+                print(f"{name:<14} {results[name]:10,.0f} requests/s  (304, ETag "
+                      f"{etags[name][:20]}…; rounds: "
+                      f"{', '.join(f'{r:,.0f}' for r in runs[name])})")
         finally:
             for process in processes:
                 process.terminate()

@@ -37,6 +37,7 @@ from digestd.runtime import Runtime
 from digestd.store import PaperMatch, PaperRecord, Store
 from digestd.store.models import utcnow
 from digestd.web import digest_view, feedback, icons, manage, ops, subscription, unsubscribe
+from digestd.web.conditional import App, ConditionalFeeds
 from digestd.web.feeds import (
     ARCHIVE_MAX_AGE,
     FeedFiles,
@@ -273,7 +274,7 @@ def create_app(
         Route("/digests/{token}/{key}", digest_view.digest_page, name="digest"),
     ]
     metrics_ = metrics or Metrics()
-    app = Starlette(
+    app = App(
         routes=routes,
         middleware=[
             Middleware(
@@ -294,6 +295,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.feed_files = FeedFiles()
+    app.conditional_feeds = ConditionalFeeds(app, metrics_)
     app.state.templates = {}
     app.state.site_keys = {}
     app.state.metrics = metrics_

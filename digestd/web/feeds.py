@@ -8,7 +8,7 @@ import datetime as dt
 import gzip
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -42,6 +42,8 @@ class FeedFile:
     etag: str
     last_modified: dt.datetime
     _gzipped: bytes | None = None
+    #: the header fields of a 304 for this version, by (gzip, max-age): see web.conditional
+    not_modified: dict[tuple[bool, int], list[tuple[bytes, bytes]]] = field(default_factory=dict)
 
     def gzipped(self) -> bytes:
         """The body compressed once per version of the file, not once per request."""

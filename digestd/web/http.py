@@ -26,14 +26,19 @@ def _opaque(tag: str) -> str:
     return tag[2:] if tag.startswith("W/") else tag
 
 
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match field names `etag`, with the weak comparison it uses
+    (W/"x" matches "x")."""
+    if if_none_match.strip() == "*":
+        return True
+    return _opaque(etag) in {_opaque(tag) for tag in if_none_match.split(",")}
+
+
 def not_modified(request: Request, etag: str, last_modified: dt.datetime) -> bool:
     """RFC 9110 section 13.2.2: If-None-Match decides when present, else If-Modified-Since."""
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
-        if if_none_match.strip() == "*":
-            return True
-        # If-None-Match uses the weak comparison: W/"x" matches "x".
-        return _opaque(etag) in {_opaque(tag) for tag in if_none_match.split(",")}
+        return etag_matches(if_none_match, etag)
     since = request.headers.get("if-modified-since")
     if since:
         try:

@@ -74,12 +74,18 @@ class RequestAccounting:
             if self.access_log_on():
                 params = scope.get("path_params") or {}
                 shown = template if SECRET_PARAMS & set(params) else scope["path"]
-                client = scope.get("client")
-                access_log.info(
-                    "request method=%s path=%s status=%d ms=%.1f client=%s",
-                    scope["method"], _quoted(shown[:200]), status,
-                    (time.monotonic() - started) * 1000, client[0] if client else "-",
-                )
+                log_request(scope, shown, status, started)
+
+
+def log_request(scope: Scope, shown: str, status: int, started: float) -> None:
+    """The access log's line for a request answered with `status`; `shown` is its path (or
+    its route, when the path holds a secret), `started` its time.monotonic() on arrival."""
+    client = scope.get("client")
+    access_log.info(
+        "request method=%s path=%s status=%d ms=%.1f client=%s",
+        scope["method"], _quoted(shown[:200]), status,
+        (time.monotonic() - started) * 1000, client[0] if client else "-",
+    )
 
 
 def _quoted(text: str) -> str:
