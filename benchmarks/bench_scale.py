@@ -1,7 +1,7 @@
 """A morning at scale: 100,000 immediate subscribers, one 265-paper batch, end to end.
 
     .venv/bin/python benchmarks/bench_scale.py [--subscribers 100000] [--papers 265]
-        [--database URL] [--sink aiosmtpd|postfix]
+        [--database URL] [--sink aiosmtpd|postfix] [--plan-only]
 
 Builds a fresh store (SQLite, or the PostgreSQL database named by --database; give an empty
 schema), ingests one batch of ``--papers`` real papers taken from the sample dumps, adds
@@ -84,10 +84,14 @@ def main() -> None:
     parser.add_argument("--database", help="SQLAlchemy URL (default: a fresh SQLite file)")
     parser.add_argument("--sink", choices=["aiosmtpd", "postfix"], default="aiosmtpd")
     parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--plan-only", action="store_true",
+                        help="stop after planning (no sink, nothing sent)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        if args.sink == "postfix":
+        if args.plan_only:
+            sink, port = None, 25
+        elif args.sink == "postfix":
             sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
             from mta import Postfix, unavailable_reason
 
@@ -123,6 +127,10 @@ def main() -> None:
         plan, plan_wall, plan_cpu = stage(
             "plan", args.subscribers, lambda: plan_digests(runtime, now)
         )
+        if args.plan_only:
+            print(f"planned {plan.planned:,}; peak RSS {peak_rss_mib():,.0f} MiB")
+            runtime.close()
+            return
         report, send_wall, send_cpu = stage(
             "send", plan.planned, lambda: send_pending(runtime, now)
         )
