@@ -190,6 +190,22 @@ class FeedbackConfig:
 
 
 @dataclass(frozen=True)
+class RisingConfig:
+    """Papers gaining upvotes (see digestd.ranking.rising)."""
+
+    #: days of sightings the rising feed (and a digest's rising section, at most) looks back
+    window_days: int = 7
+    #: upvotes a paper must gain in the window to rise
+    min_gain: int = 1
+    #: whether new subscribers get a "rising" section in their digests
+    section_default: bool = False
+    #: papers in a digest's rising section
+    section_papers: int = 5
+    #: papers in the rising feed
+    feed_items: int = 30
+
+
+@dataclass(frozen=True)
 class SubscribeConfig:
     #: whether people can sign themselves up on the web (/subscribe, /confirm)
     enabled: bool = True
@@ -242,6 +258,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    rising: RisingConfig = field(default_factory=RisingConfig)
     #: empty means the built-in starter topics
     topics: tuple[TopicConfig, ...] = ()
     #: the file this came from, or None for built-in defaults

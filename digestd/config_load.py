@@ -270,6 +270,9 @@ def _validate(
         fail("delivery.bounce_window_days", "must be positive")
     if config.delivery.max_papers < 1:
         fail("delivery.max_papers", "must be at least 1")
+    for key in ("window_days", "min_gain", "section_papers", "feed_items"):
+        if getattr(config.rising, key) < 1:
+            fail(f"rising.{key}", "must be at least 1")
     if config.subscribe.confirm_hours <= 0:
         fail("subscribe.confirm_hours", "must be positive")
     for key in ("mails_per_address_per_hour", "signups_per_client_per_hour"):

@@ -13,8 +13,22 @@ def path_prefix(base_url: str) -> str:
     return urlsplit(base_url).path.rstrip("/")
 
 
-def paper_url(base_url: str, slug: str) -> str:
-    return f"{base_url}/papers/{quote(slug)}"
+def paper_url(base_url: str, slug: str, reader: str | None = None) -> str:
+    """A paper's public page; with `reader` (a subscriber's token), the page offers that
+    reader "more/less like this"."""
+    return f"{base_url}/papers/{quote(slug)}" + (reader_query(reader) if reader else "")
+
+
+#: the query parameter of a paper page that names the reader (their private token)
+READER_PARAM = "reader"
+
+
+def reader_query(token: str) -> str:
+    return f"?{READER_PARAM}={quote(token)}"
+
+
+def rising_feed_url(base_url: str, fmt: str) -> str:
+    return f"{base_url}/feeds/rising.{fmt}"
 
 
 def index_url(base_url: str) -> str:

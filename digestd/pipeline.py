@@ -15,9 +15,10 @@ log = logging.getLogger(__name__)
 def ingest_and_publish(
     runtime: Runtime, paths: list[Path], settings: IngestSettings, **kwargs: Any
 ) -> IngestReport:
-    """Ingest `paths` with topic matching; rebuild the feeds when any dump brought papers."""
+    """Ingest `paths` with topic matching; rebuild the feeds when any dump was stored: one
+    that brought no new paper may still have brought new upvote counts (the rising feed)."""
     report = ingest_paths(runtime.store, paths, settings, classify=runtime.classify, **kwargs)
-    if report.batch_ids:
+    if report.batch_ids or any(d.status == "ingested" for d in report.dumps):
         publish_feeds(runtime)
     return report
 

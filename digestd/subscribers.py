@@ -98,11 +98,13 @@ def normalize_cadence(raw: str | None) -> str | None:
 def add_subscriber(
     store: Store, email: str, topics: Sequence[str], *, cadence: str | None = None,
     timezone: str | None = None, name: str | None = None, status: str = "active",
-    resubscribe: bool = False,
+    resubscribe: bool = False, rising: bool | None = None, rising_default: bool = False,
 ) -> tuple[SubscriberRecord, bool]:
     """Add or update a subscriber; returns (record, created). Unknown topics are refused.
 
     Someone who unsubscribed is not subscribed again (`OptedOutError`) unless `resubscribe`.
+    `rising` turns the digests' rising section on or off (None: as it was, and
+    `rising_default` for a new subscriber).
     """
     address = normalize_address(email)
     cadence = normalize_cadence(cadence)
@@ -121,6 +123,7 @@ def add_subscriber(
         topics=slugs,
         status=status,
         resubscribe=resubscribe,
+        rising=rising if rising is not None or existing is not None else rising_default,
     )
 
 

@@ -53,7 +53,7 @@ def _mail_to(runtime: Runtime, address: str) -> email.message.EmailMessage:
 
 
 def _paper_slugs(html: str) -> list[str]:
-    return re.findall(r'class="title" href="' + re.escape(BASE_URL) + r'/papers/([^"]+)"', html)
+    return re.findall(r'class="title" href="' + re.escape(BASE_URL) + r'/papers/([^"?]+)', html)
 
 
 def _all_pages(client: httpx.Client, path: str, headings: list[str] | None = None) -> list[str]:
@@ -146,3 +146,60 @@ def test_reset_links_closes_the_page(site: tuple[Runtime, httpx.Client]) -> None
     new_token = runtime.store.rotate_token(bob.id)
     assert client.get(old).status_code == 404
     assert client.get(f"/digests/{new_token}/{delivery.digest_key}").status_code == 200
+
+
+def _email_sections(html: str) -> list[tuple[str, list[str], int, str | None]]:
+    """(heading, paper slugs shown, N of "… and N more", that link) per section of a digest."""
+    sections: list[tuple[str, list[str], int, str | None]] = []
+    token = re.compile(
+        r"<h2[^>]*>([^<]+)</h2>"
+        r'|class="title"[^>]* href="' + re.escape(BASE_URL) + r'/papers/([^"?]+)'
+        r'|… and (\d+) more on <a href="([^"]+)"'
+    )
+    for heading, slug, more, href in token.findall(html):
+        if heading:
+            sections.append((heading, [], 0, None))
+        elif slug:
+            sections[-1][1].append(slug)
+        else:
+            name, slugs, _, _ = sections[-1]
+            sections[-1] = (name, slugs, int(more), href.replace("&amp;", "&"))
+    return sections
+
+
+def test_and_n_more_leads_to_every_paper_of_that_section(
+    site: tuple[Runtime, httpx.Client]
+) -> None:
+    runtime, client = site
+    ada = runtime.store.subscriber("ada@example.org")
+    assert ada is not None
+    (delivery,) = runtime.store.deliveries(subscriber_id=ada.id)
+    message = _mail_to(runtime, "ada@example.org")
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    view = links.digest_url(BASE_URL, ada.token, delivery.digest_key)
+    sections = [s for s in _email_sections(html) if s[2]]
+    assert len(sections) >= 3  # with 12 topics and 30 slots, most sections had more
+    seen: set[str] = set()
+    for name, shown, more, href in sections:
+        assert href is not None and href.startswith(f"{view}?topic=") and "#topic-" in href
+        assert href in text  # the text part links the same place
+        response = client.get(href.removeprefix(BASE_URL).split("#")[0])
+        assert response.status_code == 200
+        assert response.headers["cache-control"] == "no-store"
+        anchor = href.split("#")[1]
+        assert f'id="{anchor}"' in response.text
+        headings: list[str] = []
+        slugs = _all_pages(client, href.removeprefix(BASE_URL).split("#")[0], headings)
+        # the section the e-mail showed, in its order, then exactly the N it counted
+        assert set(headings) == {name}
+        assert slugs[: len(shown)] == shown, name
+        assert len(slugs) == len(set(slugs)) == len(shown) + more, name
+        assert not seen & set(slugs)  # each paper in one section only
+        seen |= set(slugs)
+    # a guessed token, or a topic the digest has no section for, opens nothing
+    _, _, _, href = sections[0]
+    assert href is not None
+    path = href.removeprefix(BASE_URL).split("#")[0]
+    assert client.get(path.replace(ada.token, ada.token[:-1] + "x")).status_code == 404
+    assert client.get(path.split("?")[0] + "?topic=no-such-topic").status_code == 404

@@ -348,7 +348,7 @@ def test_newsboat_shows_text_verbatim_and_no_duplicates(site: Site, tmp_path: Pa
     again = hostile_dump(tmp_path / "hostile-again.txt")
     again.write_text(again.read_text().replace("Mar 5 3", "Mar 5 40"))
     ingest_paths(site.store, [again], classify=site.runtime.classify)
-    assert build_feeds(site.runtime).written == []
+    assert {n.split(".")[0] for n in build_feeds(site.runtime).written} <= {"rising"}
     for url in urls:
         items = newsboat_items(site, tmp_path, url)
         assert sorted(guid for guid, _, _ in items) == before[url], url

@@ -195,3 +195,87 @@ def test_the_private_feed_carries_the_readers_rating_links(
         assert bob.token not in content
     # following one (as a feed reader's link check would) records nothing
     assert _request(links[0])[0] == 200 and runtime.store.ratings(ada.id) == []
+
+
+def _paper_links(runtime: Runtime, reader: SubscriberRecord) -> list[str]:
+    composed = preview_digest(runtime, reader, NOW)
+    assert composed is not None
+    return re.findall(r'class="title"[^>]* href="([^"]+/papers/[^"]+)"', composed.html)
+
+
+def test_a_paper_page_reached_from_a_digest_offers_that_reader_the_rating(
+    server: tuple[str, Runtime, SubscriberRecord, SubscriberRecord], browser: Browser,
+) -> None:
+    url, runtime, ada, bob = server
+    store = runtime.store
+    page_url = _paper_links(runtime, ada)[0]
+    assert page_url.endswith(f"?reader={ada.token}")
+    slug = page_url.split("/papers/")[1].split("?")[0]
+    paper = store.paper_by_slug(slug)
+    assert paper is not None
+
+    # The public page, and a token that is nobody's: no buttons, nothing personal.
+    public = f"{url}/papers/{slug}"
+    status, body, _ = _request(public)
+    assert status == 200 and "More like this" not in body and 'name="csrf"' not in body
+    status, body, _ = _request(f"{public}?reader={'x' * len(ada.token)}")
+    assert status == 200 and "More like this" not in body and 'name="csrf"' not in body
+
+    # Opened from the digest (many times, as scanners do): buttons, and nothing recorded.
+    for _ in range(3):
+        status, body, _ = _request(page_url)
+        assert status == 200
+    assert body.count('method="post"') == 2
+    assert f'action="/feedback/{ada.token}/{slug}/up"' in body
+    assert f'action="/feedback/{ada.token}/{slug}/down"' in body
+    assert store.ratings(ada.id) == []
+
+    # Bob's page of the same paper hands out a form bound to Bob's URL: refused on Ada's.
+    bob_cookie, bob_field = _form(f"{url}/papers/{slug}?reader={bob.token}")
+    stolen = urllib.parse.urlencode({"csrf": bob_field}).encode()
+    assert _request(
+        f"{url}/feedback/{ada.token}/{slug}/down", data=stolen, cookie=bob_cookie
+    )[0] == 403
+    assert store.ratings(ada.id) == [] and store.ratings(bob.id) == []
+
+    # In the browser: the headers keep the token private, and the button records the rating.
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        response = page.goto(page_url)
+        assert response is not None
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert page.get_by_role("heading", name=paper.title).is_visible()
+        page.screenshot(path=str(ARTIFACTS / "22-paper-page-rating.png"), full_page=True)
+        page.get_by_role("button", name="Less like this").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", name="Your subscription").is_visible()
+        assert [(r.paper_id, r.value) for r in store.ratings(ada.id)] == [(paper.id, -1)]
+        assert store.ratings(bob.id) == []
+        # back on the paper page, the rating is shown
+        page.goto(page_url)
+        assert page.get_by_text("You rated this paper “less like this”.").is_visible()
+    finally:
+        context.close()
+        store.set_rating(ada.id, paper.id, 0)
+
+
+def test_private_feed_items_link_the_readers_paper_page(
+    server: tuple[str, Runtime, SubscriberRecord, SubscriberRecord],
+) -> None:
+    import feedparser
+
+    url, _runtime, ada, _ = server
+    status, body, _ = _request(f"{url}/feeds/private/{ada.token}.atom")
+    assert status == 200
+    entries = feedparser.parse(body).entries
+    assert entries
+    for entry in entries:
+        assert entry.link.endswith(f"?reader={ada.token}")
+        assert f'href="{entry.link}"' in entry.content[0].value
+    status, page, _ = _request(entries[0].link)
+    assert status == 200 and page.count('method="post"') == 2
+    # the public feeds never carry a reader
+    status, public, _ = _request(f"{url}/feeds/all.atom")
+    assert status == 200 and "?reader=" not in public

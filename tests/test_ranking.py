@@ -132,7 +132,10 @@ def test_llm_inference_reasoning_agents_reader_sees_all_three(tmp_path: Path, se
     text = composed.text
     for section in digest.sections:
         if section.more:
+            # the rest of the section is on this reader's web view of the digest
             assert (
-                f"… and {section.more} more on {section.name}: "
-                f"https://digest.example.org/topics/{section.slug}"
+                f"… and {section.more} more on {section.name}:\n"
+                f"  https://digest.example.org/digests/{subscriber.token}/"
+                f"{subscriber.since_batch_id}-{store.latest_batch_id()}"
+                f"?topic={section.slug}#topic-{section.slug}"
             ) in text

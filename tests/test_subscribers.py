@@ -182,9 +182,17 @@ def test_cli_subscribers(tmp_path: Path) -> None:
             "created": json.loads(listed.stdout)[0]["created"],
             "confirmed": json.loads(listed.stdout)[0]["confirmed"],
             "bounces": 0, "bounce_score": 0.0, "bounce_resets": None,
-            "last_error": None, "pause_reason": None,
+            "last_error": None, "pause_reason": None, "rising": False,
         }
     ]
+    # the rising section: on, then an update that does not name it leaves it on
+    rising = _cli(tmp_path, "subscribers", "add", "ada@example.org", "--rising")
+    assert rising.returncode == 0 and "rising section" in rising.stdout, rising.stderr
+    kept = _cli(tmp_path, "subscribers", "add", "ada@example.org", "--tz", "UTC")
+    assert "rising section" in kept.stdout
+    assert json.loads(_cli(tmp_path, "subscribers", "list", "--json").stdout)[0]["rising"]
+    off = _cli(tmp_path, "subscribers", "add", "ada@example.org", "--no-rising")
+    assert off.returncode == 0 and "rising section" not in off.stdout
     bad = _cli(tmp_path, "subscribers", "add", "a@b.c\r\nBcc: x@y.z", "--topic", "kv-cache")
     assert bad.returncode == 2  # a usage error
     assert len(bad.stderr.strip().splitlines()) == 1 and "line break" in bad.stderr

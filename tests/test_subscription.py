@@ -305,6 +305,24 @@ def test_manage_and_confirm_forms_need_the_token_too(site: Site, visitor: httpx.
     assert site.subscriber(address).status == "pending"  # type: ignore[union-attr]
 
 
+def test_the_manage_page_turns_the_rising_section_on_and_off(
+    site: Site, visitor: httpx.Client
+) -> None:
+    record, _ = add_subscriber(site.store, _address(), ["agents"], cadence="daily")
+    assert not record.rising  # rising.section_default is off
+    path = f"/manage/{record.token}"
+    page = visitor.get(path).text
+    assert 'name="rising"' in page and 'id="rising" checked' not in page
+    form = {"action": "save", "cadence": "daily", "timezone": "UTC", "topics": "agents"}
+    done = visitor.post(path, data={**form, "csrf": _csrf(visitor, path), "rising": "on"})
+    assert done.status_code == 303
+    assert site.store.subscriber_by_id(record.id).rising  # type: ignore[union-attr]
+    assert 'id="rising" checked' in visitor.get(path).text
+    # an unticked box sends nothing: off again
+    visitor.post(path, data={**form, "csrf": _csrf(visitor, path)})
+    assert not site.store.subscriber_by_id(record.id).rising  # type: ignore[union-attr]
+
+
 # No enumeration --------------------------------------------------------------------------------
 
 

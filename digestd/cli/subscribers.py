@@ -23,11 +23,12 @@ def cmd_subscribers_add(args: argparse.Namespace, config: Config) -> int:
         record, created = add_subscriber(
             runtime.store, args.email, args.topic or [], cadence=args.cadence,
             timezone=args.tz, name=args.name, resubscribe=args.resubscribe,
+            rising=args.rising, rising_default=config.rising.section_default,
         )
     verb = "added" if created else "updated"
     print(
         f"{verb} {record.email}: topics {', '.join(record.topics)}; {record.cadence}, "
-        f"{record.timezone}"
+        f"{record.timezone}{'; rising section' if record.rising else ''}"
     )
     return 0
 
@@ -141,6 +142,11 @@ def register(commands: Commands) -> None:
     )
     sub_add.add_argument("--tz", metavar="ZONE", help="IANA time zone, e.g. Europe/Berlin")
     sub_add.add_argument("--name", help="name shown in the To header")
+    sub_add.add_argument(
+        "--rising", action=argparse.BooleanOptionalAction, default=None,
+        help="a section of the papers gaining upvotes in each digest (default: "
+        "rising.section_default for a new subscriber, unchanged otherwise)",
+    )
     sub_add.add_argument(
         "--resubscribe", action="store_true",
         help="subscribe again an address that unsubscribed (only with their consent)",

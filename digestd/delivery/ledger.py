@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from digestd.cadence import due_slot
 from digestd.delivery.papers import PaperCache
 from digestd.delivery.ranking import Ranker
+from digestd.delivery.rising import RisingPicker
 from digestd.digest import Composed, Composer
 from digestd.errors import StoreError
 from digestd.runtime import Runtime
@@ -173,7 +174,9 @@ def preview_digest(
     if not selected:
         return None
     ranking = Ranker(runtime).ranking(subscriber, selected, since, through)
+    rising = RisingPicker(runtime).pick(subscriber, selected, now)
     return composer.compose(
-        subscriber, selected, topic_names, digest_key=key, now=now, ranking=ranking
+        subscriber, selected, topic_names, digest_key=key, now=now, ranking=ranking,
+        rising=rising,
     )
 

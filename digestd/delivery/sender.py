@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from digestd.delivery.papers import PaperCache
 from digestd.delivery.ranking import Ranker
 from digestd.delivery.replies import refusal_key
+from digestd.delivery.rising import RisingPicker
 from digestd.delivery.transport import Transport, make_transport
 from digestd.digest import Composed, Composer
 from digestd.errors import (
@@ -294,6 +295,7 @@ class _Sender:
         self.health = health
         self.topic_names = {t.slug: t.name for t in self.store.topics(include_inactive=True)}
         self.ranker = Ranker(runtime)
+        self.rising = RisingPicker(runtime)
         #: this run's name on its claims; only rows claimed under it are taken in hand
         self.claimer = uuid.uuid4().hex
         self.lease = send_lease(self.config.smtp.timeout)
@@ -421,9 +423,10 @@ class _Sender:
             ranking = self.ranker.ranking(
                 subscriber, selected, delivery.since_batch_id, delivery.through_batch_id
             )
+            now = self.clock()
             return self.shared.composer.compose(
                 subscriber, selected, self.topic_names, digest_key=delivery.digest_key,
-                now=self.clock(), ranking=ranking,
+                now=now, ranking=ranking, rising=self.rising.pick(subscriber, selected, now),
             )
 
     def _temporary(self, item: ClaimedDelivery, error: str) -> None:

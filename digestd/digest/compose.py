@@ -18,8 +18,9 @@ from digestd import links
 from digestd.config import Config
 from digestd.digest.message import build_message, message_id, parse_from
 from digestd.digest.render import HTML_BUDGET, Body, DigestRenderer, personal_for
-from digestd.digest.select import Digest, build_digest
-from digestd.store import SelectedPaper, SubscriberRecord
+from digestd.digest.select import Digest, GainLabel, build_digest
+from digestd.ranking.rising import gain_text
+from digestd.store import PaperRecord, SelectedPaper, SubscriberRecord
 
 if TYPE_CHECKING:
     from digestd.feedback import Personalisation
@@ -50,6 +51,15 @@ def _fewer(limit: int, size: float) -> int:
     return max(1, min(limit - 1, int(limit * HTML_BUDGET / size * 0.95)))
 
 
+def gain_label(now: dt.datetime, timezone: str) -> GainLabel:
+    """Each paper's "+12 since Tuesday", as a reader in `timezone` reads it at `now`."""
+
+    def label(paper: PaperRecord) -> str:
+        return gain_text(paper.upvote_gain, paper.first_upvotes_at, now, timezone)
+
+    return label
+
+
 def local_date(now: dt.datetime, timezone: str) -> dt.date:
     try:
         return now.astimezone(ZoneInfo(timezone)).date()
@@ -78,10 +88,12 @@ class Composer:
         topic_names: Mapping[str, str],
         now: dt.datetime,
         ranking: Personalisation | None = None,
+        rising: Sequence[tuple[SelectedPaper, str]] = (),
     ) -> tuple[Digest, Body]:
         """The digest and its body, with as many papers as fit the cap and the size budget.
 
-        `ranking` is the reader's feedback model applied to these papers, if they have one.
+        `ranking` is the reader's feedback model applied to these papers, if they have one;
+        `rising` the papers of their rising section with their gains (see ranking.rising).
         """
         names = {slug: topic_names.get(slug, slug) for slug in subscriber.topics}
         date = local_date(now, subscriber.timezone)
@@ -91,20 +103,26 @@ class Composer:
             tuple(names.items()),
             date,
             ranking.key if ranking is not None else None,
+            # "+12 since Tuesday" is said in the reader's zone
+            subscriber.timezone,
+            tuple((item.paper.id, label) for item, label in rising),
         )
         memo = self._digests.get(memo_key)
         if memo is not None:
             return memo
         if len(self._digests) >= MEMO_SIZE:
             self._digests.clear()
-        memo = self._digests[memo_key] = self._fit(selected, names, date, ranking)
+        memo = self._digests[memo_key] = self._fit(
+            selected, names, date, ranking, gain_label(now, subscriber.timezone), rising
+        )
         return memo
 
     def _fit(
         self, selected: Sequence[SelectedPaper], names: dict[str, str], date: dt.date,
-        ranking: Personalisation | None = None,
+        ranking: Personalisation | None = None, gains: GainLabel | None = None,
+        rising: Sequence[tuple[SelectedPaper, str]] = (),
     ) -> tuple[Digest, Body]:
-        limit = min(self.config.delivery.max_papers, len(selected), MAX_FITTING)
+        limit = fitted = min(self.config.delivery.max_papers, len(selected), MAX_FITTING)
         boost = None
         also_like: list[tuple[SelectedPaper, str]] = []
         if ranking is not None:
@@ -115,6 +133,8 @@ class Composer:
             digest = build_digest(
                 selected, names, date=date, max_papers=limit, boost=boost,
                 also_like=also_like if limit > 1 else (),
+                # extras go first when the body must shrink
+                gain_label=gains, rising=rising if limit == fitted or limit > 1 else (),
             )
             # One render tells the size: the template is inlined already, so the rendered HTML
             # is the HTML part.
@@ -133,11 +153,13 @@ class Composer:
         digest_key: str,
         now: dt.datetime,
         ranking: Personalisation | None = None,
+        rising: Sequence[tuple[SelectedPaper, str]] = (),
     ) -> Composed:
-        digest, body = self.digest(subscriber, selected, topic_names, now, ranking)
+        digest, body = self.digest(subscriber, selected, topic_names, now, ranking, rising)
         personal = personal_for(
             self.config.base_url, email=subscriber.email, name=subscriber.name,
             token=subscriber.token, digest_key=digest_key,
+            feedback=self.config.feedback.enabled,
         )
         html, text = body.personalise(personal)
         mail = self.config.mail

@@ -51,13 +51,17 @@ class Personal:
     feedback_url: str
     #: the private web page of this digest, listing every paper it holds
     view_url: str
+    #: "?reader=<token>" after a paper page's URL, so the page offers this reader the rating
+    #: buttons ("" when feedback is off)
+    reader_query: str = ""
 
 
 PERSONAL_FIELDS = tuple(f.name for f in fields(Personal))
 
 
 def personal_for(
-    base_url: str, *, email: str, name: str, token: str, digest_key: str
+    base_url: str, *, email: str, name: str, token: str, digest_key: str,
+    feedback: bool = True,
 ) -> Personal:
     first = name.split()[0] if name.split() else ""
     return Personal(
@@ -69,6 +73,7 @@ def personal_for(
         feed_url=links.private_feed_url(base_url, token, "atom"),
         feedback_url=links.feedback_url(base_url, token),
         view_url=links.digest_url(base_url, token, digest_key),
+        reader_query=links.reader_query(token) if feedback else "",
     )
 
 

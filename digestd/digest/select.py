@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,6 +18,8 @@ from digestd.store import PaperRecord, SelectedPaper
 
 #: the slug of the "you might also like" section (not a topic slug: those have no "*")
 ALSO_LIKE = "*also-like"
+#: the slug of the "rising" section: papers of the reader's topics gaining upvotes
+RISING = "*rising"
 
 #: a title longer than this is cut (dumps are untrusted; one huge title must not blow the mail)
 MAX_TITLE_CHARS = 300
@@ -110,6 +112,8 @@ class DigestPaper:
     ai_summary: str | None = None
     #: for a "you might also like" paper: the title of the liked paper it is closest to
     close_to: str = ""
+    #: upvotes gained, with since when: "+12 since Tuesday" ("" when none)
+    gain: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,9 @@ class TopicSection:
     papers: tuple[DigestPaper, ...]
     #: due papers of this topic left out of the digest ("and 40 more on KV cache")
     more: int = 0
+    #: those papers themselves, best first, when the digest was built `with_rest` (its web
+    #: view); the e-mail only counts them
+    rest: tuple[DigestPaper, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +142,8 @@ class Digest:
 
     @property
     def shown(self) -> int:
-        return sum(len(s.papers) for s in self.sections)
+        """Due papers shown (the rising and "also like" sections are extras, not due)."""
+        return sum(len(s.papers) for s in self.sections if not s.slug.startswith("*"))
 
     @property
     def more(self) -> int:
@@ -174,8 +182,13 @@ def _byline(paper: PaperRecord) -> str:
     return ""
 
 
+#: a paper's upvote gain as the reader reads it ("+12 since Tuesday"; see ranking.rising)
+GainLabel = Callable[[PaperRecord], str]
+
+
 def _digest_paper(
-    item: SelectedPaper, home: str, topic_names: Mapping[str, str], close_to: str = ""
+    item: SelectedPaper, home: str, topic_names: Mapping[str, str], close_to: str = "",
+    gain: str = "",
 ) -> DigestPaper:
     paper = item.paper
     matches = [m for m in item.matches if m.slug in topic_names]
@@ -205,6 +218,7 @@ def _digest_paper(
         terms=tuple(clean(t) for t in terms),
         highlights=tuple(h for h in (clean(h) for h in highlights) if h),
         close_to=truncate(clean(close_to), MAX_TITLE_CHARS) if close_to else "",
+        gain=gain,
     )
 
 
@@ -216,6 +230,9 @@ def build_digest(
     max_papers: int,
     boost: Boost | None = None,
     also_like: Sequence[tuple[SelectedPaper, str]] = (),
+    gain_label: GainLabel | None = None,
+    rising: Sequence[tuple[SelectedPaper, str]] = (),
+    with_rest: bool = False,
 ) -> Digest:
     """One section per topic, each topic given its fair share of `max_papers` slots.
 
@@ -226,27 +243,50 @@ def build_digest(
     line names. `boost` is an optional per-paper adjustment (a reader's feedback model);
     `also_like` are (paper, title of the liked paper it is close to) pairs from outside the
     reader's topics, shown last in a section of their own, beyond `max_papers`.
+    `gain_label` says each paper's upvote gain; `rising` are (paper, its gain over the rising
+    window) pairs of the reader's topics, not due in this digest, shown after the topics.
+    `with_rest` also keeps each section's left-out papers (see `TopicSection.rest`).
     """
     if not selected:
         raise ValueError("a digest needs at least one paper")
     plan = plan_sections(selected, list(topic_names), max_papers, boost=boost)
     if not plan:
         raise ValueError("a digest needs at least one paper in the subscriber's topics")
+    def gain(item: SelectedPaper) -> str:
+        return gain_label(item.paper) if gain_label is not None else ""
+
     sections = [
         TopicSection(
             section.slug,
             topic_names.get(section.slug, "Other papers"),
-            tuple(_digest_paper(item, section.slug, topic_names) for item in section.papers),
+            tuple(
+                _digest_paper(item, section.slug, topic_names, gain=gain(item))
+                for item in section.papers
+            ),
             section.more,
+            tuple(
+                _digest_paper(item, section.slug, topic_names, gain=gain(item))
+                for item in section.rest
+            ) if with_rest else (),
         )
         for section in plan
     ]
+    if rising:
+        sections.append(
+            TopicSection(
+                RISING, "Rising on your topics",
+                tuple(
+                    _digest_paper(item, RISING, topic_names, gain=label)
+                    for item, label in rising
+                ),
+            )
+        )
     if also_like:
         sections.append(
             TopicSection(
                 ALSO_LIKE, "You might also like",
                 tuple(
-                    _digest_paper(item, ALSO_LIKE, topic_names, close_to)
+                    _digest_paper(item, ALSO_LIKE, topic_names, close_to, gain(item))
                     for item, close_to in also_like
                 ),
             )

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from digestd.feeds.model import FORMATS, FeedMeta
 from digestd.feeds.opml import render_opml
 from digestd.feeds.render import render_feed
-from digestd.feeds.select import all_meta, current_docs, topic_meta
+from digestd.feeds.select import all_meta, current_docs, rising_doc, topic_meta
 from digestd.store import Store
+from digestd.store.models import utcnow
 
 if TYPE_CHECKING:
     from digestd.config import Config
@@ -70,13 +71,17 @@ def write_if_changed(path: Path, data: bytes) -> bool:
 
 
 def public_feed_files(store: Store, config: Config) -> dict[str, bytes]:
-    """Every public feed file (relative path -> bytes): all papers, each active topic, OPML."""
+    """Every public feed file (relative path -> bytes): all papers, each active topic, the
+    rising papers, OPML."""
     topics = store.topics()
     feeds: list[tuple[FeedMeta, tuple[str, ...] | None]] = [(all_meta(config), None)]
     feeds += [(topic_meta(config, topic), (topic.slug,)) for topic in topics]
     names = ["all", *(f"topics/{topic.slug}" for topic in topics)]
     docs = current_docs(store, feeds, config.feeds.max_items, config.base_url,
                         {t.slug: t.name for t in topics})
+    # papers gaining upvotes, counted back from this build (each ingested dump rebuilds)
+    names.append("rising")
+    docs.append(rising_doc(store, config, utcnow(), topics))
     files: dict[str, bytes] = {}
     for name, doc in zip(names, docs, strict=True):
         for fmt in FORMATS:

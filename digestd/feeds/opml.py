@@ -1,4 +1,5 @@
-"""The OPML 2.0 list of the public feeds (all papers, then each topic), for importing at once."""
+"""The OPML 2.0 list of the public feeds (all papers, rising papers, then each topic), for
+importing at once."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ def render_opml(
     ElementTree.SubElement(head, "title").text = title
     body = ElementTree.SubElement(opml, "body")
     outlines = [("All papers", "Every paper digestd stored", links.all_feed_url(base_url, "rss"),
-                 links.index_url(base_url))]
+                 links.index_url(base_url)),
+                ("Rising papers", "The papers gaining the most upvotes",
+                 links.rising_feed_url(base_url, "rss"), links.index_url(base_url))]
     outlines += [
         (t.name, t.description, links.topic_feed_url(base_url, t.slug, "rss"),
          links.topic_page_url(base_url, t.slug))

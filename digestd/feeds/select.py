@@ -3,6 +3,7 @@ holds, as items. The only part of `digestd.feeds` that reads the store."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import math
 from collections.abc import Callable, Sequence
@@ -12,7 +13,16 @@ from urllib.parse import unquote
 
 from digestd import links
 from digestd.feeds.items import feed_item
-from digestd.feeds.model import ARCHIVE_PAGE_SIZE, FeedDoc, FeedItem, FeedMeta, current_size
+from digestd.feeds.model import (
+    ARCHIVE_PAGE_SIZE,
+    FeedDoc,
+    FeedItem,
+    FeedMeta,
+    current_size,
+    feed_id,
+    utc,
+)
+from digestd.ranking.rising import gain_text, rising
 from digestd.store import PaperRecord, Store, TopicRecord
 
 if TYPE_CHECKING:
@@ -61,6 +71,43 @@ def topic_meta(config: Config, topic: TopicRecord) -> FeedMeta:
     return _meta(config, f"topic:{topic.slug}", f"digestd: {topic.name}",
                  topic.description or f"Papers on {topic.name}, newest arrival first.", url,
                  links.topic_page_url(base, topic.slug))
+
+
+def rising_meta(config: Config) -> FeedMeta:
+    base = config.base_url
+    days = config.rising.window_days
+    return _meta(config, "rising", "digestd: rising papers",
+                 f"The papers that gained the most upvotes in the last {days} days.",
+                 lambda fmt, page: links.rising_feed_url(base, fmt))
+
+
+def rising_doc(
+    store: Store, config: Config, now: dt.datetime, topics: Sequence[TopicRecord]
+) -> FeedDoc:
+    """The rising feed: papers by upvotes gained over the last `rising.window_days` days of
+    sightings (see digestd.ranking.rising), best first. An item is dated by the sighting that
+    brought its newest count, and its content starts with the count and the gain."""
+    keys = config.rising
+    start = now - dt.timedelta(days=keys.window_days)
+    rises = rising(store.upvote_histories(start).items(), start, min_gain=keys.min_gain,
+                   limit=keys.feed_items)
+    ids = [r.paper_id for r in rises]
+    loaded = _load(store, ids)
+    names = {t.slug: t.name for t in topics}
+    items = []
+    for rise, item in zip(rises, _items(loaded, ids, config.base_url, None, names), strict=False):
+        if loaded.papers.get(rise.paper_id) is None:
+            continue
+        gain = gain_text(rise.gain, rise.since, now, relative=False)
+        noun = "upvote" if rise.upvotes == 1 else "upvotes"
+        items.append(replace(
+            item,
+            # one id per paper in this feed: a paper rising again is the same entry, updated
+            id=feed_id(f"rising:{item.id}"),
+            html=f"<p><b>{rise.upvotes} {noun}</b> ({html.escape(gain)})</p>\n{item.html}",
+            arrived=utc(rise.last_seen),
+        ))
+    return FeedDoc(rising_meta(config), tuple(items), page=None, pages=0)
 
 
 def private_meta(
@@ -202,4 +249,7 @@ def _with_rating_links(item: FeedItem, config: Config, subscriber: SubscriberRec
         f'<p><a href="{html.escape(more)}">More like this</a> · '
         f'<a href="{html.escape(less)}">Less like this</a></p>'
     )
-    return replace(item, html=f"{item.html}\n{rating}")
+    # the paper's page, opened from this feed, offers this reader the same buttons
+    page = item.url + links.reader_query(subscriber.token)
+    content = item.html.replace(f'href="{html.escape(item.url)}"', f'href="{html.escape(page)}"')
+    return replace(item, url=page, html=f"{content}\n{rating}")

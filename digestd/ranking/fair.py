@@ -38,6 +38,8 @@ class Section:
     papers: tuple[SelectedPaper, ...]
     #: due papers of this topic (counted under their best topic) that the digest leaves out
     more: int
+    #: those papers, best first: what "and 40 more on KV cache" leads to
+    rest: tuple[SelectedPaper, ...] = ()
 
 
 def _normalised(item: SelectedPaper, slug: str) -> float:
@@ -103,6 +105,7 @@ def plan_sections(
                 still.append(slug)
         active = still
 
+    rest: dict[str, list[SelectedPaper]] = {slug: [] for slug in topics}
     more = dict.fromkeys(topics, 0)
     for item in selected:
         if item.paper.id in shown or not item.matches:
@@ -114,15 +117,22 @@ def plan_sections(
         )
         if home is not None:
             more[home] += 1
+            rest[home].append(item)
+    for slug, items in rest.items():
+        items.sort(key=lambda item, slug=slug: paper_key(item, slug, boosts.get(item.paper.id, 0)))
 
     sections = [
-        Section(slug, tuple(taken[slug]), more[slug]) for slug in topics if taken[slug]
+        Section(slug, tuple(taken[slug]), more[slug], tuple(rest[slug]))
+        for slug in topics if taken[slug]
     ]
     # papers in none of the topics (one left the configuration): after the rest, if room
     homeless = [item for item in selected if not any(m.slug in more for m in item.matches)]
     room = max(0, max_papers - len(shown))
     if homeless and room:
-        sections.append(Section("", tuple(homeless[:room]), max(0, len(homeless) - room)))
+        sections.append(
+            Section("", tuple(homeless[:room]), max(0, len(homeless) - room),
+                    tuple(homeless[room:]))
+        )
     # taken in order already (each topic took its best remaining); sections by their best paper
     order = {slug: index for index, slug in enumerate(topics)}
     order[""] = len(order)

@@ -18,6 +18,7 @@ from digestd.store.papers import PaperStore, paper_slug
 from digestd.store.planning import PlanningStore, PlanSubscriber
 from digestd.store.records import LedgerEntry, PaperRecord, StoredDump
 from digestd.store.retention import RetentionStore
+from digestd.store.rising import RisingStore
 from digestd.store.signups import SignupOutcome, SignupStore
 from digestd.store.stats import StatsStore, StoreStats
 from digestd.store.subscribers import SelectedPaper, SubscriberRecord
@@ -27,7 +28,7 @@ from digestd.store.topics import PaperMatch, TopicRecord, TopicStore
 class Store(
     FeedbackStore, PlanningStore, DeliveryStore, SignupStore, RateLimitStore,
     SiteKeyStore, TopicStore,
-    PaperStore, FeedStore, DumpLedger, StatsStore, RetentionStore, Database,
+    PaperStore, FeedStore, DumpLedger, StatsStore, RetentionStore, RisingStore, Database,
 ):
     """All of digestd's persistent state, behind methods."""
 

@@ -30,6 +30,7 @@ COLUMNS = (
     Paper.organization, Paper.published, Paper.links, Paper.authors, Paper.ai_summary,
     Paper.keywords, Paper.github_repo, Paper.github_stars, Paper.project_page, Paper.comments,
     Paper.categories, Paper.source_links, Paper.first_seen_at, Paper.batch_id,
+    Paper.first_upvotes, Paper.first_upvotes_at,
 )
 
 
@@ -150,13 +151,28 @@ def merge_papers(session: Session, survivor_id: int, merged_id: int) -> dict[str
     session.execute(delete(Paper).where(Paper.id == merged_id))
     session.flush()
     changes: dict[str, Any] = {}
+    # The count is the newest one either row was listed with; the baseline ("+12 since
+    # Tuesday") the earliest.
+    newest = session.scalar(
+        select(Sighting.upvotes)
+        .where(Sighting.paper_id == survivor_id, Sighting.upvotes.is_not(None))
+        .order_by(Sighting.seen_at.desc(), Sighting.id.desc())
+        .limit(1)
+    )
+    if newest is not None and newest != survivor.upvotes:
+        changes["upvotes"] = newest
+    if gone.first_upvotes_at is not None and (
+        survivor.first_upvotes_at is None or gone.first_upvotes_at < survivor.first_upvotes_at
+    ):
+        changes["first_upvotes"] = gone.first_upvotes
+        changes["first_upvotes_at"] = gone.first_upvotes_at
     for name in (
         "arxiv_id", "arxiv_version", "authors_count", "organization_id", "organization",
         "published", "upvotes", "ai_summary", "github_repo", "github_stars", "project_page",
         "comments",
     ):
         if getattr(survivor, name) is None and getattr(gone, name) is not None:
-            changes[name] = getattr(gone, name)
+            changes.setdefault(name, getattr(gone, name))
     for name in ("links", "authors", "keywords", "categories"):
         if not getattr(survivor, name) and getattr(gone, name):
             changes[name] = list(getattr(gone, name))

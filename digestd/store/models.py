@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -131,6 +132,10 @@ class Paper(Base):
     organization: Mapped[str | None] = mapped_column(String(255))
     published: Mapped[dt.date | None] = mapped_column(Date)
     upvotes: Mapped[int | None] = mapped_column(Integer)
+    #: the count of the first sighting that carried one, and when: what "+12 since Tuesday"
+    #: is measured from (kept here, since retention lets old sightings go)
+    first_upvotes: Mapped[int | None] = mapped_column(Integer)
+    first_upvotes_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     links: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: the authors' names, in order
     authors: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -191,7 +196,10 @@ class Sighting(Base):
     line: Mapped[int] = mapped_column(Integer)
     seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
-    __table_args__ = (UniqueConstraint("paper_id", "dump_id", name="uq_sightings_paper_dump"),)
+    __table_args__ = (
+        UniqueConstraint("paper_id", "dump_id", name="uq_sightings_paper_dump"),
+        Index("ix_sightings_seen_at", "seen_at"),
+    )
 
 
 class Topic(Base):
@@ -245,6 +253,8 @@ class Subscriber(Base):
     #: which is kept outside the database; a new salt revokes every link. Only hashes of
     #: tokens are stored (subscriber_tokens), so the database alone hands out no link.
     link_salt: Mapped[str] = mapped_column(String(32))
+    #: whether digests carry a "rising" section (papers of their topics gaining upvotes)
+    rising: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: "pending", "active", "paused" or "unsubscribed"
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)
     #: papers of batches up to this id were delivered (or predate the subscription)

@@ -120,6 +120,8 @@ def _new_row(key: str, paper: ParsedPaper, batch_id: int, now: dt.datetime) -> d
         "organization": paper.organization,
         "published": paper.published,
         "upvotes": paper.upvotes,
+        "first_upvotes": paper.upvotes,
+        "first_upvotes_at": now if paper.upvotes is not None else None,
         "links": list(paper.links),
         "arxiv_id": paper.arxiv_id,
         "arxiv_version": paper.arxiv_version,
@@ -154,6 +156,8 @@ def _record(paper: Paper) -> PaperRecord:
         organization=paper.organization,
         published=paper.published,
         upvotes=paper.upvotes,
+        first_upvotes=paper.first_upvotes,
+        first_upvotes_at=paper.first_upvotes_at,
         links=tuple(paper.links or ()),
         batch_id=paper.batch_id,
         first_seen_at=paper.first_seen_at,
@@ -238,6 +242,12 @@ class PaperStore(Database):
         updates, rematch = [], []
         for paper_id, (row, paper) in known.items():
             changes = {**merged_changes.pop(paper_id, {}), **_updated_fields(row, paper)}
+            if paper.upvotes is not None and row.first_upvotes is None and (
+                "first_upvotes" not in changes
+            ):
+                # the first listing with a count: what later gains are measured from
+                changes["first_upvotes"] = paper.upvotes
+                changes["first_upvotes_at"] = now
             if "abstract" in changes or "title" in changes:
                 session.add(
                     PaperRevision(

@@ -56,6 +56,16 @@ class PaperRecord:
     categories: tuple[str, ...] = ()
     #: (kind, URL) pairs the sources gave: "abs", "pdf", "hf", "doi"
     source_links: tuple[tuple[str, str], ...] = ()
+    #: the count of the first sighting that carried one, and when digestd saw it
+    first_upvotes: int | None = None
+    first_upvotes_at: dt.datetime | None = None
+
+    @property
+    def upvote_gain(self) -> int | None:
+        """Upvotes gained since the first sighting with a count (None: never counted)."""
+        if self.upvotes is None or self.first_upvotes is None:
+            return None
+        return self.upvotes - self.first_upvotes
 
     @property
     def code_url(self) -> str | None:
@@ -103,6 +113,11 @@ class PaperRecord:
             "organization_id": self.organization_id,
             "published": self.published.isoformat() if self.published else None,
             "upvotes": self.upvotes,
+            "upvotes_first": self.first_upvotes,
+            "upvotes_first_seen": (
+                self.first_upvotes_at.isoformat() if self.first_upvotes_at else None
+            ),
+            "upvotes_gain": self.upvote_gain,
             "first_seen": self.first_seen_at.isoformat(),
             "updated": self.updated_at.isoformat(),
             "ai_summary": self.ai_summary,

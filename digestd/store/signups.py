@@ -34,6 +34,7 @@ class SignupStore(SubscriberStore):
         timezone: str,
         topics: Sequence[str],
         now: dt.datetime | None = None,
+        rising: bool = False,
     ) -> tuple[SubscriberRecord, SignupOutcome]:
         """Record a sign-up from the web as pending, unless the address already subscribes.
 
@@ -53,6 +54,7 @@ class SignupStore(SubscriberStore):
                 row = Subscriber(
                     email_key=email_key, link_salt=new_salt(),
                     since_batch_id=0, created_at=now, status="pending", bounce_count=0,
+                    rising=rising,
                 )
                 session.add(row)
             else:

@@ -50,6 +50,8 @@ class SubscriberRecord:
     #: back to zero if no bounce comes (None when it is zero)
     bounce_score: float = 0.0
     bounce_resets_at: dt.datetime | None = None
+    #: whether their digests carry a "rising" section
+    rising: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -66,6 +68,7 @@ class SubscriberRecord:
             "bounce_resets": self.bounce_resets_at.isoformat() if self.bounce_resets_at else None,
             "last_error": self.last_error,
             "pause_reason": self.pause_reason,
+            "rising": self.rising,
         }
 
 
@@ -122,6 +125,7 @@ def _subscriber_record(session: Session, subscriber: Subscriber) -> SubscriberRe
         updated_at=subscriber.updated_at,
         last_error=subscriber.last_error,
         pause_reason=subscriber.pause_reason,
+        rising=bool(subscriber.rising),
     )
 
 
@@ -185,6 +189,7 @@ class SubscriberStore(TokenStore):
         topics: Sequence[str],
         status: str = "active",
         resubscribe: bool = False,
+        rising: bool | None = None,
     ) -> tuple[SubscriberRecord, bool]:
         """Add a subscriber, or update the one with this address; returns (record, created).
 
@@ -238,6 +243,8 @@ class SubscriberStore(TokenStore):
                 row.cadence = cadence
             if timezone is not None:
                 row.timezone = timezone
+            if rising is not None:
+                row.rising = rising
             row.updated_at = now
             session.flush()
             if created:
@@ -379,6 +386,7 @@ class SubscriberStore(TokenStore):
         cadence: str,
         timezone: str,
         topics: Sequence[str],
+        rising: bool | None = None,
     ) -> SubscriberRecord:
         with self.write() as session:
             topic_ids = self._require_topics(session, topics)
@@ -388,6 +396,8 @@ class SubscriberStore(TokenStore):
             row.name = name
             row.cadence = cadence
             row.timezone = timezone
+            if rising is not None:
+                row.rising = rising
             row.updated_at = utcnow()
             _set_topics(session, row.id, topic_ids)
             return _subscriber_record(session, row)

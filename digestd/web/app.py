@@ -33,6 +33,7 @@ from digestd.feeds import (
 )
 from digestd.metrics import Metrics
 from digestd.pipeline import ensure_feeds
+from digestd.ranking.rising import gain_text
 from digestd.runtime import Runtime
 from digestd.store import PaperMatch, PaperRecord, Store
 from digestd.store.models import utcnow
@@ -51,7 +52,7 @@ from digestd.web.feeds import (
 from digestd.web.http import NegotiatedGZip, WeakEtagWhenCompressed
 from digestd.web.middleware import PathPrefix, RequestAccounting
 from digestd.web.render import render, runtime_of
-from digestd.web.security import Csrf
+from digestd.web.security import PRIVATE_PAGE_HEADERS, Csrf
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,10 @@ def _date(value: dt.date | None) -> str | None:
     return f"{value:%b} {value.day}, {value.year}" if value else None
 
 
-def _paper_view(paper: PaperRecord, matches: Any, names: Mapping[str, str]) -> dict[str, Any]:
+def _paper_view(
+    paper: PaperRecord, matches: Any, names: Mapping[str, str], *,
+    now: dt.datetime | None = None, timezone: str | None = None,
+) -> dict[str, Any]:
     return {
         "slug": paper.slug,
         "title": paper.title,
@@ -88,6 +92,10 @@ def _paper_view(paper: PaperRecord, matches: Any, names: Mapping[str, str]) -> d
         "first_seen": _date(paper.first_seen_at.date()),
         "first_seen_iso": paper.first_seen_at.isoformat(timespec="seconds"),
         "upvotes": paper.upvotes,
+        # "+12 since Tuesday", in the reader's zone when the page knows the reader
+        "upvote_gain": gain_text(
+            paper.upvote_gain, paper.first_upvotes_at, now or utcnow(), timezone
+        ),
         "topics": [
             {"slug": m.slug, "name": names.get(m.slug, m.slug), "terms": list(m.terms)}
             for m in matches
@@ -123,6 +131,7 @@ def index(request: Request) -> Response:
     context = {
         "topics": topic_views, "papers": papers, "total": store.count_papers(),
         "recent_days": subscription.RECENT_DAYS,
+        "rising_days": runtime.config.rising.window_days,
     }
     if not runtime.config.subscribe.enabled:
         return render(
@@ -136,14 +145,34 @@ def index(request: Request) -> Response:
     )
 
 
-def paper_page(request: Request) -> Response:
+async def paper_page(request: Request) -> Response:
+    """A paper's public page. Reached with ``?reader=<token>`` (the links of a subscriber's
+    digests and private feed), it also offers that reader "more/less like this": buttons
+    posting to their rating URL, as the rating page does. Any other visitor, or a token that
+    is not a subscriber's, gets the public page and no buttons."""
     runtime = runtime_of(request)
+    token = request.query_params.get(links.READER_PARAM)
+    csrf = Csrf.of(request, await subscription.site_key(request)) if token else None
+    return await anyio.to_thread.run_sync(_paper_page, request, runtime, token, csrf)
+
+
+def _paper_page(
+    request: Request, runtime: Runtime, token: str | None, csrf: Csrf | None
+) -> Response:
     store = runtime.store
     paper = store.paper_by_slug(request.path_params["slug"])
     if paper is None:
         raise HTTPException(404)
+    reader = store.subscriber_by_token(token) if token else None
+    if reader is not None and (
+        reader.status in ("pending", "unsubscribed") or not runtime.config.feedback.enabled
+    ):
+        reader = None
     names = {t.slug: t.name for t in store.topics()}
-    view = _paper_view(paper, store.paper_matches([paper.id])[paper.id], names)
+    view = _paper_view(
+        paper, store.paper_matches([paper.id])[paper.id], names,
+        timezone=reader.timezone if reader else None,
+    )
     view["abstract"] = abstract_segments(paper.abstract, paper.links)
     view["links"] = paper_links(paper)
     view["authors"] = list(paper.authors)
@@ -154,9 +183,23 @@ def paper_page(request: Request) -> Response:
     view["ai_summary"] = paper.ai_summary
     view["github_stars"] = paper.github_stars
     view["comments"] = paper.comments
+    if reader is not None and csrf is not None:
+        current = {r.paper_id: r.value for r in store.ratings(reader.id)}
+        actions = {
+            rating: links.feedback_url("", reader.token, paper.slug, rating)
+            for rating in ("up", "down")
+        }
+        context = {"paper": view, "rate": actions, "rated": current.get(paper.id, 0)}
+        # the token is in this page's URL: never cached, never sent on as a referrer
+        return subscription.page(
+            request, "paper.html", context, csrf, headers=PRIVATE_PAGE_HEADERS
+        )
     return render(
-        request, "paper.html", {"paper": view},
-        headers={"Cache-Control": f"max-age={PAGE_MAX_AGE}"},
+        request, "paper.html", {"paper": view, "rate": None},
+        headers=(
+            # a link that named a reader: not for shared caches, nor passed on as a referrer
+            PRIVATE_PAGE_HEADERS if token else {"Cache-Control": f"max-age={PAGE_MAX_AGE}"}
+        ),
     )
 
 

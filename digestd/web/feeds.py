@@ -22,7 +22,9 @@ from digestd.web.http import accepts_gzip, strong_etag, validated_response
 from digestd.web.render import runtime_of
 
 #: the public feed files, relative to the feeds directory; nothing else is ever opened
-PUBLIC_FEED = re.compile(r"(?:all|topics/[A-Za-z0-9-]{1,64})\.(?:rss|atom|json)|topics\.opml")
+PUBLIC_FEED = re.compile(
+    r"(?:all|rising|topics/[A-Za-z0-9-]{1,64})\.(?:rss|atom|json)|topics\.opml"
+)
 FEED_NAME = re.compile(r"(?P<name>[A-Za-z0-9_-]{1,64})\.(?P<fmt>rss|atom|json)")
 #: an archive page: "<number>.<format>"; page numbers start at 1
 ARCHIVE_PAGE = re.compile(r"(?P<page>[1-9][0-9]{0,8})\.(?P<fmt>rss|atom|json)")

@@ -93,6 +93,7 @@ def _manage_page(
     current = {
         "name": subscriber.name, "cadence": subscriber.cadence,
         "timezone": subscriber.timezone, "topics": list(subscriber.topics),
+        "rising": subscriber.rising,
     }
     done = request.query_params.get("done", "")
     context = {
@@ -150,7 +151,7 @@ async def manage(request: Request) -> Response:
                 )
             store.update_preferences(
                 subscriber.id, name=prefs.name, cadence=prefs.cadence,
-                timezone=prefs.timezone, topics=prefs.topics,
+                timezone=prefs.timezone, topics=prefs.topics, rising=typed["rising"],
             )
         elif action == "pause":
             if subscriber.status == "active":

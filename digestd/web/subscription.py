@@ -150,6 +150,7 @@ def typed_form(form: FormData, *, with_email: bool) -> dict[str, Any]:
         "cadence": str(form.get("cadence", ""))[:32],
         "timezone": str(form.get("timezone", ""))[:200],
         "topics": [str(t)[:64] for t in form.getlist("topics")][:64],
+        "rising": form.get("rising") == "on",
     }
     if with_email:
         values["email"] = str(form.get("email", ""))[:500]
@@ -232,6 +233,7 @@ def _subscribe(
     subscriber, outcome = store.request_signup(
         email=prefs.address.email, email_key=prefs.address.key, name=prefs.name,
         cadence=prefs.cadence, timezone=prefs.timezone, topics=prefs.topics, now=now,
+        rising=runtime.config.rising.section_default,
     )
     try:
         send_notice(runtime.config, _signup_mail(request, runtime, subscriber, outcome, now))
