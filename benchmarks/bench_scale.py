@@ -27,6 +27,7 @@ import datetime as dt
 import resource
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -73,6 +74,31 @@ def stage(label: str, count: int, work):  # type: ignore[no-untyped-def]
     return result, wall, cpu
 
 
+class Progress(threading.Thread):
+    """Every `interval` seconds, how far the send is: messages sent, wall and CPU so far, and
+    what a run at that pace would take for all planned messages (an extrapolation, marked so),
+    for runs that may not be let finish."""
+
+    def __init__(self, store: Store, planned: int, interval: float) -> None:
+        super().__init__(name="progress", daemon=True)
+        self.store, self.planned, self.interval = store, planned, interval
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        started, cpu = time.perf_counter(), time.process_time()
+        while not self.done.wait(self.interval):
+            sent = self.store.delivery_counts().get("sent", 0)
+            wall, used = time.perf_counter() - started, time.process_time() - cpu
+            if sent:
+                print(f"progress {sent:,}/{self.planned:,} sent, {wall:.0f} s wall, {used:.0f} s "
+                      f"CPU (this process); at this pace all {self.planned:,} would take "
+                      f"{wall * self.planned / sent / 60:.1f} min wall, "
+                      f"{used * self.planned / sent / 60:.2f} CPU-min (extrapolated)", flush=True)
+
+    def stop(self) -> None:
+        self.done.set()
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -84,6 +110,8 @@ def main() -> None:
     parser.add_argument("--database", help="SQLAlchemy URL (default: a fresh SQLite file)")
     parser.add_argument("--sink", choices=["aiosmtpd", "postfix"], default="aiosmtpd")
     parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--progress", type=float, default=60,
+                        help="seconds between progress lines while sending")
     parser.add_argument("--plan-only", action="store_true",
                         help="stop after planning (no sink, nothing sent)")
     args = parser.parse_args()
@@ -131,9 +159,12 @@ def main() -> None:
             print(f"planned {plan.planned:,}; peak RSS {peak_rss_mib():,.0f} MiB")
             runtime.close()
             return
+        progress = Progress(store, plan.planned, args.progress)
+        progress.start()
         report, send_wall, send_cpu = stage(
             "send", plan.planned, lambda: send_pending(runtime, now)
         )
+        progress.stop()
         if report.sent != plan.planned:
             raise SystemExit(f"sent {report.sent} of {plan.planned} planned: {report}")
         wall, cpu = plan_wall + send_wall, plan_cpu + send_cpu
