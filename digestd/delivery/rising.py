@@ -29,7 +29,8 @@ class RisingPicker:
         self.store = runtime.store
         self.config = runtime.config.rising
         self._histories: dict[dt.datetime, dict[int, list[Count]]] = {}
-        self._papers: dict[int, tuple[PaperRecord, list[PaperMatch]]] = {}
+        #: every paper of the histories, with its topics (None: deleted meanwhile)
+        self._papers: dict[int, tuple[PaperRecord | None, list[PaperMatch]]] = {}
 
     def pick(
         self, subscriber: SubscriberRecord, selected: Sequence[SelectedPaper], now: dt.datetime
@@ -43,16 +44,20 @@ class RisingPicker:
         start = max(earliest, last) if last is not None else earliest
         histories = self._histories.get(earliest)
         if histories is None:
-            # a sending run asks once per hour of window start, not once per reader
-            self._histories = {earliest: self.store.upvote_histories(earliest)}
-            histories = self._histories[earliest]
+            # a sending run reads them once per hour of window start, not once per reader,
+            # with the topics of every paper in them
+            histories = self.store.upvote_histories(earliest)
+            self._histories = {earliest: histories}
+            self._load(list(histories))
         due = {item.paper.id for item in selected}
+        followed = set(subscriber.topics)
         rises = rising(
-            ((pid, counts) for pid, counts in histories.items() if pid not in due),
+            (
+                (pid, counts) for pid, counts in histories.items()
+                if pid not in due and any(m.slug in followed for m in self._papers[pid][1])
+            ),
             start, min_gain=self.config.min_gain,
         )
-        self._load([r.paper_id for r in rises])
-        followed = set(subscriber.topics)
         picked: RisingPapers = []
         for rise in rises:
             paper, matches = self._papers.get(rise.paper_id, (None, []))
@@ -66,9 +71,9 @@ class RisingPicker:
         return picked
 
     def _load(self, ids: Sequence[int]) -> None:
-        missing = [i for i in ids if i not in self._papers]
-        if not missing:
+        self._papers = {i: (None, []) for i in ids}
+        if not ids:
             return
-        matches = self.store.paper_matches(missing)
-        for paper in self.store.papers_by_ids(missing):
+        matches = self.store.paper_matches(ids)
+        for paper in self.store.papers_by_ids(ids):
             self._papers[paper.id] = (paper, matches.get(paper.id, []))

@@ -18,6 +18,7 @@ its first counted sighting (``first_upvotes``/``first_upvotes_at``) and its late
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -86,27 +87,27 @@ class Rise:
 
 def window_gain(counts: Sequence[Count], start: dt.datetime) -> tuple[int, dt.datetime] | None:
     """(gain, when the baseline was seen) over the window opening at `start`; None when the
-    paper has no counted sighting after `start` (nothing new to say about it)."""
-    ordered = sorted(counts, key=lambda c: c.seen_at)
-    inside = [c for c in ordered if c.seen_at > start]
-    if not inside:
+    paper has no counted sighting after `start` (nothing new to say about it). `counts` are
+    oldest first, as the store hands them out."""
+    if not counts or counts[-1].seen_at <= start:
         return None
-    before = [c for c in ordered if c.seen_at <= start]
-    baseline = before[-1] if before else inside[0]
-    return inside[-1].upvotes - baseline.upvotes, baseline.seen_at
+    first_inside = bisect_right(counts, start, key=lambda c: c.seen_at)
+    baseline = counts[first_inside - 1] if first_inside else counts[0]
+    return counts[-1].upvotes - baseline.upvotes, baseline.seen_at
 
 
 def rising(
     histories: Iterable[tuple[int, Sequence[Count]]], start: dt.datetime, *,
     min_gain: int = 1, limit: int | None = None,
 ) -> list[Rise]:
-    """Papers (id, counted sightings) that gained at least `min_gain` since `start`, best first."""
+    """Papers (id, counted sightings, oldest first) that gained at least `min_gain` since
+    `start`, best first."""
     found = []
     for paper_id, counts in histories:
         result = window_gain(counts, start)
         if result is None or result[0] < max(1, min_gain):
             continue
-        latest = max(counts, key=lambda c: c.seen_at)
+        latest = counts[-1]
         found.append(Rise(paper_id, result[0], latest.upvotes, result[1], latest.seen_at))
     found.sort(key=lambda r: (-r.gain, -r.upvotes, -r.last_seen.timestamp(), -r.paper_id))
     return found if limit is None else found[:limit]
