@@ -9,7 +9,6 @@ prefixes and fields.
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from digestd.topics.normal import Every, Negative, Normal, Positive
@@ -18,7 +17,16 @@ from digestd.topics.syntax import Element, Term
 if TYPE_CHECKING:
     from digestd.topics.match import Document
 
-__all__ = ["Collector", "Hits", "Predicate", "add_hit", "collector", "predicate"]
+__all__ = [
+    "Anchor",
+    "Collector",
+    "Hits",
+    "Predicate",
+    "add_hit",
+    "anchor",
+    "collector",
+    "predicate",
+]
 
 
 Predicate = Callable[["Document"], bool]
@@ -28,9 +36,18 @@ def _term_predicate(term: Term) -> Predicate:
     elements = term.elements
     if term.field is not None:
         name = term.field
-        if name in ("title", "abstract") and len(elements) == 1 and not elements[0][1]:
-            stem = elements[0][0]
-            return lambda doc: stem in doc.stems and doc.in_field(name, elements)
+        required = frozenset(text for text, is_prefix in elements if not is_prefix)
+        if name in ("title", "abstract") and required:
+            # the field's stem set rules out most papers before any position is looked at;
+            # for a single word it is the whole answer
+            if len(elements) == 1:
+                [stem] = required
+                if name == "title":
+                    return lambda doc: stem in doc.title_field.stem_set
+                return lambda doc: stem in doc.abstract_field.stem_set
+            return lambda doc: (
+                required <= doc.field_words(name).stem_set and doc.in_field(name, elements)
+            )
         return lambda doc: doc.in_field(name, elements)
     if len(elements) == 1:
         text, is_prefix = elements[0]
@@ -39,11 +56,13 @@ def _term_predicate(term: Term) -> Predicate:
         return lambda doc: text in doc.stems
     # a phrase: test the cheap set lookups before looking at word positions
     if not any(is_prefix for _, is_prefix in elements):
-        pairs = frozenset(pairwise(text for text, _ in elements))
         if len(elements) == 2:
-            [pair] = pairs
-            return lambda doc: pair in doc.bigrams
-        return lambda doc: pairs <= doc.bigrams and doc.has_phrase(elements)
+            first, second = elements[0][0], elements[1][0]
+            return lambda doc: (
+                first in doc.stems and second in doc.stems and doc.has_pair(first, second)
+            )
+        every = frozenset(text for text, _ in elements)
+        return lambda doc: every <= doc.stems and doc.has_phrase(elements)
     required = frozenset(text for text, is_prefix in elements if not is_prefix)
     prefixes = tuple(text for text, is_prefix in elements if is_prefix)
     return lambda doc: (
@@ -75,26 +94,55 @@ def predicate(node: Normal) -> Predicate:
     if isinstance(node, Negative):
         inner = _term_predicate(node.term)
         return lambda doc: not inner(doc)
-    # The single words and two-word phrases under one AND/OR become two set operations done
-    # in C: "a OR b OR "c d"" costs about as much as "a". Typical topics are long ORs of
-    # such terms, and most papers match none of them.
+    # The single words under one AND/OR become one set operation done in C, and the two-word
+    # phrases one loop that looks at positions only when both stems are there: "a OR b OR
+    # "c d"" costs about as much as "a". Typical topics are long ORs of such terms, and most
+    # papers match none of them.
     keys = [_set_key(child) for child in node.children]
     stems = frozenset(k for k in keys if isinstance(k, str))
-    pairs = frozenset(k for k in keys if isinstance(k, tuple))
+    pairs = tuple(dict.fromkeys(k for k in keys if isinstance(k, tuple)))
     checks: list[Predicate] = [
         predicate(child) for child, key in zip(node.children, keys, strict=True) if key is None
     ]
     if isinstance(node, Every):
         if pairs:
-            checks.insert(0, lambda doc: pairs <= doc.bigrams)
+            checks.insert(0, _all_pairs(pairs))
         if stems:
             checks.insert(0, lambda doc: stems <= doc.stems)
         return _conjunction(checks)
     if pairs:
-        checks.insert(0, lambda doc: not pairs.isdisjoint(doc.bigrams))
+        checks.insert(0, _any_pair(pairs))
     if stems:
         checks.insert(0, lambda doc: not stems.isdisjoint(doc.stems))
     return _disjunction(checks)
+
+
+def _all_pairs(pairs: tuple[tuple[str, str], ...]) -> Predicate:
+    """Whether every stem pair occurs as adjacent words within one clause."""
+    needed = frozenset(stem for pair in pairs for stem in pair)
+
+    def all_pairs(doc: Document) -> bool:
+        if not needed <= doc.stems:
+            return False
+        for first, second in pairs:  # noqa: SIM110 - cheaper than all() over a generator
+            if not doc.has_pair(first, second):
+                return False
+        return True
+
+    return all_pairs
+
+
+def _any_pair(pairs: tuple[tuple[str, str], ...]) -> Predicate:
+    """Whether some stem pair occurs as adjacent words within one clause."""
+
+    def any_pair(doc: Document) -> bool:
+        stems = doc.stems
+        for first, second in pairs:
+            if first in stems and second in stems and doc.has_pair(first, second):
+                return True
+        return False
+
+    return any_pair
 
 
 def _conjunction(checks: list[Predicate]) -> Predicate:
@@ -173,12 +221,14 @@ def collector(node: Normal) -> Collector:
             stem_terms.setdefault(key, child.term)
         else:
             pair_terms.setdefault(key, child.term)
-    stems, pairs = frozenset(stem_terms), frozenset(pair_terms)
+    stems = frozenset(stem_terms)
+    pairs = tuple(pair_terms)
 
     if isinstance(node, Every):
+        pairs_present = _all_pairs(pairs)
 
         def collect_all(doc: Document, hits: Hits) -> bool:
-            if not (stems <= doc.stems and pairs <= doc.bigrams):
+            if not (stems <= doc.stems and pairs_present(doc)):
                 return False
             branch: Hits = {}
             if not all(other(doc, branch) for other in others):
@@ -194,11 +244,49 @@ def collector(node: Normal) -> Collector:
         for key in stems & doc.stems:
             add_hit(hits, stem_terms[key])
             found = True
-        for pair in pairs & doc.bigrams:
-            add_hit(hits, pair_terms[pair])
-            found = True
+        present = doc.stems
+        for pair in pairs:
+            first, second = pair
+            if first in present and second in present and doc.has_pair(first, second):
+                add_hit(hits, pair_terms[pair])
+                found = True
         for other in others:
             found = other(doc, hits) or found
         return found
 
     return collect_any
+
+
+#: stems and word prefixes of which a matching document has at least one
+Anchor = tuple[frozenset[str], frozenset[str]]
+
+
+def anchor(node: Normal) -> Anchor | None:
+    """Words without which ``node`` cannot match, or None when it can match without any.
+
+    A document that has none of them is no match, whatever the rest of the query says, so
+    matching it can stop after one set test; most papers are in few topics. A term anchors on
+    one of its words (a stem if it has one); AND on one of its operands, OR on all of them. A
+    negated term, or a field whose words are not the document's stems, anchors nothing.
+    """
+    if isinstance(node, Positive):
+        term = node.term
+        if term.field not in (None, "title", "abstract"):
+            return None
+        stems = [text for text, is_prefix in term.elements if not is_prefix]
+        if stems:
+            return frozenset(stems[:1]), frozenset()
+        return frozenset(), frozenset([term.elements[0][0]])
+    if isinstance(node, Negative):
+        return None
+    anchors = [anchor(child) for child in node.children]
+    if isinstance(node, Every):
+        known = [a for a in anchors if a is not None]
+        # the operand with the fewest words is the cheapest test
+        return min(known, key=lambda a: len(a[0]) + 2 * len(a[1]), default=None)
+    if any(a is None for a in anchors):
+        return None
+    return (
+        frozenset().union(*(a[0] for a in anchors if a is not None)),
+        frozenset().union(*(a[1] for a in anchors if a is not None)),
+    )

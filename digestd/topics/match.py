@@ -57,42 +57,69 @@ _CLAUSE_END = r"[.,;:!?…]+(?=[\s\"'’”)\]]|$)"
 _CLAUSE_RE = re.compile(_CLAUSE_END)
 
 
-def _clause_starts(text: str) -> frozenset[int]:
-    """Indexes of the words that start a new clause (after clause punctuation)."""
+def _clause_words(text: str) -> tuple[list[str], frozenset[int]]:
+    """The words of ``text`` and the indexes of those that start a new clause.
+
+    The text is cut at clause punctuation first and each piece split into words: the pieces'
+    words put together are the text's words (the punctuation separates words anyway), so
+    cutting costs no second pass over the text.
+    """
     pieces = _CLAUSE_RE.split(text)
     if len(pieces) == 1:
-        return frozenset()
-    starts: set[int] = set()
-    count = 0
+        return split_words(text), frozenset()
+    words: list[str] = []
+    starts: list[int] = []
     for piece in pieces[:-1]:
-        count += len(split_words(piece))
-        starts.add(count)
-    return frozenset(starts)
+        words += split_words(piece)
+        starts.append(len(words))
+    words += split_words(pieces[-1])
+    return words, frozenset(starts)
 
 
 class _Field:
     """The words of one part of a paper (title or abstract), with lazily built indexes."""
 
-    __slots__ = ("_words", "breaks", "stems", "surfaces", "text")
+    __slots__ = ("_words", "breaks", "stem_set", "stems", "surfaces", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        #: the words as written
-        self.surfaces = split_words(text)
+        #: the words as written, and the word indexes that start a clause: no phrase may run
+        #: across one
+        self.surfaces, self.breaks = _clause_words(text)
         self.stems: list[str] = list(map(surface_stem, self.surfaces))
-        #: word indexes that start a clause: no phrase may run across one
-        self.breaks = _clause_starts(text)
+        #: the stems as a set: the quick test before looking for positions
+        self.stem_set = frozenset(self.stems)
         # built on first use: most papers match few topics, and most terms only need the
         # document's stem and bigram sets
         self._words: list[str] | None = None
+
+    def has_pair(self, first: str, second: str) -> bool:
+        """Whether the stem ``second`` follows ``first`` within one clause."""
+        stems = self.stems
+        last = len(stems) - 1
+        breaks = self.breaks
+        try:
+            i = stems.index(first)
+            while True:
+                if i < last and stems[i + 1] == second and (i + 1) not in breaks:
+                    return True
+                i = stems.index(first, i + 1)
+        except ValueError:
+            return False
 
     def bigrams(self) -> set[tuple[str, str]]:
         """Every pair of adjacent stems within one clause."""
         stems = self.stems
         if not self.breaks:
             return set(pairwise(stems))
-        breaks = self.breaks
-        return {(stems[i - 1], stems[i]) for i in range(1, len(stems)) if i not in breaks}
+        # clause by clause, so that pairwise does the work in C
+        pairs: set[tuple[str, str]] = set()
+        start = 0
+        for end in sorted(self.breaks):
+            pairs.update(pairwise(stems[start:end]))
+            start = end
+        pairs.update(pairwise(stems[start:]))
+        return pairs
 
     @property
     def words(self) -> list[str]:
@@ -124,7 +151,8 @@ class _Field:
         if len(elements) == 1 or not starts:
             return starts
         stems = self.stems
-        words = self.words if any(is_prefix for _, is_prefix in elements) else stems
+        # a prefix looks at the lower-case word, made only for the positions looked at
+        surfaces = self.surfaces
         last = len(stems) - len(elements)
         breaks = self.breaks
         return [
@@ -133,7 +161,7 @@ class _Field:
             if start <= last
             and (not breaks or breaks.isdisjoint(range(start + 1, start + len(elements))))
             and all(
-                words[start + offset].startswith(text)
+                surface_word(surfaces[start + offset]).startswith(text)
                 if is_prefix
                 else stems[start + offset] == text
                 for offset, (text, is_prefix) in enumerate(elements[1:], 1)
@@ -223,9 +251,6 @@ class Document:
     abstract_field: _Field = field(init=False, compare=False, repr=False)
     #: every stem of the title and abstract: the fast test for single-word terms
     stems: frozenset[str] = field(init=False, compare=False, repr=False)
-    #: every pair of adjacent stems within one clause of the title or the abstract: the fast
-    #: test for phrases
-    bigrams: set[tuple[str, str]] = field(init=False, compare=False, repr=False)
     # the registered prefixes the paper's words start with, and the PREFIXES cache they come
     # from; filled on first use (in a list because the dataclass is frozen)
     _prefix_hits: list[tuple[PrefixCache, frozenset[str]]] = field(
@@ -244,11 +269,8 @@ class Document:
         abstract_field = _Field(self.abstract)
         object.__setattr__(self, "title_field", title_field)
         object.__setattr__(self, "abstract_field", abstract_field)
-        stems = frozenset(title_field.stems).union(abstract_field.stems)
+        stems = title_field.stem_set | abstract_field.stem_set
         object.__setattr__(self, "stems", stems)
-        bigrams = title_field.bigrams()
-        bigrams.update(abstract_field.bigrams())
-        object.__setattr__(self, "bigrams", bigrams)
         object.__setattr__(self, "_prefix_hits", [])
         object.__setattr__(self, "_occurrences", {})
         object.__setattr__(self, "_fields", {"title": title_field, "abstract": abstract_field})
@@ -303,6 +325,17 @@ class Document:
             )
             self._occurrences[elements] = found
         return found
+
+    @property
+    def bigrams(self) -> set[tuple[str, str]]:
+        """Every pair of adjacent stems within one clause of the title or the abstract."""
+        return self.title_field.bigrams() | self.abstract_field.bigrams()
+
+    def has_pair(self, first: str, second: str) -> bool:
+        """Whether the two-word phrase of these stems occurs in the title or the abstract."""
+        return self.title_field.has_pair(first, second) or self.abstract_field.has_pair(
+            first, second
+        )
 
     def has_phrase(self, elements: Sequence[Element]) -> bool:
         """Whether the word sequence ``elements`` occurs in the title or the abstract."""

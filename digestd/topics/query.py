@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from digestd.errors import QueryError
-from digestd.topics.evaluate import Hits, collector, predicate
+from digestd.topics.evaluate import Hits, anchor, collector, predicate
 from digestd.topics.fields import FIELDS
 from digestd.topics.normal import Every, Normal, Positive, Some, all_terms, normal_form, unanchored
 from digestd.topics.stem import PREFIXES
@@ -109,7 +109,7 @@ class QueryMatch:
 class CompiledQuery:
     """A parsed query, ready to match many documents. Build it with :func:`compile_query`."""
 
-    __slots__ = ("_collect", "_normal", "_predicate", "source", "tree")
+    __slots__ = ("_anchor", "_collect", "_normal", "_predicate", "source", "tree")
 
     def __init__(self, source: str, tree: Node) -> None:
         self.source = source
@@ -130,6 +130,7 @@ class CompiledQuery:
             for text, is_prefix in term.elements
             if is_prefix
         )
+        self._anchor = anchor(self._normal)
         self._predicate = predicate(self._normal)
         self._collect = collector(self._normal)
 
@@ -158,11 +159,20 @@ class CompiledQuery:
 
     def matches(self, doc: Document) -> bool:
         """Whether ``doc`` matches; cheaper than :meth:`match` when the reasons are not needed."""
-        return self._predicate(doc)
+        return self._anchored(doc) and self._predicate(doc)
+
+    def _anchored(self, doc: Document) -> bool:
+        """Whether ``doc`` has any of the words the query cannot match without."""
+        if self._anchor is None:
+            return True
+        stems, prefixes = self._anchor
+        if not stems.isdisjoint(doc.stems):
+            return True
+        return any(doc.has_prefix(prefix) for prefix in prefixes)
 
     def match(self, doc: Document) -> QueryMatch | None:
         """Why ``doc`` matches, or None if it does not."""
-        if not self._predicate(doc):
+        if not (self._anchored(doc) and self._predicate(doc)):
             return None
         hits: Hits = {}
         self._collect(doc, hits)
