@@ -48,7 +48,8 @@ def fill(store: Store, papers: list[tuple[str, str]]) -> None:
         session.execute(
             insert(Paper),
             [
-                {"key": f"k{i}", "slug": f"s{i}", "title": t, "abstract": a, "links": [],
+                {"key": f"k{i}", "title_key": f"k{i}", "slug": f"s{i}", "title": t, "abstract": a,
+                 "links": [],
                  "batch_id": batch.id}
                 for i, (t, a) in enumerate(papers)
             ],

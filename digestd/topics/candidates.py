@@ -6,13 +6,20 @@ exact matcher (.query, .match) stays the only judge: the index only narrows the 
 run on, so scores, stemming and highlights cannot change. For that the condition must hold
 for *every* paper the matcher accepts; it may hold for others too.
 
-The index holds, per paper, the runs of ``[a-z0-9]`` in its title and abstract lower-cased with
-apostrophes removed (:func:`paper_tokens`). Each word the matcher sees starts one such run as
-far as its lower-cased ASCII letters go, so a query element becomes a prefix test:
+The index holds, per paper, the matcher's own view of its words (:func:`paper_tokens`): the
+stem and the lower-cased word of every word of the title and the abstract, and the same for the
+title alone behind a marker (:data:`TITLE_MARK`). So a query element becomes a test the
+matcher itself would pass:
 
-- a stem (``model``, ``studi``) is the start of the paper's word as written, except that a
-  stem may end in an ``i`` the word does not have ("study" -> "studi"): that ``i`` is dropped;
-- a prefix (``token*``) is the start of the word as written.
+- a stem (``model``, ``studi``) is one of the paper's tokens exactly (a word that only
+  *starts* with it, such as "modest", is not a candidate);
+- a prefix (``token*``) starts one of the paper's tokens;
+- two words next to each other in a phrase are a token of their own (:data:`PAIR_MARK`, the
+  two stems), made for every pair of adjacent words within one clause, as the matcher pairs
+  them: "chain of thought" needs the pairs "chain of" and "of thought", not merely the words
+  somewhere in the paper; a stem followed by a prefix ("reasoning model*") is a token of the
+  stem, :data:`WORD_PAIR_MARK` and the next word, which must start with the prefix;
+- in ``title:`` terms all of these look at the title's tokens only.
 
 A term needs all of its elements (their order and adjacency are left to the matcher), AND needs
 all of its operands and OR any of them. Anything the condition cannot express safely means
@@ -26,12 +33,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from digestd.topics.match import Document, FieldWords
 from digestd.topics.query import And, CompiledQuery, Node, Not, Or, Term
+from digestd.topics.stem import surface_word
 
 __all__ = [
+    "PAIR_MARK",
+    "TITLE_MARK",
+    "WORD_PAIR_MARK",
     "AllOf",
     "AnyOf",
     "Condition",
+    "Exact",
     "Prefix",
     "condition_for",
     "paper_tokens",
@@ -39,7 +52,13 @@ __all__ = [
     "to_tsquery",
 ]
 
-_TOKEN_SPLIT_RE = re.compile(r"[^a-z0-9]+")
+#: put in front of the title's tokens; no word starts with it and no stem is it, since the
+#: matcher's words are letters and digits (were one to, it would only add candidates)
+TITLE_MARK = "0t"
+#: a pair of adjacent stems is PAIR_MARK, the first stem, "0", the second stem
+PAIR_MARK = "0p"
+#: a stem and the next word (lower case, not stemmed): WORD_PAIR_MARK, the stem, "0", the word
+WORD_PAIR_MARK = "0q"
 _ASCII_WORD_RE = re.compile(r"[a-z0-9]+")
 #: fields whose text the index holds (a term without a field searches both)
 _INDEXED_FIELDS = frozenset({None, "title", "abstract"})
@@ -48,6 +67,13 @@ _INDEXED_FIELDS = frozenset({None, "title", "abstract"})
 @dataclass(frozen=True, slots=True)
 class Prefix:
     """Some indexed token of the paper starts with ``text`` (``[a-z0-9]+``)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exact:
+    """Some indexed token of the paper is ``text`` (``[a-z0-9]+``)."""
 
     text: str
 
@@ -62,17 +88,35 @@ class AnyOf:
     children: tuple[Condition, ...]
 
 
-Condition = Prefix | AllOf | AnyOf
+Condition = Prefix | Exact | AllOf | AnyOf
+
+
+def _pair(first: str, second: str, mark: str = PAIR_MARK) -> str:
+    return f"{mark}{first}0{second}"
+
+
+def _tokens(words: FieldWords) -> set[str]:
+    """A field's stems, lower-cased words and adjacent pairs, as the matcher sees them."""
+    stems = words.stems
+    lowered = list(map(surface_word, words.surfaces))
+    tokens = set(stems)
+    tokens.update(lowered)
+    # pairs never span a clause break, as phrases do not (see FieldWords.find)
+    breaks = words.breaks
+    for i in range(1, len(stems)):
+        if i not in breaks:
+            tokens.add(_pair(stems[i - 1], stems[i]))
+            tokens.add(_pair(stems[i - 1], lowered[i], WORD_PAIR_MARK))
+    tokens.discard("")  # a word of apostrophes only
+    return tokens
 
 
 def paper_tokens(title: str, abstract: str) -> list[str]:
     """The distinct index tokens of a paper, sorted (see the module docstring)."""
-    text = f"{title} {abstract}".lower()
-    if "'" in text or "’" in text:
-        # the matcher removes apostrophes inside words ("don't" -> "dont")
-        text = text.replace("'", "").replace("’", "")
-    tokens = set(_TOKEN_SPLIT_RE.split(text))
-    tokens.discard("")
+    doc = Document.from_text(title, abstract)
+    in_title = _tokens(doc.title_field)
+    tokens = in_title | _tokens(doc.abstract_field)
+    tokens.update(TITLE_MARK + token for token in in_title)
     return sorted(tokens)
 
 
@@ -103,24 +147,41 @@ def _condition(node: Node, negated: bool) -> Condition | None:
 
 
 def _term(term: Term) -> Condition | None:
-    if getattr(term, "field", None) not in _INDEXED_FIELDS:
+    field = getattr(term, "field", None)
+    if field not in _INDEXED_FIELDS:
         return None
-    prefixes: list[Condition] = []
-    for text, is_prefix in term.elements:
-        if not is_prefix and text.endswith("i"):
-            text = text[:-1]
-        if not text or not _ASCII_WORD_RE.fullmatch(text):
+    mark = TITLE_MARK if field == "title" else ""
+    elements = term.elements
+    usable = [
+        bool(text) and _ASCII_WORD_RE.fullmatch(text) is not None for text, _ in elements
+    ]
+    tests: list[Condition] = []
+    paired: set[int] = set()
+    # adjacent stems of a phrase as pair tokens: a pair says more than its two words
+    for i in range(len(elements) - 1):
+        (first, first_prefix), (second, second_prefix) = elements[i], elements[i + 1]
+        if usable[i] and usable[i + 1] and not first_prefix:
+            if second_prefix:
+                tests.append(Prefix(mark + _pair(first, second, WORD_PAIR_MARK)))
+            else:
+                tests.append(Exact(mark + _pair(first, second)))
+            paired.update((i, i + 1))
+    for i, (text, is_prefix) in enumerate(elements):
+        if not usable[i] or i in paired:
             continue  # no narrowing by this element; the others still apply
-        prefixes.append(Prefix(text))
-    if not prefixes:
+        tests.append(Prefix(mark + text) if is_prefix else Exact(mark + text))
+    tests = list(dict.fromkeys(tests))  # "of the" twice in a phrase is one test
+    if not tests:
         return None
-    return prefixes[0] if len(prefixes) == 1 else AllOf(tuple(prefixes))
+    return tests[0] if len(tests) == 1 else AllOf(tuple(tests))
 
 
 def to_fts5(condition: Condition) -> str:
     """The condition as an SQLite FTS5 query."""
     if isinstance(condition, Prefix):
         return f'"{condition.text}"*'
+    if isinstance(condition, Exact):
+        return f'"{condition.text}"'
     joiner = " AND " if isinstance(condition, AllOf) else " OR "
     return "(" + joiner.join(to_fts5(child) for child in condition.children) + ")"
 
@@ -129,5 +190,7 @@ def to_tsquery(condition: Condition) -> str:
     """The condition as a PostgreSQL tsquery literal."""
     if isinstance(condition, Prefix):
         return f"'{condition.text}':*"
+    if isinstance(condition, Exact):
+        return f"'{condition.text}'"
     joiner = " & " if isinstance(condition, AllOf) else " | "
     return "(" + joiner.join(to_tsquery(child) for child in condition.children) + ")"

@@ -35,6 +35,7 @@ from digestd.topics.stem import (
 __all__ = [
     "CompiledTopic",
     "Document",
+    "FieldWords",
     "TopicDefinition",
     "TopicMatch",
     "compile_topics",
@@ -76,7 +77,7 @@ def _clause_words(text: str) -> tuple[list[str], frozenset[int]]:
     return words, frozenset(starts)
 
 
-class _Field:
+class FieldWords:
     """The words of one part of a paper (title or abstract), with lazily built indexes."""
 
     __slots__ = ("_words", "breaks", "stem_set", "stems", "surfaces", "text")
@@ -247,8 +248,8 @@ class Document:
     title: str
     abstract: str
     extra: tuple[tuple[str, str], ...] = ()
-    title_field: _Field = field(init=False, compare=False, repr=False)
-    abstract_field: _Field = field(init=False, compare=False, repr=False)
+    title_field: FieldWords = field(init=False, compare=False, repr=False)
+    abstract_field: FieldWords = field(init=False, compare=False, repr=False)
     #: every stem of the title and abstract: the fast test for single-word terms
     stems: frozenset[str] = field(init=False, compare=False, repr=False)
     # the registered prefixes the paper's words start with, and the PREFIXES cache they come
@@ -262,11 +263,11 @@ class Document:
         init=False, compare=False, repr=False
     )
     # field name -> its words, for the fields other than title and abstract, built on first use
-    _fields: dict[str, _Field] = field(init=False, compare=False, repr=False)
+    _fields: dict[str, FieldWords] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        title_field = _Field(self.title)
-        abstract_field = _Field(self.abstract)
+        title_field = FieldWords(self.title)
+        abstract_field = FieldWords(self.abstract)
         object.__setattr__(self, "title_field", title_field)
         object.__setattr__(self, "abstract_field", abstract_field)
         stems = title_field.stem_set | abstract_field.stem_set
@@ -282,11 +283,11 @@ class Document:
             title or "", abstract or "", tuple(sorted((k, v or "") for k, v in extra.items()))
         )
 
-    def field_words(self, name: str) -> _Field:
+    def field_words(self, name: str) -> FieldWords:
         """The words of one field by name; a field the paper has no text for is empty."""
         found = self._fields.get(name)
         if found is None:
-            found = self._fields[name] = _Field(dict(self.extra).get(name, ""))
+            found = self._fields[name] = FieldWords(dict(self.extra).get(name, ""))
         return found
 
     def in_field(self, name: str, elements: Sequence[Element]) -> bool:

@@ -9,9 +9,11 @@ import pytest
 
 from digestd.topics import STARTER_TOPICS, Document, compile_query
 from digestd.topics.candidates import (
+    TITLE_MARK,
     AllOf,
     AnyOf,
     Condition,
+    Exact,
     Prefix,
     condition_for,
     paper_tokens,
@@ -29,31 +31,46 @@ def meets(condition: Condition | None, tokens: list[str]) -> bool:
         return True
     if isinstance(condition, Prefix):
         return any(token.startswith(condition.text) for token in tokens)
+    if isinstance(condition, Exact):
+        return condition.text in tokens
     results = [meets(child, tokens) for child in condition.children]
     return all(results) if isinstance(condition, AllOf) else any(results)
 
 
 def test_conditions_follow_the_query() -> None:
-    assert condition_for(compile_query("models")) == Prefix("model")
-    # "study" stems to "studi", which the word as written does not start with
-    assert condition_for(compile_query("study")) == Prefix("stud")
-    # stems drop a silent e ("cache" -> "cach")
+    # a word is its stem exactly, as the matcher compares it: "modest" is no candidate
+    assert condition_for(compile_query("models")) == Exact("model")
+    assert condition_for(compile_query("study")) == Exact("studi")
+    # stems drop a silent e ("cache" -> "cach"); a prefix stays a prefix of the word
+    # a phrase's adjacent words are pair tokens; a prefix after a stem pairs with the word
     assert condition_for(compile_query('"kv cache" OR token*')) == AnyOf(
-        (AllOf((Prefix("kv"), Prefix("cach"))), Prefix("token"))
+        (Exact("0pkv0cach"), Prefix("token"))
     )
-    assert condition_for(compile_query("diffusion NOT video")) == Prefix("diffusion")
-    assert condition_for(compile_query("title:agents")) == Prefix("agent")
+    assert condition_for(compile_query('"reasoning model*"')) == Prefix("0qreason0model")
+    assert condition_for(compile_query('"token* budget"')) == AllOf(
+        (Prefix("token"), Exact("budget"))
+    )
+    assert condition_for(compile_query("diffusion NOT video")) == Exact("diffusion")
+    # title: looks at the title's tokens only; abstract: at all (more candidates, never fewer)
+    assert condition_for(compile_query("title:agents")) == Exact(TITLE_MARK + "agent")
+    assert condition_for(compile_query("title:agent*")) == Prefix(TITLE_MARK + "agent")
+    assert condition_for(compile_query('title:"kv cache"')) == Exact("0t0pkv0cach")
+    assert condition_for(compile_query('abstract:"kv cache"')) == Exact("0pkv0cach")
+    assert condition_for(compile_query('"out of the box"')) == AllOf(
+        (Exact("0pout0of"), Exact("0pof0the"), Exact("0pthe0box"))
+    )
 
 
 def test_what_cannot_be_said_narrows_nothing() -> None:
     # a negation on its own branch, a non-ASCII word: every paper stays a candidate
     assert condition_for(compile_query("diffusion OR (model NOT video)")) is not None
     assert condition_for(compile_query("diffusion OR NOT (video AND audio) AND x1")) == AnyOf(
-        (Prefix("diffusion"), Prefix("x1"))
+        (Exact("diffusion"), Exact("x1"))
     )
     assert condition_for(compile_query("diffusion OR (naïve NOT video)")) is None
     assert condition_for(compile_query("naïve OR bayes")) is None
-    assert condition_for(compile_query("naïve bayes")) == Prefix("bay")
+    assert condition_for(compile_query("naïve bayes")) == Exact("bay")
+    assert condition_for(compile_query('"naïve bayes"')) == Exact("bay")
 
 
 def test_unknown_nodes_and_fields_narrow_nothing() -> None:
@@ -70,14 +87,15 @@ def test_unknown_nodes_and_fields_narrow_nothing() -> None:
 
 
 def test_query_strings() -> None:
-    condition = AnyOf((AllOf((Prefix("kv"), Prefix("cache"))), Prefix("token")))
-    assert to_fts5(condition) == '(("kv"* AND "cache"*) OR "token"*)'
-    assert to_tsquery(condition) == "(('kv':* & 'cache':*) | 'token':*)"
+    condition = AnyOf((AllOf((Exact("kv"), Prefix("cache"))), Prefix("token")))
+    assert to_fts5(condition) == '(("kv" AND "cache"*) OR "token"*)'
+    assert to_tsquery(condition) == "(('kv' & 'cache':*) | 'token':*)"
 
 
-def test_paper_tokens_drop_apostrophes_and_case() -> None:
-    assert paper_tokens("Don't Stop", "the model’s GPT-4o") == [
-        "4o", "dont", "gpt", "models", "stop", "the",
+def test_paper_tokens_are_the_matchers_words_stems_and_pairs() -> None:
+    assert paper_tokens("Don't", "the models’ GPT-4o. Studies") == [
+        "0pgpt04o", "0pmodel0gpt", "0pthe0model", "0qgpt04o", "0qmodel0gpt", "0qthe0models",
+        "0tdont", "4o", "dont", "gpt", "model", "models", "studi", "studies", "the",
     ]
 
 
@@ -88,14 +106,16 @@ def seed_words() -> list[str]:
     return sorted(words)
 
 
-def test_every_seed_word_starts_a_token_with_its_stem_and_word() -> None:
+def test_every_seed_word_is_a_token_with_its_stem() -> None:
     # The property the index relies on, checked on every distinct word of the seeds.
     checked = 0
     for surface in seed_words():
-        tokens = paper_tokens("", surface)
-        for element in (surface_stem(surface).removesuffix("i"), surface_word(surface)):
+        in_abstract, in_title = paper_tokens("", surface), paper_tokens(surface, "")
+        for element in (surface_stem(surface), surface_word(surface)):
             if element and re.fullmatch(r"[a-z0-9]+", element):
-                assert any(t.startswith(element) for t in tokens), (surface, element, tokens)
+                assert element in in_abstract, (surface, element, in_abstract)
+                assert TITLE_MARK + element in in_title, (surface, element, in_title)
+                assert TITLE_MARK + element not in in_abstract
                 checked += 1
     assert checked > 5000
 
@@ -109,7 +129,10 @@ def test_starter_topic_matches_meet_their_condition(definition) -> None:  # type
     paragraphs = [p for p in text.split("\n\n") if len(p) > 40]
     matched = 0
     for paragraph in paragraphs:
-        if query.match(Document.from_text("", paragraph)) is not None:
-            matched += 1
-            assert meets(condition, paper_tokens("", paragraph)), paragraph[:80]
+        # and with its first words as a title, for the title: terms
+        title = " ".join(paragraph.split()[:12])
+        for paper in (("", paragraph), (title, paragraph)):
+            if query.match(Document.from_text(*paper)) is not None:
+                matched += 1
+                assert meets(condition, paper_tokens(*paper)), paragraph[:80]
     assert matched
