@@ -80,7 +80,7 @@ def _clause_words(text: str) -> tuple[list[str], frozenset[int]]:
 class FieldWords:
     """The words of one part of a paper (title or abstract), with lazily built indexes."""
 
-    __slots__ = ("_words", "breaks", "stem_set", "stems", "surfaces", "text")
+    __slots__ = ("_at", "_words", "breaks", "stem_set", "stems", "surfaces", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -91,22 +91,36 @@ class FieldWords:
         #: the stems as a set: the quick test before looking for positions
         self.stem_set = frozenset(self.stems)
         # built on first use: most papers match few topics, and most terms only need the
-        # document's stem and bigram sets
+        # document's stem set
         self._words: list[str] | None = None
+        self._at: dict[str, list[int]] | None = None
+
+    def _stem_positions(self) -> dict[str, list[int]]:
+        """stem -> the word indexes where it occurs, built once the first position is asked.
+
+        One pass over the words costs about as much as a few list.index scans of an abstract,
+        and a paper that is some topic's candidate is asked for dozens of positions.
+        """
+        at = self._at
+        if at is None:
+            at = self._at = {}
+            for i, stem in enumerate(self.stems):
+                found = at.get(stem)
+                if found is None:
+                    at[stem] = [i]
+                else:
+                    found.append(i)
+        return at
 
     def has_pair(self, first: str, second: str) -> bool:
         """Whether the stem ``second`` follows ``first`` within one clause."""
         stems = self.stems
         last = len(stems) - 1
         breaks = self.breaks
-        try:
-            i = stems.index(first)
-            while True:
-                if i < last and stems[i + 1] == second and (i + 1) not in breaks:
-                    return True
-                i = stems.index(first, i + 1)
-        except ValueError:
-            return False
+        for i in self._stem_positions().get(first, ()):
+            if i < last and stems[i + 1] == second and (i + 1) not in breaks:
+                return True
+        return False
 
     def bigrams(self) -> set[tuple[str, str]]:
         """Every pair of adjacent stems within one clause."""
@@ -130,21 +144,16 @@ class FieldWords:
         return self._words
 
     def positions(self, element: Element) -> list[int]:
-        """Word indexes where one phrase element (a stem, or a word prefix) occurs."""
+        """Word indexes where one phrase element (a stem, or a word prefix) occurs.
+
+        The list may be shared: callers read it, never change it.
+        """
         text, is_prefix = element
         if is_prefix:
             return PREFIXES.cache_for(text).positions(self.surfaces, text)
-        # list.index scans in C, and comparing the interned stems is mostly an identity test:
-        # cheaper than building a stem -> positions index for the few stems ever asked for
-        stems = self.stems
-        found: list[int] = []
-        try:
-            i = stems.index(text)
-            while True:
-                found.append(i)
-                i = stems.index(text, i + 1)
-        except ValueError:
-            return found
+        if text not in self.stem_set:
+            return []
+        return self._stem_positions()[text]
 
     def find(self, elements: Sequence[Element]) -> list[int]:
         """Start indexes of every occurrence of the word sequence ``elements``."""
