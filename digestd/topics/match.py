@@ -267,8 +267,12 @@ class Document:
         init=False, compare=False, repr=False
     )
 
-    # term elements -> Occurrences, shared by all the topics matched against this paper
+    # term elements -> Occurrences, and -> where the term starts in the title and in the
+    # abstract, shared by all the topics matched against this paper
     _occurrences: dict[tuple[Element, ...], Occurrences] = field(
+        init=False, compare=False, repr=False
+    )
+    _starts: dict[tuple[Element, ...], tuple[list[int], list[int]]] = field(
         init=False, compare=False, repr=False
     )
     # field name -> its words, for the fields other than title and abstract, built on first use
@@ -283,6 +287,7 @@ class Document:
         object.__setattr__(self, "stems", stems)
         object.__setattr__(self, "_prefix_hits", [])
         object.__setattr__(self, "_occurrences", {})
+        object.__setattr__(self, "_starts", {})
         object.__setattr__(self, "_fields", {"title": title_field, "abstract": abstract_field})
 
     @classmethod
@@ -320,13 +325,23 @@ class Document:
             cached[:] = [(cache, cache.hits(words))]
         return prefix in cached[0][1]
 
+    def starts(self, elements: tuple[Element, ...]) -> tuple[list[int], list[int]]:
+        """Where a term starts in the title and in the abstract (word indexes)."""
+        found = self._starts.get(elements)
+        if found is None:
+            found = self._starts[elements] = (
+                self.title_field.find(elements),
+                self.abstract_field.find(elements),
+            )
+        return found
+
     def occurrences(self, elements: tuple[Element, ...]) -> Occurrences:
         """Every occurrence of a term in the title and in the abstract, with its text."""
         found = self._occurrences.get(elements)
         if found is None:
             size = len(elements)
             title, abstract = self.title_field, self.abstract_field
-            in_title, in_abstract = title.find(elements), abstract.find(elements)
+            in_title, in_abstract = self.starts(elements)
             found = Occurrences(
                 len(in_title),
                 len(in_abstract),
@@ -415,7 +430,7 @@ def match_document(doc: Document, topics: Sequence[CompiledTopic]) -> list[Topic
     """The topics ``doc`` matches, best score first (ties keep the order of ``topics``)."""
     matches: list[TopicMatch] = []
     for topic in topics:
-        found = topic.query.match(doc)
+        found = topic.query.match(doc, topic.definition.min_score)
         if found is None or found.score < topic.definition.min_score:
             continue
         highlights = tuple(dict.fromkeys(found.title_terms + found.abstract_terms))

@@ -170,8 +170,12 @@ class CompiledQuery:
             return True
         return any(doc.has_prefix(prefix) for prefix in prefixes)
 
-    def match(self, doc: Document) -> QueryMatch | None:
-        """Why ``doc`` matches, or None if it does not."""
+    def match(self, doc: Document, min_score: float = 0.0) -> QueryMatch | None:
+        """Why ``doc`` matches, or None if it does not or scores under ``min_score``.
+
+        The score is counted first and the pieces to highlight looked up only for a paper
+        that keeps its match: a topic's ``min_score`` drops many of the papers its query finds.
+        """
         if not (self._anchored(doc) and self._predicate(doc)):
             return None
         hits: Hits = {}
@@ -179,24 +183,31 @@ class CompiledQuery:
         terms = sorted(hits.values(), key=_by_position)
         score = 0.0
         points: dict[str, float] = {}
+        for term in terms:
+            if term.field is not None:
+                count = len(doc.field_words(term.field).find(term.elements))
+                earned = FIELDS[term.field].points * min(count, MAX_COUNTED)
+            else:
+                in_title, in_abstract = doc.starts(term.elements)
+                earned = TITLE_POINTS * min(len(in_title), MAX_COUNTED)
+                earned += ABSTRACT_POINTS * min(len(in_abstract), MAX_COUNTED)
+            score += earned
+            points[term.label] = points.get(term.label, 0.0) + earned
+        if score < min_score:
+            return None
         title_hits: list[tuple[int, str]] = []
         abstract_hits: list[tuple[int, str]] = []
         for term in terms:
             if term.field is not None:
-                count, pieces = doc.field_occurrences(term.field, term.elements)
-                earned = FIELDS[term.field].points * min(count, MAX_COUNTED)
+                _, pieces = doc.field_occurrences(term.field, term.elements)
                 if term.field == "title":
                     title_hits += pieces
                 elif term.field == "abstract":
                     abstract_hits += pieces
             else:
                 found = doc.occurrences(term.elements)
-                earned = TITLE_POINTS * min(found.in_title, MAX_COUNTED)
-                earned += ABSTRACT_POINTS * min(found.in_abstract, MAX_COUNTED)
                 title_hits += found.title
                 abstract_hits += found.abstract
-            score += earned
-            points[term.label] = points.get(term.label, 0.0) + earned
         return QueryMatch(
             score=score,
             terms=tuple(dict.fromkeys(term.label for term in terms)),
