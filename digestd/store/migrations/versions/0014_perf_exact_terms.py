@@ -1,7 +1,7 @@
 """the full-text index holds the matcher's stems and words, and the title's apart
 
 Revision ID: 0014_perf
-Revises: 0016_bounce_score
+Revises: 0012_rising
 Create Date: 2026-12-01 03:00:00.000000
 
 Data only: the index's tokens changed (digestd.topics.candidates.paper_tokens), so what it
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014_perf"
-down_revision: str | None = "0016_bounce_score"
+down_revision: str | None = "0012_rising"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
