@@ -13,6 +13,7 @@ from pathlib import Path
 
 from digestd.delivery.signing import DkimSigner
 from digestd.digest.message import message_bytes
+from digestd.digest.wire import Assembled
 from digestd.errors import TransportError
 
 
@@ -22,9 +23,14 @@ class MaildirTransport:
         self.signer = signer
         self._box: mailbox.Maildir | None = None
 
-    def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
+    def send(
+        self, message: EmailMessage | Assembled, *, envelope_from: str | None = None
+    ) -> None:
         # Flattened with \n line ends: files in a Maildir use the local convention.
-        data = message_bytes(message, message.policy.clone(linesep="\n"))
+        if isinstance(message, Assembled):
+            data = message.with_linesep("\n")
+        else:
+            data = message_bytes(message, message.policy.clone(linesep="\n"))
         if self.signer is not None:
             data = self.signer.sign(data)
         if envelope_from:

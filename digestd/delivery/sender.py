@@ -377,7 +377,7 @@ class _Sender:
         may have been a stale one), a second one in a row means the transport is down."""
         for tries in (1, 2):
             try:
-                self.transport.send(composed.message, envelope_from=composed.envelope_from)
+                self.transport.send(composed.outgoing, envelope_from=composed.envelope_from)
                 return
             except TransportError as exc:
                 if exc.refused or tries == 2:

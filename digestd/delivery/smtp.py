@@ -34,6 +34,7 @@ from digestd.delivery.replies import refuses_sender
 from digestd.delivery.signing import DkimSigner
 from digestd.delivery.tls import client_context, is_loopback
 from digestd.digest.message import message_bytes
+from digestd.digest.wire import Assembled
 from digestd.errors import (
     ConfigError,
     DeliveryError,
@@ -189,13 +190,22 @@ class SmtpTransport:
     def _throttle(self) -> None:
         self.pacer.wait()
 
-    def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
-        sender = envelope_from or message["From"].addresses[0].addr_spec
-        recipients = [a.addr_spec for a in message["To"].addresses]
-        international = not all(a.isascii() for a in [sender, *recipients])
-        # The message's own policy (its header folding), with SMTP's line ends.
-        policy = message.policy.clone(linesep="\r\n", utf8=international)
-        data = message_bytes(message, policy)
+    def send(
+        self, message: EmailMessage | Assembled, *, envelope_from: str | None = None
+    ) -> None:
+        if isinstance(message, Assembled):
+            # already bytes, with SMTP's line ends
+            sender = envelope_from or message.sender
+            recipients = list(message.recipients)
+            international = not all(a.isascii() for a in [sender, *recipients])
+            data = message.data
+        else:
+            sender = envelope_from or message["From"].addresses[0].addr_spec
+            recipients = [a.addr_spec for a in message["To"].addresses]
+            international = not all(a.isascii() for a in [sender, *recipients])
+            # The message's own policy (its header folding), with SMTP's line ends.
+            policy = message.policy.clone(linesep="\r\n", utf8=international)
+            data = message_bytes(message, policy)
         if self.signer is not None:
             data = self.signer.sign(data)
         self._throttle()

@@ -13,11 +13,16 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from digestd.config import Config
+from digestd.digest.wire import Assembled
 
 
 class Transport(Protocol):
-    def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
+    def send(
+        self, message: EmailMessage | Assembled, *, envelope_from: str | None = None
+    ) -> None:
         """Hand `message` over to its recipients (the To header), or raise a DeliveryError.
+
+        An `Assembled` message is bytes already (see digest/wire.py), with its addresses.
 
         `envelope_from` is the envelope sender (where bounces go); None means the From
         address.

@@ -8,17 +8,18 @@ subscriber of the run.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from digestd import links
 from digestd.config import Config
-from digestd.digest.message import build_message, message_id, parse_from
-from digestd.digest.render import HTML_BUDGET, Body, DigestRenderer, personal_for
+from digestd.digest.message import build_message, header_text, message_id, parse_from
+from digestd.digest.render import HTML_BUDGET, Body, DigestRenderer, Personal, personal_for
 from digestd.digest.select import Digest, GainLabel, build_digest
+from digestd.digest.wire import Assembled, Envelope, WireBody, wire_body
 from digestd.ranking.rising import gain_text
 from digestd.store import PaperRecord, SelectedPaper, SubscriberRecord
 
@@ -26,18 +27,45 @@ if TYPE_CHECKING:
     from digestd.feedback import Personalisation
 
 
-@dataclass(frozen=True)
 class Composed:
-    message: EmailMessage
-    digest: Digest
-    html: str
-    text: str
-    #: the envelope sender (MAIL FROM); None means the From address
-    envelope_from: str | None = None
+    """One subscriber's digest: the bytes to send, and (made when asked for) the parts and
+    the `EmailMessage` they were assembled from, which flattens to the same bytes."""
+
+    def __init__(
+        self, digest: Digest, body: Body, personal: Personal, *, message_id: str,
+        envelope_from: str | None, assembled: Assembled | None,
+        build: Callable[[], EmailMessage],
+    ):
+        self.digest = digest
+        self.message_id = message_id
+        #: the envelope sender (MAIL FROM); None means the From address
+        self.envelope_from = envelope_from
+        #: the message as bytes, or None when only the email package makes it (see wire.py)
+        self.assembled = assembled
+        self._body = body
+        self._personal = personal
+        self._build = build
+
+    @functools.cached_property
+    def message(self) -> EmailMessage:
+        return self._build()
+
+    @functools.cached_property
+    def _parts(self) -> tuple[str, str]:
+        return self._body.personalise(self._personal)
 
     @property
-    def message_id(self) -> str:
-        return str(self.message["Message-ID"])
+    def html(self) -> str:
+        return self._parts[0]
+
+    @property
+    def text(self) -> str:
+        return self._parts[1]
+
+    @property
+    def outgoing(self) -> Assembled | EmailMessage:
+        """What a transport takes: the assembled bytes when there are some."""
+        return self.assembled if self.assembled is not None else self.message
 
 
 #: (papers, topics, day) combinations remembered per composer
@@ -75,11 +103,29 @@ class Composer:
         )
         self.domain = parse_from(config.mail.from_address).domain or "digestd.localhost"
         self._digests: dict[tuple[object, ...], tuple[Digest, Body]] = {}
+        #: each body flattened once (keyed by the body's identity; the body is kept alive)
+        self._wires: dict[int, tuple[Body, WireBody | None]] = {}
+        mail = config.mail
+        self._envelope = Envelope(
+            mail.from_address, mail.list_id, mail.feedback_id,
+            one_click=links.unsubscribe_url(config.base_url, "x").startswith("https://"),
+        )
 
     def clear(self) -> None:
         """Forget every digest and body built so far (templates stay loaded)."""
         self._digests.clear()
+        self._wires.clear()
         self.renderer.clear()
+
+    def _wire(self, body: Body) -> WireBody | None:
+        held = self._wires.get(id(body))
+        if held is not None and held[0] is body:
+            return held[1]
+        if len(self._wires) >= MEMO_SIZE:
+            self._wires.clear()
+        wire = wire_body(body, self._envelope, body._pattern)
+        self._wires[id(body)] = (body, wire)
+        return wire
 
     def digest(
         self,
@@ -161,27 +207,43 @@ class Composer:
             token=subscriber.token, digest_key=digest_key,
             feedback=self.config.feedback.enabled,
         )
-        html, text = body.personalise(personal)
         mail = self.config.mail
         envelope_from = (
             links.verp_address(mail.envelope_sender, subscriber.token)
             if mail.envelope_sender else None
         )
-        message = build_message(
-            subject=body.subject,
-            text=text,
-            html=html,
-            from_address=self.config.mail.from_address,
-            to_email=subscriber.email,
-            to_name=subscriber.name,
-            message_id=message_id(
-                subscriber.id, digest_key, subscriber.created_at.isoformat(), self.domain
-            ),
-            date=now,
-            list_id=mail.list_id,
-            unsubscribe_url=personal.unsubscribe_url,
-            # Advertised only when the mailbox it lands in is read (see delivery.intake).
-            unsubscribe_mailto=envelope_from or "" if self.config.reads_bounces else "",
-            feedback_id=mail.feedback_id,
+        identifier = message_id(
+            subscriber.id, digest_key, subscriber.created_at.isoformat(), self.domain
         )
-        return Composed(message, digest, html, text, envelope_from)
+        # Advertised only when the mailbox it lands in is read (see delivery.intake).
+        mailto = envelope_from or "" if self.config.reads_bounces else ""
+        wire = self._wire(body)
+        assembled = None
+        if wire is not None:
+            assembled = wire.assemble(
+                personal, to_name=subscriber.name, to_email=subscriber.email,
+                message_id=identifier, date=now, unsubscribe_mailto=mailto,
+            )
+
+        def build() -> EmailMessage:
+            html, text = body.personalise(personal)
+            return build_message(
+                subject=body.subject,
+                text=text,
+                html=html,
+                from_address=mail.from_address,
+                to_email=subscriber.email,
+                to_name=subscriber.name,
+                message_id=identifier,
+                date=now,
+                list_id=mail.list_id,
+                unsubscribe_url=personal.unsubscribe_url,
+                unsubscribe_mailto=mailto,
+                feedback_id=mail.feedback_id,
+                boundary=wire.boundary if wire is not None else None,
+            )
+
+        return Composed(
+            digest, body, personal, message_id=header_text(identifier),
+            envelope_from=envelope_from, assembled=assembled, build=build,
+        )

@@ -200,11 +200,13 @@ def build_message(
     unsubscribe_url: str,
     unsubscribe_mailto: str = "",
     feedback_id: str = "",
+    boundary: str | None = None,
 ) -> EmailMessage:
     """multipart/alternative: the text part, then the HTML part; every header line-break free.
 
     `unsubscribe_mailto` is the address an "unsubscribe" mail goes to; it is advertised in
     List-Unsubscribe only when given, that is when something reads that mailbox.
+    `boundary` is made up when not given.
     """
     msg = EmailMessage(policy=POLICY)
     # The usual order (From, To, Subject, Date, Message-ID, then the list headers), so a raw
@@ -229,7 +231,7 @@ def build_message(
     msg.make_alternative()
     # "=_" never starts a line of quoted-printable text (a literal "=" is written "=3D"), so
     # the boundary cannot occur in the parts, and the generator need not search them for it.
-    msg.set_boundary(f"=_digestd_{secrets.token_hex(12)}")
+    msg.set_boundary(boundary or f"=_digestd_{secrets.token_hex(12)}")
     msg.attach(text_part(text, "plain"))
     msg.attach(text_part(html, "html"))
     return msg

@@ -1,0 +1,289 @@
+"""Messages as bytes: a digest body serialised once, each subscriber's copy joined from it.
+
+Building and flattening a 70 KiB multipart message with the email package takes about two
+milliseconds, yet everybody who receives the same body differs only in four header lines
+and in the body lines that hold a personal link. So, once per distinct body, the whole
+message is flattened by the email package (`build_message`, `message_bytes`) with markers in
+the personal places, and both parts are quoted-printable encoded line by line: runs of lines
+without a placeholder become fixed bytes, and only the lines that hold one are encoded again
+for each subscriber. binascii's encoder is line-local (where it breaks or escapes depends
+only on the line itself: tests/test_wire.py checks it), so the bytes are those the email
+package writes for the whole part, and every line stays within 76 characters.
+
+A subscriber's header lines are written out directly when they are plain ASCII of an
+ordinary shape, and folded by the email package otherwise (RFC 2047 for a non-ASCII name).
+What this module does not assemble goes through the email package whole: a non-ASCII
+address (sent with SMTPUTF8, under another policy), a line break or bare CR in the text.
+The result is byte for byte the email package's (tests/test_wire.py compares them).
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import functools
+import html
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from digestd.digest.message import (
+    POLICY,
+    build_message,
+    header_text,
+    message_bytes,
+    parse_from,
+    set_address,
+)
+from digestd.digest.render import PERSONAL_FIELDS, Body, Personal
+
+#: the policy the SMTP transport flattens with (CRLF); the Maildir one differs only in that
+SMTP_POLICY = POLICY.clone(linesep="\r\n")
+
+#: addresses and names whose header line is written out directly; anything else is folded
+#: by the email package
+_SIMPLE_ADDRESS = re.compile(
+    r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+)
+_SIMPLE_NAME = re.compile(r"[A-Za-z0-9'_-]+(?: [A-Za-z0-9'_-]+)*")
+_SIMPLE_ID = re.compile(r"<[A-Za-z0-9.-]+@[A-Za-z0-9.-]+>")
+#: printable ASCII without "=?" (which the header parser would read as an encoded word)
+_SIMPLE_TEXT = re.compile(r"(?:[!-<>-~ ]|=(?!\?))*")
+#: a header line longer than this is left to the email package's folding
+LINE_LIMIT = 900
+#: what marks the personal places in the once-per-body flattening
+_MARK = "digestdwiremark"
+
+
+@dataclass(frozen=True, slots=True)
+class Assembled:
+    """A message ready for SMTP: its bytes (CRLF line ends, 7-bit) and its addresses."""
+
+    data: bytes
+    #: the From address (the envelope sender unless the caller names another)
+    sender: str
+    recipients: tuple[str, ...]
+
+    def with_linesep(self, linesep: str) -> bytes:
+        """The bytes with other line ends (a Maildir file takes "\\n"); nothing in them
+        holds a bare CR or LF, so the conversion is exact."""
+        return self.data if linesep == "\r\n" else self.data.replace(b"\r\n", linesep.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What a digest's messages share under one configuration."""
+
+    from_address: str
+    list_id: str
+    feedback_id: str
+    #: whether List-Unsubscribe-Post is sent (an https unsubscribe URL)
+    one_click: bool
+
+
+def _qp(text: str) -> bytes:
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+def _escape_percent(data: bytes) -> bytes:
+    return data.replace(b"%", b"%%")
+
+
+class _Part:
+    """One text part: its fixed encoded lines, and the lines encoded per subscriber.
+
+    `template` is bytes with one "%s" per personal line; `lines` is those lines as one
+    format string (each ending in a newline), filled in and encoded in one go.
+    """
+
+    __slots__ = ("template", "lines", "count")
+
+    def __init__(self, content: str, pattern: re.Pattern[str]):
+        data = content.replace("\r\n", "\n")
+        pieces = data.split("\n")
+        lines = [piece + "\n" for piece in pieces[:-1]]
+        if pieces[-1]:
+            if pattern.search(pieces[-1]):
+                # an unterminated last line encodes differently from a terminated one
+                raise _Unsupported("a personal placeholder on the part's unterminated last line")
+            lines.append(pieces[-1])
+        template: list[bytes] = []
+        dynamic: list[str] = []
+        fixed: list[str] = []
+        for line in lines:
+            if pattern.search(line) is None:
+                fixed.append(line)
+                continue
+            template.append(_escape_percent(_qp("".join(fixed))))
+            fixed = []
+            template.append(b"%s\r\n")
+            dynamic.append(_format_source(line, pattern))
+        template.append(_escape_percent(_qp("".join(fixed))))
+        self.template = b"".join(template)
+        self.lines = "".join(dynamic)
+        self.count = len(dynamic)
+
+    def encoded_lines(self, values: Mapping[str, str]) -> list[bytes]:
+        """The personal lines filled in with `values` and encoded, without their line ends.
+
+        A soft break ("=" at the end of a line) is left as "=\r" and a NUL, which
+        `WireBody.assemble` turns into the line end once the message is joined: splitting at
+        the hard breaks alone is then one bytes.split (a NUL is always escaped, "=00").
+        """
+        if not self.count:
+            return []
+        encoded = binascii.b2a_qp(self.lines.format_map(values).encode("utf-8"), istext=True)
+        return encoded.replace(b"=\n", b"=\r\x00").split(b"\n")[:-1]
+
+
+def _format_source(line: str, pattern: re.Pattern[str]) -> str:
+    """The line as a str.format source: braces doubled, placeholders as {field}."""
+    out: list[str] = []
+    position = 0
+    for match in pattern.finditer(line):
+        out.append(line[position : match.start()].replace("{", "{{").replace("}", "}}"))
+        out.append("{" + match.group(1) + "}")
+        position = match.end()
+    out.append(line[position:].replace("{", "{{").replace("}", "}}"))
+    return "".join(out)
+
+
+class _Unsupported(Exception):
+    """This body is left to the email package."""
+
+
+class WireBody:
+    """A distinct body, flattened once; `assemble` makes one subscriber's message of it."""
+
+    def __init__(self, body: Body, envelope: Envelope, pattern: re.Pattern[str]):
+        if "\r" in body.html.replace("\r\n", "") or "\r" in body.text.replace("\r\n", ""):
+            # the generator turns a bare CR into a line end; binascii keeps it
+            raise _Unsupported("a bare CR in the body")
+        self.envelope = envelope
+        #: fixed per body: "=_" never starts a quoted-printable line
+        self.boundary = f"=_digestd_{secrets.token_hex(12)}"
+        text, html_part = _Part(body.text, pattern), _Part(body.html, pattern)
+        skeleton = message_bytes(
+            build_message(
+                subject=body.subject, text=_MARK + "text", html=_MARK + "html",
+                from_address=envelope.from_address, to_email=f"{_MARK}@example.invalid",
+                to_name="", message_id=f"<{_MARK}@example.invalid>",
+                date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC), list_id=envelope.list_id,
+                unsubscribe_url=("https://" if envelope.one_click else "http://") + _MARK,
+                feedback_id=envelope.feedback_id, boundary=self.boundary,
+            ),
+            SMTP_POLICY,
+        )
+        header_end = skeleton.index(b"\r\n\r\n") + 2
+        lines = skeleton[:header_end].split(b"\r\n")[:-1]
+        slots = (b"To: ", b"Date: ", b"Message-ID: ", b"List-Unsubscribe: ")
+        headers: list[bytes] = []
+        for line in lines:
+            if line.startswith(slots):
+                headers.append(b"%s")
+            else:
+                headers.append(_escape_percent(line) + b"\r\n")
+        if headers.count(b"%s") != len(slots):
+            raise _Unsupported("unexpected header layout")
+        rest = _escape_percent(skeleton[header_end:])
+        text_at = rest.index(_MARK.encode() + b"text")
+        html_at = rest.index(_MARK.encode() + b"html")
+        mark = len(_MARK) + 4
+        if b"\x00" in skeleton:
+            raise _Unsupported("a NUL in the headers")
+        self.template = b"".join([
+            *headers, rest[:text_at], text.template, rest[text_at + mark : html_at],
+            html_part.template, rest[html_at + mark :],
+        ])
+        self.text, self.html = text, html_part
+        #: the personal fields the body shows
+        self.fields = tuple(
+            name for name in PERSONAL_FIELDS
+            if "{" + name + "}" in text.lines or "{" + name + "}" in html_part.lines
+        )
+
+    def assemble(
+        self, personal: Personal, *, to_name: str, to_email: str, message_id: str,
+        date: dt.datetime, unsubscribe_mailto: str = "",
+    ) -> Assembled | None:
+        """One subscriber's message, or None when it is the email package's to make."""
+        values = {name: getattr(personal, name) for name in self.fields}
+        for value in values.values():
+            if "\n" in value or "\r" in value:
+                return None
+        if not to_email.isascii() or _SIMPLE_ADDRESS.fullmatch(to_email) is None:
+            return None
+        if personal.unsubscribe_url.startswith("https://") != self.envelope.one_click:
+            return None
+        escaped = {name: html.escape(value, quote=True) for name, value in values.items()}
+        # as build_message writes it
+        unsubscribe = f"<{header_text(personal.unsubscribe_url)}>"
+        if unsubscribe_mailto:
+            unsubscribe += f", <mailto:{header_text(unsubscribe_mailto)}?subject=unsubscribe>"
+        data = self.template % (
+            _to_line(to_name, to_email),
+            _date_line(date),
+            _id_line(header_text(message_id)),
+            _text_line("List-Unsubscribe", unsubscribe),
+            *self.text.encoded_lines(values),
+            *self.html.encoded_lines(escaped),
+        )
+        data = data.replace(b"\x00", b"\n")
+        sender = _sender(self.envelope.from_address)
+        return Assembled(data, sender, (to_email,))
+
+
+# Header lines ------------------------------------------------------------------------------
+
+
+def _folded(name: str, value: object) -> bytes:
+    """What the generator writes for a header set with msg[name] = value."""
+    return SMTP_POLICY.fold_binary(*POLICY.header_store_parse(name, value))
+
+
+def _to_line(name: str, address: str) -> bytes:
+    display = " ".join(name.split())
+    if display == name and (not display or _SIMPLE_NAME.fullmatch(display)):
+        line = f"To: {display} <{address}>\r\n" if display else f"To: {address}\r\n"
+        if len(line) <= LINE_LIMIT:
+            return line.encode("ascii")
+    message = EmailMessage(policy=POLICY)
+    set_address(message, "To", name, address)
+    return b"".join(SMTP_POLICY.fold_binary(h, v) for h, v in message.raw_items())
+
+
+def _date_line(date: dt.datetime) -> bytes:
+    # the Date header has whole seconds: a run's messages within one share the line
+    return _date_line_at(date.astimezone(dt.UTC).replace(microsecond=0))
+
+
+@functools.lru_cache(maxsize=4)
+def _date_line_at(date: dt.datetime) -> bytes:
+    return _folded("Date", date)
+
+
+def _id_line(message_id: str) -> bytes:
+    if len(message_id) < LINE_LIMIT and _SIMPLE_ID.fullmatch(message_id):
+        return f"Message-ID: {message_id}\r\n".encode("ascii")
+    return _folded("Message-ID", message_id)
+
+
+def _text_line(name: str, value: str) -> bytes:
+    if len(value) < LINE_LIMIT and "  " not in value and _SIMPLE_TEXT.fullmatch(value):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return _folded(name, value)
+
+
+@functools.lru_cache(maxsize=16)
+def _sender(from_address: str) -> str:
+    return parse_from(from_address).addr_spec
+
+
+def wire_body(body: Body, envelope: Envelope, pattern: re.Pattern[str]) -> WireBody | None:
+    """`body` flattened once, or None when its messages are the email package's to make."""
+    try:
+        return WireBody(body, envelope, pattern)
+    except _Unsupported:
+        return None
