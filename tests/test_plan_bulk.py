@@ -12,7 +12,7 @@ from digestd.config import Config, PathsConfig, TopicConfig
 from digestd.delivery import ledger, plan_digests
 from digestd.runtime import Runtime
 from digestd.store import Store
-from digestd.store.deliveries import PlannedRow
+from digestd.store.plan_rows import PlannedRow
 from digestd.subscribers import add_subscriber
 
 from support import feed_titles

@@ -23,7 +23,7 @@ from digestd.digest import Composed, Composer
 from digestd.errors import StoreError
 from digestd.runtime import Runtime
 from digestd.store import SubscriberRecord
-from digestd.store.deliveries import PlannedRow
+from digestd.store.plan_rows import PlannedRow
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,28 @@ class Ranker:
         self.store = runtime.store
         self._feedback: Feedback | None = None
         self._candidates: dict[tuple[int, int], list[PaperRecord]] = {}
+        #: whether a subscriber has a model, read for a whole claim at once (`prefetch`)
+        self._has_model: dict[int, bool] = {}
+
+    def prefetch(self, subscriber_ids: Sequence[int]) -> None:
+        """Find out in one query which of these subscribers have a model, rather than one
+        query per message; each answer is used once."""
+        if not self.runtime.config.feedback.enabled or not subscriber_ids:
+            return
+        with_model = self.store.subscribers_with_models(subscriber_ids)
+        self._has_model = {i: i in with_model for i in subscriber_ids}
 
     def ranking(
         self, subscriber: SubscriberRecord, selected: Sequence[SelectedPaper],
         since: int, through: int,
     ) -> Personalisation | None:
         config = self.runtime.config.feedback
-        if not config.enabled or self.store.feedback_model(subscriber.id) is None:
+        if not config.enabled:
+            return None
+        has_model = self._has_model.pop(subscriber.id, None)
+        if has_model is None:
+            has_model = self.store.feedback_model(subscriber.id) is not None
+        if not has_model:
             return None
         if self._feedback is None:
             from digestd.feedback import Feedback

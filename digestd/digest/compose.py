@@ -105,6 +105,7 @@ class Composer:
         self._digests: dict[tuple[object, ...], tuple[Digest, Body]] = {}
         #: each body flattened once (keyed by the body's identity; the body is kept alive)
         self._wires: dict[int, tuple[Body, WireBody | None]] = {}
+        self._last_selection: tuple[Sequence[SelectedPaper], tuple[object, ...]] | None = None
         mail = config.mail
         self._envelope = Envelope(
             mail.from_address, mail.list_id, mail.feedback_id,
@@ -145,7 +146,7 @@ class Composer:
         date = local_date(now, subscriber.timezone)
         # Subscribers with the same papers, topics, day and ranking share the digest.
         memo_key = (
-            tuple((item.paper.id, item.paper.updated_at) for item in selected),
+            self._papers_key(selected),
             tuple(names.items()),
             date,
             ranking.key if ranking is not None else None,
@@ -162,6 +163,15 @@ class Composer:
             selected, names, date, ranking, gain_label(now, subscriber.timezone), rising
         )
         return memo
+
+    def _papers_key(self, selected: Sequence[SelectedPaper]) -> tuple[object, ...]:
+        # a sending run hands the same selection object to every subscriber of a digest
+        held = self._last_selection
+        if held is not None and held[0] is selected:
+            return held[1]
+        key = tuple((item.paper.id, item.paper.updated_at) for item in selected)
+        self._last_selection = (selected, key)
+        return key
 
     def _fit(
         self, selected: Sequence[SelectedPaper], names: dict[str, str], date: dt.date,

@@ -98,7 +98,7 @@ class _Part:
     format string (each ending in a newline), filled in and encoded in one go.
     """
 
-    __slots__ = ("template", "lines", "count")
+    __slots__ = ("count", "lines", "template")
 
     def __init__(self, content: str, pattern: re.Pattern[str]):
         data = content.replace("\r\n", "\n")

@@ -6,6 +6,7 @@ that owns the engine and the sessions; callers get plain records back, never ORM
 
 from __future__ import annotations
 
+from digestd.store.claims import ClaimStore
 from digestd.store.db import Database, create_store_engine
 from digestd.store.deliveries import ClaimedDelivery, DeliveryRecord, DeliveryStore
 from digestd.store.dumps import DumpLedger
@@ -15,6 +16,7 @@ from digestd.store.keys import SiteKeyStore
 from digestd.store.leadership import Leadership, open_leadership
 from digestd.store.limits import RateLimitStore
 from digestd.store.papers import PaperStore, paper_slug
+from digestd.store.plan_rows import PlanRowStore
 from digestd.store.planning import PlanningStore, PlanSubscriber
 from digestd.store.records import LedgerEntry, PaperRecord, StoredDump
 from digestd.store.retention import RetentionStore
@@ -26,7 +28,8 @@ from digestd.store.topics import PaperMatch, TopicRecord, TopicStore
 
 
 class Store(
-    FeedbackStore, PlanningStore, DeliveryStore, SignupStore, RateLimitStore,
+    FeedbackStore, PlanningStore, PlanRowStore, ClaimStore, DeliveryStore, SignupStore,
+    RateLimitStore,
     SiteKeyStore, TopicStore,
     PaperStore, FeedStore, DumpLedger, StatsStore, RetentionStore, RisingStore, Database,
 ):

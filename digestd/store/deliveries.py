@@ -1,4 +1,4 @@
-"""The delivery ledger: one row per subscriber and digest, claimed, sent and settled here.
+"""The delivery ledger: one row per subscriber and digest, claimed, sent and settled.
 
 The life of a row::
 
@@ -12,35 +12,24 @@ The life of a row::
                  │  └──older than delivery.max_queue_hours──> expired
                  └──── digestd deliveries retry (failed, expired)
 
-Planning writes the row and advances the subscriber's ``since_batch_id`` in one transaction,
-so a digest is planned exactly once even when two processes plan at the same moment: the
-subscriber row is locked (PostgreSQL) or the write transaction is exclusive (SQLite), and
-the unique (subscriber, digest_key) constraint backs both.
-
-Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several senders share the work
-without waiting on each other. A claim is short (seconds); before a message is sent the
-claiming run *takes* it, which extends that one row's lease to cover the send and succeeds
-only if the claim is still the run's own. So a dead process's claims come back within
-seconds, the one message it had in hand once its send lease ends, and a live process never
-sends a row that another run took over. A row is never claimed while an older row of the
-same subscriber is pending or sending: digests reach a subscriber in order.
+Planning's writes are in plan_rows.py, claiming and settling in claims.py; this module holds
+the records, the queue's administration (expiry, retries) and what is read about it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import aliased
 
-from digestd.store.db import Database, bulk_insert
-from digestd.store.models import Delivery, Paper, Subscriber, UtcDateTime
+from digestd.store.db import Database
+from digestd.store.models import Delivery, Paper, Subscriber
 from digestd.store.papers import _record as _paper_record
 from digestd.store.records import PaperRecord
-from digestd.store.subscribers import SubscriberRecord, _subscriber_record, record_bounce_in
+from digestd.store.subscribers import SubscriberRecord, _subscriber_record
 
 #: every status a delivery row can have
 DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "expired")
@@ -121,374 +110,12 @@ def retry_delay(attempts: int, backoff: float) -> float:
     return min(backoff * 2 ** max(attempts - 1, 0), max(MAX_RETRY_DELAY, backoff))
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedRow:
-    """One subscriber's digest to plan: the papers, and the batches it covers."""
-
-    subscriber_id: int
-    since_batch_id: int
-    through_batch_id: int
-    paper_ids: Sequence[int]
-    slot: dt.datetime | None
-
-
-def _advance_slots(session: Session, slots: Sequence[tuple[int, dt.datetime]]) -> None:
-    """last_slot_at moved forward to each slot, never back."""
-    table = Subscriber.__table__
-    slot = bindparam("slot", type_=UtcDateTime())
-    statement = (
-        table.update()
-        .where(
-            table.c.id == bindparam("subscriber"),
-            or_(table.c.last_slot_at.is_(None), table.c.last_slot_at < slot),
-        )
-        .values(last_slot_at=slot)
-    )
-    session.execute(statement, [{"subscriber": i, "slot": slot} for i, slot in slots])
-
-
 def _one_line(text: str, limit: int = 500) -> str:
     return " ".join(text.split())[:limit]
 
 
 class DeliveryStore(Database):
-    # Planning --------------------------------------------------------------------------------
-
-    def plan_delivery(
-        self,
-        subscriber_id: int,
-        *,
-        since_batch_id: int,
-        through_batch_id: int,
-        paper_ids: Sequence[int],
-        slot: dt.datetime | None,
-        now: dt.datetime,
-    ) -> DeliveryRecord | None:
-        """Create the delivery row and advance the subscriber past it, in one transaction.
-
-        Returns None, writing nothing, when another process planned this subscriber first
-        (their ``since_batch_id`` moved) or the subscriber is no longer active.
-        """
-        try:
-            with self.write() as session:
-                query = select(Subscriber).where(Subscriber.id == subscriber_id)
-                if self.is_postgres:
-                    query = query.with_for_update()
-                subscriber = session.scalar(query)
-                if (
-                    subscriber is None
-                    or subscriber.status != "active"
-                    or subscriber.since_batch_id != since_batch_id
-                ):
-                    return None
-                row = Delivery(
-                    subscriber_id=subscriber_id,
-                    digest_key=f"{since_batch_id}-{through_batch_id}",
-                    since_batch_id=since_batch_id,
-                    through_batch_id=through_batch_id,
-                    paper_ids=list(paper_ids),
-                    status="pending",
-                    attempts=0,
-                    created_at=now,
-                )
-                session.add(row)
-                session.flush()
-                subscriber.since_batch_id = through_batch_id
-                if slot is not None and (
-                    subscriber.last_slot_at is None or subscriber.last_slot_at < slot
-                ):
-                    subscriber.last_slot_at = slot
-                return _delivery_record(row)
-        except IntegrityError:
-            # The same digest was planned by another process between our read and our insert.
-            return None
-
-    def plan_deliveries(
-        self, plans: Sequence[PlannedRow], *, now: dt.datetime
-    ) -> dict[int, int]:
-        """`plan_delivery` for many subscribers in one transaction: subscriber id -> row id.
-
-        Subscribers another process planned first, or who are no longer active, are left out
-        of the result and get nothing written, as with `plan_delivery`. The rows and the
-        subscribers' advance commit together, so exactly-once holds as for one subscriber.
-        """
-        if not plans:
-            return {}
-        by_id = {plan.subscriber_id: plan for plan in plans}
-        try:
-            with self.write() as session:
-                query = select(Subscriber.id, Subscriber.since_batch_id, Subscriber.status).where(
-                    Subscriber.id.in_(list(by_id))
-                )
-                if self.is_postgres:
-                    query = query.with_for_update()
-                kept = [
-                    by_id[row.id]
-                    for row in session.execute(query)
-                    if row.status == "active" and row.since_batch_id == by_id[row.id].since_batch_id
-                ]
-                if not kept:
-                    return {}
-                bulk_insert(
-                    session,
-                    Delivery.__table__,
-                    [
-                        {
-                            "subscriber_id": plan.subscriber_id,
-                            "digest_key": f"{plan.since_batch_id}-{plan.through_batch_id}",
-                            "since_batch_id": plan.since_batch_id,
-                            "through_batch_id": plan.through_batch_id,
-                            "paper_ids": list(plan.paper_ids),
-                            "status": "pending",
-                            "attempts": 0,
-                            "created_at": now,
-                        }
-                        for plan in kept
-                    ],
-                )
-                session.execute(
-                    update(Subscriber).execution_options(synchronize_session=False),
-                    [
-                        {"id": plan.subscriber_id, "since_batch_id": plan.through_batch_id}
-                        for plan in kept
-                    ],
-                )
-                slots = [plan for plan in kept if plan.slot is not None]
-                if slots:
-                    _advance_slots(session, [(p.subscriber_id, p.slot) for p in slots])
-                ids = [plan.subscriber_id for plan in kept]
-                planned: dict[int, int] = {}
-                for start in range(0, len(ids), 500):
-                    planned.update(
-                        session.execute(
-                            select(Delivery.subscriber_id, Delivery.id).where(
-                                Delivery.subscriber_id.in_(ids[start : start + 500]),
-                                Delivery.digest_key.in_(
-                                    {f"{p.since_batch_id}-{p.through_batch_id}" for p in kept}
-                                ),
-                            )
-                        ).all()
-                    )
-                return planned
-        except IntegrityError:
-            # One of them was planned by another process between our read and our insert:
-            # the chunk is rolled back whole; plan it subscriber by subscriber.
-            planned = {}
-            for plan in plans:
-                record = self.plan_delivery(
-                    plan.subscriber_id, since_batch_id=plan.since_batch_id,
-                    through_batch_id=plan.through_batch_id, paper_ids=plan.paper_ids,
-                    slot=plan.slot, now=now,
-                )
-                if record is not None:
-                    planned[plan.subscriber_id] = record.id
-            return planned
-
-    def mark_slots_handled(self, slots: Sequence[tuple[int, dt.datetime]]) -> None:
-        """`mark_slot_handled` for many subscribers in one statement."""
-        if slots:
-            with self.write() as session:
-                _advance_slots(session, slots)
-
-    # Claiming and settling -------------------------------------------------------------------
-
-    def claim_deliveries(
-        self, now: dt.datetime, *, lease: dt.timedelta, limit: int, claimer: str = ""
-    ) -> list[ClaimedDelivery]:
-        """Take up to `limit` rows that are due, marking them ``sending`` by `claimer` until
-        now + lease. No attempt is counted: that happens when the transport answers.
-
-        Rows of subscribers who are not active (unconfirmed, paused, unsubscribed) are
-        settled as failed in the same transaction and never handed out.
-        """
-        with self.write() as session:
-            query = (
-                select(Delivery).where(_claimable(now)).order_by(Delivery.id).limit(limit)
-            )
-            if self.is_postgres:
-                query = query.with_for_update(skip_locked=True, of=Delivery)
-            rows = list(session.scalars(query))
-            if not rows:
-                return []
-            subscribers = {
-                s.id: s
-                for s in session.scalars(
-                    select(Subscriber).where(Subscriber.id.in_({r.subscriber_id for r in rows}))
-                )
-            }
-            claimed = []
-            for row in rows:
-                subscriber = subscribers.get(row.subscriber_id)
-                if subscriber is None or subscriber.status != "active":
-                    state = subscriber.status if subscriber else "gone"
-                    row.status = "failed"
-                    row.claimed_until = None
-                    row.claimed_by = None
-                    row.last_error = f"not sent: subscriber is {state}"
-                    continue
-                row.status = "sending"
-                row.claimed_until = now + lease
-                row.claimed_by = claimer or None
-                session.flush()
-                claimed.append(
-                    ClaimedDelivery(_delivery_record(row), _subscriber_record(session, subscriber))
-                )
-            return claimed
-
-    def take_claimed(
-        self, delivery_id: int, *, claimer: str, until: dt.datetime
-    ) -> bool:
-        """Take a claimed row in hand for sending: its lease now runs until `until`. False
-        (and nothing changed) when the claim is no longer `claimer`'s: it ran out and another
-        run took the row over."""
-        with self.write() as session:
-            result = session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == delivery_id,
-                    Delivery.status == "sending",
-                    Delivery.claimed_by == claimer,
-                )
-                .values(claimed_until=until)
-            )
-            return bool(result.rowcount)
-
-    def next_delivery_due(self, now: dt.datetime) -> dt.datetime | None:
-        """When a row not claimable at `now` becomes so next: the end of a backoff, or of a
-        claim's lease (a dead process's); None when nothing waits."""
-        with self.read() as session:
-            backoff = session.scalar(
-                select(func.min(Delivery.next_attempt_at)).where(
-                    Delivery.status == "pending", Delivery.next_attempt_at > now
-                )
-            )
-            lease = session.scalar(
-                select(func.min(Delivery.claimed_until)).where(Delivery.status == "sending")
-            )
-        due = [t for t in (backoff, lease) if t is not None]
-        return min(due) if due else None
-
-    def claimable_deliveries(self, now: dt.datetime) -> list[DeliveryRecord]:
-        """What a claim at `now` would take, without taking it (for --dry-run)."""
-        with self.read() as session:
-            query = select(Delivery).where(_claimable(now)).order_by(Delivery.id)
-            return [_delivery_record(r) for r in session.scalars(query)]
-
-    def mark_sent(
-        self, delivery_id: int, *, message_id: str, now: dt.datetime, clear_bounces: bool = True
-    ) -> None:
-        """The transport accepted the message: settle the row and clear the bounce count.
-
-        `clear_bounces` False skips the subscriber's row, for a caller that knows the count
-        is 0 already: the fewer writes here, the shorter the window in which a crash after
-        the server's acceptance makes a duplicate.
-        """
-        # Nothing loaded: this runs once per message sent, and loading the row (with its list
-        # of paper ids) and the subscriber cost more than the writes.
-        with self.write() as session:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id)
-                .values(
-                    status="sent", sent_at=now, message_id=message_id, claimed_until=None,
-                    claimed_by=None, next_attempt_at=None, last_error=None,
-                    attempts=Delivery.attempts + 1,
-                )
-            )
-            if not clear_bounces:
-                return
-            session.execute(
-                update(Subscriber)
-                .where(
-                    Subscriber.id
-                    == select(Delivery.subscriber_id)
-                    .where(Delivery.id == delivery_id)
-                    .scalar_subquery(),
-                    Subscriber.bounce_count != 0,
-                )
-                .values(bounce_count=0)
-            )
-
-    def mark_temporary_failure(
-        self,
-        delivery_id: int,
-        *,
-        error: str,
-        now: dt.datetime,
-        retry_backoff: float,
-        max_attempts: int,
-    ) -> DeliveryRecord | None:
-        """A temporary reply about the recipient: one attempt more, back to pending after a
-        backoff doubling per attempt; failed at `max_attempts` (0: never, the queue's age
-        limit decides)."""
-        with self.write() as session:
-            row = session.get(Delivery, delivery_id)
-            if row is None:
-                return None
-            row.attempts += 1
-            row.last_error = _one_line(error)
-            row.claimed_until = None
-            row.claimed_by = None
-            if max_attempts and row.attempts >= max_attempts:
-                row.status = "failed"
-                row.next_attempt_at = None
-            else:
-                row.status = "pending"
-                delay = retry_delay(row.attempts, retry_backoff)
-                row.next_attempt_at = now + dt.timedelta(seconds=delay)
-            session.flush()
-            return _delivery_record(row)
-
-    def mark_permanent_failure(
-        self, delivery_id: int, *, error: str, pause_after: int, now: dt.datetime | None = None
-    ) -> tuple[SubscriberRecord, bool] | None:
-        """Failed for good: one attempt more, and a bounce for the subscriber (see
-        `record_bounce`). Returns the subscriber and whether this paused them."""
-        now = now or dt.datetime.now(dt.UTC)
-        with self.write() as session:
-            row = session.get(Delivery, delivery_id)
-            if row is None:
-                return None
-            row.status = "failed"
-            row.attempts += 1
-            row.last_error = _one_line(error)
-            row.claimed_until = None
-            row.claimed_by = None
-            row.next_attempt_at = None
-            subscriber = session.get(Subscriber, row.subscriber_id)
-            if subscriber is None:
-                return None
-            paused = record_bounce_in(
-                session, subscriber, error=error, pause_after=pause_after, now=now
-            )
-            session.flush()
-            return _subscriber_record(session, subscriber), paused
-
-    def release_claims(
-        self,
-        delivery_ids: Iterable[int],
-        *,
-        next_attempt_at: dt.datetime | None = None,
-        error: str | None = None,
-    ) -> None:
-        """Give claimed rows back untried (or tried against a transport that was down):
-        pending again, no attempt counted, not before `next_attempt_at` when given."""
-        ids = list(delivery_ids)
-        if not ids:
-            return
-        values: dict[str, object] = {
-            "status": "pending", "claimed_until": None, "claimed_by": None,
-        }
-        if next_attempt_at is not None:
-            values["next_attempt_at"] = next_attempt_at
-        if error is not None:
-            values["last_error"] = _one_line(error)
-        with self.write() as session:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids), Delivery.status == "sending")
-                .values(**values)
-            )
+    # Queue administration ------------------------------------------------------------------
 
     def expire_deliveries(self, now: dt.datetime, *, max_age: dt.timedelta) -> int:
         """Rows queued longer than `max_age` and still not handed over become ``expired``."""

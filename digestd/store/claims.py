@@ -1,0 +1,344 @@
+"""Claiming and settling ledger rows: what a sending run does around each message.
+
+Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several senders share the work
+without waiting on each other. A claim is short (seconds); before a message is sent the
+claiming run *takes* it, which extends that one row's lease to cover the send and succeeds
+only if the claim is still the run's own. So a dead process's claims come back within
+seconds, the one message it had in hand once its send lease ends, and a live process never
+sends a row that another run took over. A row is never claimed while an older row of the
+same subscriber is pending or sending: digests reach a subscriber in order.
+
+These run once per message, so the busy ones (claim, take, mark sent) are SQLAlchemy Core
+statements built once, on a connection rather than an ORM session, and the subscribers of a
+claim are read in two queries for the whole batch. `mark_sent` can take the next row in
+hand in the same transaction: one commit per message instead of two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy.exc import OperationalError
+
+from digestd.bounce_score import BounceRules, BounceScore
+from digestd.errors import StoreError
+from digestd.store.db import Database, _first_line
+from digestd.store.deliveries import (
+    ClaimedDelivery,
+    DeliveryRecord,
+    _claimable,
+    _delivery_record,
+    _one_line,
+    retry_delay,
+)
+from digestd.store.models import Delivery, Subscriber, SubscriberTopic, Topic, utcnow
+from digestd.store.subscribers import SubscriberRecord, _subscriber_record, record_bounce_in
+from digestd.store.tokens import derive_token
+
+_DELIVERIES = Delivery.__table__
+_SUBSCRIBERS = Subscriber.__table__
+
+#: a claimed row taken in hand for sending: its lease runs on, if the claim is still ours
+_TAKE = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.id == bindparam("take_id"),
+        _DELIVERIES.c.status == "sending",
+        _DELIVERIES.c.claimed_by == bindparam("take_claimer"),
+    )
+    .values(claimed_until=bindparam("take_until"))
+)
+_SENT = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("sent_id"))
+    .values(
+        status="sent", sent_at=bindparam("sent_at"), message_id=bindparam("sent_message_id"),
+        claimed_until=None, claimed_by=None, next_attempt_at=None, last_error=None,
+        attempts=_DELIVERIES.c.attempts + 1,
+    )
+)
+_CLEAR_BOUNCES = (
+    update(_SUBSCRIBERS)
+    .where(
+        _SUBSCRIBERS.c.id
+        == select(_DELIVERIES.c.subscriber_id)
+        .where(_DELIVERIES.c.id == bindparam("sent_id"))
+        .scalar_subquery(),
+        _SUBSCRIBERS.c.bounce_count != 0,
+    )
+    .values(bounce_count=0)
+)
+_CLAIM = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("claim_id"))
+    .values(
+        status="sending", claimed_until=bindparam("claim_until"),
+        claimed_by=bindparam("claim_by"),
+    )
+)
+_REFUSE = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("claim_id"))
+    .values(
+        status="failed", claimed_until=None, claimed_by=None,
+        last_error=bindparam("claim_error"),
+    )
+)
+
+
+class ClaimStore(Database):
+    _ledger_engine: Engine | None = None
+
+    @contextmanager
+    def _ledger(self) -> Iterator[Connection]:
+        """One write transaction on a plain connection (BEGIN IMMEDIATE on SQLite)."""
+        engine = self._ledger_engine
+        if engine is None:
+            engine = self._ledger_engine = (
+                self.engine.execution_options(sqlite_begin="IMMEDIATE")
+                if self.is_sqlite else self.engine
+            )
+        try:
+            with engine.begin() as connection:
+                yield connection
+        except OperationalError as exc:
+            raise StoreError(f"database error: {_first_line(exc)}") from exc
+
+    def claim_deliveries(
+        self, now: dt.datetime, *, lease: dt.timedelta, limit: int, claimer: str = ""
+    ) -> list[ClaimedDelivery]:
+        """Take up to `limit` rows that are due, marking them ``sending`` by `claimer` until
+        now + lease. No attempt is counted: that happens when the transport answers.
+
+        Rows of subscribers who are not active (unconfirmed, paused, unsubscribed) are
+        settled as failed in the same transaction and never handed out.
+        """
+        until = now + lease
+        with self._ledger() as connection:
+            query = (
+                select(_DELIVERIES).where(_claimable(now)).order_by(Delivery.id).limit(limit)
+            )
+            if self.is_postgres:
+                query = query.with_for_update(skip_locked=True, of=Delivery)
+            rows = connection.execute(query).all()
+            if not rows:
+                return []
+            subscribers = _subscriber_records(
+                connection, {row.subscriber_id for row in rows}, self.link_key,
+                self.bounce_rules,
+            )
+            refused, taken, claimed = [], [], []
+            for row in rows:
+                subscriber = subscribers.get(row.subscriber_id)
+                if subscriber is None or subscriber.status != "active":
+                    state = subscriber.status if subscriber else "gone"
+                    refused.append(
+                        {"claim_id": row.id, "claim_error": f"not sent: subscriber is {state}"}
+                    )
+                    continue
+                taken.append(
+                    {"claim_id": row.id, "claim_until": until, "claim_by": claimer or None}
+                )
+                record = _delivery_record(row)
+                claimed.append(
+                    ClaimedDelivery(
+                        dataclasses.replace(record, status="sending", claimed_until=until),
+                        subscriber,
+                    )
+                )
+            if refused:
+                connection.execute(_REFUSE, refused)
+            if taken:
+                connection.execute(_CLAIM, taken)
+            return claimed
+
+    def take_claimed(
+        self, delivery_id: int, *, claimer: str, until: dt.datetime
+    ) -> bool:
+        """Take a claimed row in hand for sending: its lease now runs until `until`. False
+        (and nothing changed) when the claim is no longer `claimer`'s: it ran out and another
+        run took the row over."""
+        with self._ledger() as connection:
+            result = connection.execute(
+                _TAKE, {"take_id": delivery_id, "take_claimer": claimer, "take_until": until}
+            )
+            return bool(result.rowcount)
+
+    def mark_sent(
+        self, delivery_id: int, *, message_id: str, now: dt.datetime, clear_bounces: bool = True,
+        take_next: tuple[int, str, dt.datetime] | None = None,
+    ) -> bool | None:
+        """The transport accepted the message: settle the row and clear the bounce count.
+
+        `clear_bounces` False skips the subscriber's row, for a caller that knows the count
+        is 0 already: the fewer writes here, the shorter the window in which a crash after
+        the server's acceptance makes a duplicate. `take_next` (row id, claimer, until) takes
+        the run's next row in hand in the same transaction, as `take_claimed` would, and the
+        result says whether it could; None when nothing was asked.
+        """
+        with self._ledger() as connection:
+            connection.execute(
+                _SENT, {"sent_id": delivery_id, "sent_at": now, "sent_message_id": message_id}
+            )
+            if clear_bounces:
+                connection.execute(_CLEAR_BOUNCES, {"sent_id": delivery_id})
+            if take_next is None:
+                return None
+            next_id, claimer, until = take_next
+            result = connection.execute(
+                _TAKE, {"take_id": next_id, "take_claimer": claimer, "take_until": until}
+            )
+            return bool(result.rowcount)
+
+    def next_delivery_due(self, now: dt.datetime) -> dt.datetime | None:
+        """When a row not claimable at `now` becomes so next: the end of a backoff, or of a
+        claim's lease (a dead process's); None when nothing waits."""
+        with self.read() as session:
+            backoff = session.scalar(
+                select(func.min(Delivery.next_attempt_at)).where(
+                    Delivery.status == "pending", Delivery.next_attempt_at > now
+                )
+            )
+            lease = session.scalar(
+                select(func.min(Delivery.claimed_until)).where(Delivery.status == "sending")
+            )
+        due = [t for t in (backoff, lease) if t is not None]
+        return min(due) if due else None
+
+    def claimable_deliveries(self, now: dt.datetime) -> list[DeliveryRecord]:
+        """What a claim at `now` would take, without taking it (for --dry-run)."""
+        with self.read() as session:
+            query = select(Delivery).where(_claimable(now)).order_by(Delivery.id)
+            return [_delivery_record(r) for r in session.scalars(query)]
+
+    def mark_temporary_failure(
+        self,
+        delivery_id: int,
+        *,
+        error: str,
+        now: dt.datetime,
+        retry_backoff: float,
+        max_attempts: int,
+    ) -> DeliveryRecord | None:
+        """A temporary reply about the recipient: one attempt more, back to pending after a
+        backoff doubling per attempt; failed at `max_attempts` (0: never, the queue's age
+        limit decides)."""
+        with self.write() as session:
+            row = session.get(Delivery, delivery_id)
+            if row is None:
+                return None
+            row.attempts += 1
+            row.last_error = _one_line(error)
+            row.claimed_until = None
+            row.claimed_by = None
+            if max_attempts and row.attempts >= max_attempts:
+                row.status = "failed"
+                row.next_attempt_at = None
+            else:
+                row.status = "pending"
+                delay = retry_delay(row.attempts, retry_backoff)
+                row.next_attempt_at = now + dt.timedelta(seconds=delay)
+            session.flush()
+            return _delivery_record(row)
+
+    def mark_permanent_failure(
+        self, delivery_id: int, *, error: str, pause_after: int, now: dt.datetime | None = None
+    ) -> tuple[SubscriberRecord, bool] | None:
+        """Failed for good: one attempt more, and a bounce for the subscriber (see
+        `record_bounce`). Returns the subscriber and whether this paused them."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.write() as session:
+            row = session.get(Delivery, delivery_id)
+            if row is None:
+                return None
+            row.status = "failed"
+            row.attempts += 1
+            row.last_error = _one_line(error)
+            row.claimed_until = None
+            row.claimed_by = None
+            row.next_attempt_at = None
+            subscriber = session.get(Subscriber, row.subscriber_id)
+            if subscriber is None:
+                return None
+            paused = record_bounce_in(
+                session, subscriber, error=error, pause_after=pause_after, now=now
+            )
+            session.flush()
+            return _subscriber_record(session, subscriber), paused
+
+    def release_claims(
+        self,
+        delivery_ids: Iterable[int],
+        *,
+        next_attempt_at: dt.datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Give claimed rows back untried (or tried against a transport that was down):
+        pending again, no attempt counted, not before `next_attempt_at` when given."""
+        ids = list(delivery_ids)
+        if not ids:
+            return
+        values: dict[str, object] = {
+            "status": "pending", "claimed_until": None, "claimed_by": None,
+        }
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        if error is not None:
+            values["last_error"] = _one_line(error)
+        with self.write() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), Delivery.status == "sending")
+                .values(**values)
+            )
+
+
+
+def _subscriber_records(
+    connection: Connection, ids: Iterable[int], link_key: bytes | None,
+    rules: BounceRules | None,
+) -> dict[int, SubscriberRecord]:
+    """The records of these subscribers, as `_subscriber_record` makes them, in two queries."""
+    wanted = list(ids)
+    rules = rules or BounceRules()
+    now = utcnow()
+    rows = connection.execute(select(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id.in_(wanted))).all()
+    topics: dict[int, list[str]] = {row.id: [] for row in rows}
+    for subscriber_id, slug in connection.execute(
+        select(SubscriberTopic.subscriber_id, Topic.slug)
+        .join(Topic, SubscriberTopic.topic_id == Topic.id)
+        .where(SubscriberTopic.subscriber_id.in_(wanted))
+        .order_by(SubscriberTopic.subscriber_id, Topic.position, Topic.slug)
+    ):
+        topics[subscriber_id].append(slug)
+    records = {}
+    for row in rows:
+        # as it stands now: a score whose window has passed is shown as the zero it has become
+        bounces = BounceScore(
+            row.bounce_count, row.bounce_score or 0.0, row.last_bounce_at
+        ).current(rules, now)
+        records[row.id] = SubscriberRecord(
+            id=row.id,
+            email=row.email,
+            name=row.name,
+            cadence=row.cadence,
+            timezone=row.timezone,
+            token=derive_token(link_key, row.link_salt) if link_key else "",
+            status=row.status,
+            topics=tuple(topics[row.id]),
+            since_batch_id=row.since_batch_id,
+            bounce_count=bounces.count,
+            bounce_score=bounces.score,
+            bounce_resets_at=bounces.resets_at(rules),
+            created_at=row.created_at,
+            confirmed_at=row.confirmed_at,
+            last_slot_at=row.last_slot_at,
+            updated_at=row.updated_at,
+            last_error=row.last_error,
+            pause_reason=row.pause_reason,
+        )
+    return records

@@ -1,0 +1,91 @@
+"""Claims read in bulk and the take that rides on mark_sent, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from digestd.config import Config, PathsConfig, TopicConfig
+from digestd.delivery import plan_digests
+from digestd.runtime import Runtime
+from digestd.store import Store
+from digestd.subscribers import add_subscriber
+
+from support import feed_titles
+
+TOPICS = [
+    TopicConfig(slug="widgets", name="Widgets", query="widget*"),
+    TopicConfig(slug="gadgets", name="Gadgets", query="gadget*"),
+]
+LEASE = dt.timedelta(seconds=10)
+
+
+@pytest.fixture
+def runtime(store: Store, tmp_path: Path) -> Runtime:
+    config = Config(
+        paths=PathsConfig(seeds_dir=tmp_path / "seeds", data_dir=tmp_path / "var"),
+        topics=TOPICS,
+    )
+    return Runtime.open(config, store=store)
+
+
+def _planned(runtime: Runtime, count: int) -> list[int]:
+    ids = []
+    for n in range(count):
+        topics = ["gadgets", "widgets"] if n % 2 else ["widgets"]
+        record, _ = add_subscriber(
+            runtime.store, f"r{n}@example.org", topics, cadence="immediate", name=f"Reader {n}"
+        )
+        ids.append(record.id)
+    feed_titles(runtime, ["Sparse Widgets", "Gadget Widgets"])
+    plan_digests(runtime, dt.datetime.now(dt.UTC))
+    return ids
+
+
+def test_a_claim_carries_the_same_subscriber_records_as_one_by_one(runtime: Runtime) -> None:
+    store = runtime.store
+    ids = _planned(runtime, 5)
+    now = dt.datetime.now(dt.UTC)
+    store.record_bounce(ids[1], error="550 no such user", pause_after=5, now=now)
+    store.record_bounce(ids[3], error="452 mailbox full", pause_after=5, now=now,
+                        severity="soft")
+    claimed = store.claim_deliveries(now, lease=LEASE, limit=10, claimer="run")
+    assert [c.subscriber.id for c in claimed] == ids
+    for item in claimed:
+        assert item.subscriber == store.subscriber_by_id(item.subscriber.id)
+        assert item.subscriber.token  # the link key travelled with the claim
+        assert item.delivery.status == "sending"
+        assert item.delivery.claimed_until == now + LEASE
+    assert claimed[1].subscriber.bounce_count == 1
+    assert claimed[1].subscriber.topics == ("widgets", "gadgets")  # configuration order
+
+
+def test_mark_sent_takes_the_next_row_only_while_the_claim_is_ours(runtime: Runtime) -> None:
+    store = runtime.store
+    _planned(runtime, 3)
+    now = dt.datetime.now(dt.UTC)
+    first, second, third = store.claim_deliveries(now, lease=LEASE, limit=10, claimer="run")
+    later = now + dt.timedelta(minutes=5)
+    assert store.take_claimed(first.delivery.id, claimer="run", until=later)
+    took = store.mark_sent(
+        first.delivery.id, message_id="<a@x>", now=now,
+        take_next=(second.delivery.id, "run", later),
+    )
+    assert took is True
+    rows = {d.id: d for d in store.deliveries()}
+    assert rows[first.delivery.id].status == "sent"
+    assert rows[first.delivery.id].attempts == 1
+    assert rows[second.delivery.id].claimed_until == later
+    # someone else's claimer name takes nothing, and the row it asked for keeps its lease
+    took = store.mark_sent(
+        second.delivery.id, message_id="<b@x>", now=now,
+        take_next=(third.delivery.id, "other", later),
+    )
+    assert took is False
+    rows = {d.id: d for d in store.deliveries()}
+    assert rows[second.delivery.id].status == "sent"
+    assert rows[third.delivery.id].claimed_until == now + LEASE
+    assert store.mark_sent(third.delivery.id, message_id="<c@x>", now=now) is None
+    assert store.delivery_counts() == {"sent": 3}
