@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import email
 from email.message import EmailMessage
 from pathlib import Path
 
 from digestd import links
 from digestd.config import Config, HttpConfig, MailConfig, PathsConfig
 from digestd.delivery import preview_digest
+from digestd.digest.message import POLICY
 from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.subscribers import add_subscriber
@@ -65,8 +67,9 @@ def every_kind(runtime: Runtime) -> dict[str, EmailMessage]:
     kinds: dict[str, EmailMessage] = {}
     for kind, subscriber in (("digest-large", large), ("digest-small", small)):
         composed = preview_digest(runtime, subscriber, NOW)
-        assert composed is not None, kind
-        kinds[kind] = composed.message
+        assert composed is not None and composed.assembled is not None, kind
+        # the bytes a transport sends (joined from the pre-serialised body), read back
+        kinds[kind] = email.message_from_bytes(composed.assembled.data, policy=POLICY)  # type: ignore[assignment]
     kinds["confirmation"] = build_notice(
         config, "confirm", subject="Confirm your subscription",
         to_email="cy@example.org", to_name="", now=NOW,

@@ -36,6 +36,7 @@ from digestd.digest.message import (
     message_bytes,
     parse_from,
     set_address,
+    set_header,
 )
 from digestd.digest.render import PERSONAL_FIELDS, Body, Personal
 
@@ -102,25 +103,24 @@ class _Part:
 
     def __init__(self, content: str, pattern: re.Pattern[str]):
         data = content.replace("\r\n", "\n")
-        pieces = data.split("\n")
-        lines = [piece + "\n" for piece in pieces[:-1]]
-        if pieces[-1]:
-            if pattern.search(pieces[-1]):
-                # an unterminated last line encodes differently from a terminated one
-                raise _Unsupported("a personal placeholder on the part's unterminated last line")
-            lines.append(pieces[-1])
         template: list[bytes] = []
         dynamic: list[str] = []
-        fixed: list[str] = []
-        for line in lines:
-            if pattern.search(line) is None:
-                fixed.append(line)
-                continue
-            template.append(_escape_percent(_qp("".join(fixed))))
-            fixed = []
+        #: where the text not placed in the template yet begins
+        position = 0
+        for match in pattern.finditer(data):
+            start = data.rfind("\n", 0, match.start()) + 1
+            if start < position:
+                continue  # another placeholder on the line just taken
+            end = data.find("\n", match.end())
+            if end < 0:
+                # an unterminated last line encodes differently from a terminated one
+                raise _Unsupported("a personal placeholder on the part's unterminated last line")
+            end += 1
+            template.append(_escape_percent(_qp(data[position:start])))
             template.append(b"%s\r\n")
-            dynamic.append(_format_source(line, pattern))
-        template.append(_escape_percent(_qp("".join(fixed))))
+            dynamic.append(_format_source(data[start:end], pattern))
+            position = end
+        template.append(_escape_percent(_qp(data[position:])))
         self.template = b"".join(template)
         self.lines = "".join(dynamic)
         self.count = len(dynamic)
@@ -165,36 +165,19 @@ class WireBody:
         #: fixed per body: "=_" never starts a quoted-printable line
         self.boundary = f"=_digestd_{secrets.token_hex(12)}"
         text, html_part = _Part(body.text, pattern), _Part(body.html, pattern)
-        skeleton = message_bytes(
-            build_message(
-                subject=body.subject, text=_MARK + "text", html=_MARK + "html",
-                from_address=envelope.from_address, to_email=f"{_MARK}@example.invalid",
-                to_name="", message_id=f"<{_MARK}@example.invalid>",
-                date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC), list_id=envelope.list_id,
-                unsubscribe_url=("https://" if envelope.one_click else "http://") + _MARK,
-                feedback_id=envelope.feedback_id, boundary=self.boundary,
-            ),
-            SMTP_POLICY,
+        headers, rest = _skeleton(envelope)
+        subject = _subject_line(body.subject)
+        # the marker boundary has the real one's shape, so it was quoted the same way
+        boundary = _MARK_BOUNDARY.encode(), self.boundary.encode()
+        rest = rest.replace(*boundary)
+        headers = headers.replace(*boundary).replace(
+            b"Subject: " + _MARK.encode() + b"subject\r\n", subject
         )
-        header_end = skeleton.index(b"\r\n\r\n") + 2
-        lines = skeleton[:header_end].split(b"\r\n")[:-1]
-        slots = (b"To: ", b"Date: ", b"Message-ID: ", b"List-Unsubscribe: ")
-        headers: list[bytes] = []
-        for line in lines:
-            if line.startswith(slots):
-                headers.append(b"%s")
-            else:
-                headers.append(_escape_percent(line) + b"\r\n")
-        if headers.count(b"%s") != len(slots):
-            raise _Unsupported("unexpected header layout")
-        rest = _escape_percent(skeleton[header_end:])
         text_at = rest.index(_MARK.encode() + b"text")
         html_at = rest.index(_MARK.encode() + b"html")
         mark = len(_MARK) + 4
-        if b"\x00" in skeleton:
-            raise _Unsupported("a NUL in the headers")
         self.template = b"".join([
-            *headers, rest[:text_at], text.template, rest[text_at + mark : html_at],
+            headers, rest[:text_at], text.template, rest[text_at + mark : html_at],
             html_part.template, rest[html_at + mark :],
         ])
         self.text, self.html = text, html_part
@@ -233,6 +216,49 @@ class WireBody:
         data = data.replace(b"\x00", b"\n")
         sender = _sender(self.envelope.from_address)
         return Assembled(data, sender, (to_email,))
+
+
+#: a boundary of the shape `build_message` makes, standing in for each body's own
+_MARK_BOUNDARY = "=_digestd_" + "0" * 24
+
+
+@functools.lru_cache(maxsize=8)
+def _skeleton(envelope: Envelope) -> tuple[bytes, bytes]:
+    """The message the email package writes for this configuration, with markers in the
+    personal places and the subject's: (header lines as a bytes template with one "%s" per
+    personal header, the rest with "%" doubled). Every header is folded on its own, so the
+    lines around the markers are the ones any message of this configuration has."""
+    skeleton = message_bytes(
+        build_message(
+            subject=_MARK + "subject", text=_MARK + "text", html=_MARK + "html",
+            from_address=envelope.from_address, to_email=f"{_MARK}@example.invalid",
+            to_name="", message_id=f"<{_MARK}@example.invalid>",
+            date=dt.datetime(2000, 1, 1, tzinfo=dt.UTC), list_id=envelope.list_id,
+            unsubscribe_url=("https://" if envelope.one_click else "http://") + _MARK,
+            feedback_id=envelope.feedback_id, boundary=_MARK_BOUNDARY,
+        ),
+        SMTP_POLICY,
+    )
+    if b"\x00" in skeleton:
+        raise _Unsupported("a NUL in the headers")
+    header_end = skeleton.index(b"\r\n\r\n") + 2
+    slots = (b"To: ", b"Date: ", b"Message-ID: ", b"List-Unsubscribe: ")
+    headers: list[bytes] = []
+    for line in skeleton[:header_end].split(b"\r\n")[:-1]:
+        headers.append(b"%s" if line.startswith(slots) else _escape_percent(line) + b"\r\n")
+    if headers.count(b"%s") != len(slots):
+        raise _Unsupported("unexpected header layout")
+    return b"".join(headers), _escape_percent(skeleton[header_end:])
+
+
+def _subject_line(subject: str) -> bytes:
+    """The Subject line as `build_message` sets it (RFC 2047 words when not ASCII), "%"
+    doubled for the template."""
+    message = EmailMessage(policy=POLICY)
+    set_header(message, "Subject", subject)
+    return _escape_percent(
+        b"".join(SMTP_POLICY.fold_binary(h, v) for h, v in message.raw_items())
+    )
 
 
 # Header lines ------------------------------------------------------------------------------
