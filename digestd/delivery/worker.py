@@ -182,8 +182,12 @@ class Worker:
         # Accepted: from here until the commit below is the one window for a duplicate.
         self.open.pop(delivery.id, None)
         now = self.clock()
+        # On SQLite taking the next row in the same commit costs microseconds and saves a
+        # transaction; on PostgreSQL each statement is a round trip to the server, which would
+        # lengthen the window for a duplicate (crash_duplicates.py: 0.44 per kill against 0.22)
         take_next = (
-            (following.delivery.id, self.claimer, now + self.lease) if following else None
+            (following.delivery.id, self.claimer, now + self.lease)
+            if following is not None and self.store.is_sqlite else None
         )
         for tries in (1, 2):
             try:
