@@ -142,13 +142,19 @@ class PlanRowStore(Database):
                         for plan in kept
                     ],
                 )
-                session.execute(
-                    update(Subscriber).execution_options(synchronize_session=False),
-                    [
-                        {"id": plan.subscriber_id, "since_batch_id": plan.through_batch_id}
-                        for plan in kept
-                    ],
-                )
+                # A run moves nearly every subscriber to the same batch: one UPDATE per target
+                # batch instead of a statement per row (on PostgreSQL each is a round trip).
+                by_target: dict[int, list[int]] = {}
+                for plan in kept:
+                    by_target.setdefault(plan.through_batch_id, []).append(plan.subscriber_id)
+                for through, members in by_target.items():
+                    for start in range(0, len(members), 500):
+                        session.execute(
+                            update(Subscriber)
+                            .where(Subscriber.id.in_(members[start : start + 500]))
+                            .values(since_batch_id=through)
+                            .execution_options(synchronize_session=False)
+                        )
                 slots = [plan for plan in kept if plan.slot is not None]
                 if slots:
                     _advance_slots(session, [(p.subscriber_id, p.slot) for p in slots])
