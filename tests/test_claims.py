@@ -36,7 +36,8 @@ def _planned(runtime: Runtime, count: int) -> list[int]:
     for n in range(count):
         topics = ["gadgets", "widgets"] if n % 2 else ["widgets"]
         record, _ = add_subscriber(
-            runtime.store, f"r{n}@example.org", topics, cadence="immediate", name=f"Reader {n}"
+            runtime.store, f"r{n}@example.org", topics, cadence="immediate", name=f"Reader {n}",
+            rising=n == 2,  # every field of the record travels with the claim, this one too
         )
         ids.append(record.id)
     feed_titles(runtime, ["Sparse Widgets", "Gadget Widgets"])
@@ -60,6 +61,7 @@ def test_a_claim_carries_the_same_subscriber_records_as_one_by_one(runtime: Runt
         assert item.delivery.claimed_until == now + LEASE
     assert claimed[1].subscriber.bounce_count == 1
     assert claimed[1].subscriber.topics == ("widgets", "gadgets")  # configuration order
+    assert claimed[2].subscriber.rising
 
 
 def test_mark_sent_takes_the_next_row_only_while_the_claim_is_ours(runtime: Runtime) -> None:

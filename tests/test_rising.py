@@ -15,6 +15,10 @@ digest sent Tuesday noon, Thursday's C (an arXiv API listing, and a card dump), 
 from __future__ import annotations
 
 import dataclasses
+import email
+import email.policy
+import email.utils
+import mailbox
 import datetime as dt
 import json
 import re
@@ -247,6 +251,16 @@ def test_a_paper_already_sent_rises_again_only_when_it_gained(
     sent_at = FRI + dt.timedelta(hours=4)
     plan_digests(runtime, sent_at)
     assert send_pending(runtime, sent_at).sent == 2
+    # the mails really sent (not only the preview) carry the section, to Ada alone
+    outbox = mailbox.Maildir(runtime.config.outbox_dir, create=False)
+    mails = [email.message_from_bytes(outbox.get_bytes(key), policy=email.policy.default)
+             for key in outbox.keys()]
+    sent = {m["To"]: m for m in mails
+            if email.utils.parsedate_to_datetime(m["Date"]) >= sent_at}
+    friday = {to: msg.get_body(("plain",)).get_content() for to, msg in sent.items()}
+    assert "== Rising on your topics ==" in friday["ada@example.org"]
+    assert "17 upvotes (+8 since Tuesday)" in friday["ada@example.org"]
+    assert "Rising" not in friday["bob@example.org"]
     # Saturday: a new paper (so there is a digest), Paging listed again with the same count,
     # Quantization up from 7 to 9.
     saturday = FRI + dt.timedelta(days=1)

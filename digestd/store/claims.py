@@ -340,5 +340,6 @@ def _subscriber_records(
             updated_at=row.updated_at,
             last_error=row.last_error,
             pause_reason=row.pause_reason,
+            rising=bool(row.rising),
         )
     return records
