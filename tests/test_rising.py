@@ -15,12 +15,12 @@ digest sent Tuesday noon, Thursday's C (an arXiv API listing, and a card dump), 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import email
 import email.policy
 import email.utils
-import mailbox
-import datetime as dt
 import json
+import mailbox
 import re
 from pathlib import Path
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import OperationalError
 
-from digestd.bounce_score import BounceRules, BounceScore
+from digestd.bounce_score import BounceRules
 from digestd.errors import StoreError
 from digestd.store.db import Database, _first_line
 from digestd.store.deliveries import (
@@ -36,8 +36,12 @@ from digestd.store.deliveries import (
     retry_delay,
 )
 from digestd.store.models import Delivery, Subscriber, SubscriberTopic, Topic, utcnow
-from digestd.store.subscribers import SubscriberRecord, _subscriber_record, record_bounce_in
-from digestd.store.tokens import derive_token
+from digestd.store.subscribers import (
+    SubscriberRecord,
+    _subscriber_record,
+    record_bounce_in,
+    subscriber_record_of,
+)
 
 _DELIVERIES = Delivery.__table__
 _SUBSCRIBERS = Subscriber.__table__
@@ -315,31 +319,6 @@ def _subscriber_records(
         .order_by(SubscriberTopic.subscriber_id, Topic.position, Topic.slug)
     ):
         topics[subscriber_id].append(slug)
-    records = {}
-    for row in rows:
-        # as it stands now: a score whose window has passed is shown as the zero it has become
-        bounces = BounceScore(
-            row.bounce_count, row.bounce_score or 0.0, row.last_bounce_at
-        ).current(rules, now)
-        records[row.id] = SubscriberRecord(
-            id=row.id,
-            email=row.email,
-            name=row.name,
-            cadence=row.cadence,
-            timezone=row.timezone,
-            token=derive_token(link_key, row.link_salt) if link_key else "",
-            status=row.status,
-            topics=tuple(topics[row.id]),
-            since_batch_id=row.since_batch_id,
-            bounce_count=bounces.count,
-            bounce_score=bounces.score,
-            bounce_resets_at=bounces.resets_at(rules),
-            created_at=row.created_at,
-            confirmed_at=row.confirmed_at,
-            last_slot_at=row.last_slot_at,
-            updated_at=row.updated_at,
-            last_error=row.last_error,
-            pause_reason=row.pause_reason,
-            rising=bool(row.rising),
-        )
-    return records
+    return {
+        row.id: subscriber_record_of(row, topics[row.id], link_key, rules, now) for row in rows
+    }

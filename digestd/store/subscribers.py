@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -88,44 +89,55 @@ def _bounce_rules(session: Session) -> BounceRules:
     return session.info.get("bounce_rules") or BounceRules()
 
 
-def _stored_score(subscriber: Subscriber) -> BounceScore:
+def _stored_score(subscriber: Any) -> BounceScore:
     return BounceScore(
         subscriber.bounce_count, subscriber.bounce_score or 0.0, subscriber.last_bounce_at
     )
 
 
-def _subscriber_record(session: Session, subscriber: Subscriber) -> SubscriberRecord:
-    rules = _bounce_rules(session)
+def subscriber_record_of(
+    row: Any, topics: Sequence[str], link_key: bytes | None, rules: BounceRules,
+    now: dt.datetime,
+) -> SubscriberRecord:
+    """The record of a subscriber row: an ORM `Subscriber` or a Core row of its table.
+
+    The one place a record is made, so a field added to the record is read everywhere.
+    """
     # as it stands now: a score whose window has passed is shown as the zero it has become
-    bounces = _stored_score(subscriber).current(rules, utcnow())
+    bounces = _stored_score(row).current(rules, now)
+    return SubscriberRecord(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        cadence=row.cadence,
+        timezone=row.timezone,
+        # empty for a store opened without the link key (commands that make no links)
+        token=derive_token(link_key, row.link_salt) if link_key else "",
+        status=row.status,
+        topics=tuple(topics),
+        since_batch_id=row.since_batch_id,
+        bounce_count=bounces.count,
+        bounce_score=bounces.score,
+        bounce_resets_at=bounces.resets_at(rules),
+        created_at=row.created_at,
+        confirmed_at=row.confirmed_at,
+        last_slot_at=row.last_slot_at,
+        updated_at=row.updated_at,
+        last_error=row.last_error,
+        pause_reason=row.pause_reason,
+        rising=bool(row.rising),
+    )
+
+
+def _subscriber_record(session: Session, subscriber: Subscriber) -> SubscriberRecord:
     slugs = session.scalars(
         select(Topic.slug)
         .join(SubscriberTopic, SubscriberTopic.topic_id == Topic.id)
         .where(SubscriberTopic.subscriber_id == subscriber.id)
         .order_by(Topic.position, Topic.slug)
     )
-    return SubscriberRecord(
-        id=subscriber.id,
-        email=subscriber.email,
-        name=subscriber.name,
-        cadence=subscriber.cadence,
-        timezone=subscriber.timezone,
-        # empty for a store opened without the link key (commands that make no links)
-        token=derive_token(key, subscriber.link_salt) if (key := session.info.get("link_key"))
-        else "",
-        status=subscriber.status,
-        topics=tuple(slugs),
-        since_batch_id=subscriber.since_batch_id,
-        bounce_count=bounces.count,
-        bounce_score=bounces.score,
-        bounce_resets_at=bounces.resets_at(rules),
-        created_at=subscriber.created_at,
-        confirmed_at=subscriber.confirmed_at,
-        last_slot_at=subscriber.last_slot_at,
-        updated_at=subscriber.updated_at,
-        last_error=subscriber.last_error,
-        pause_reason=subscriber.pause_reason,
-        rising=bool(subscriber.rising),
+    return subscriber_record_of(
+        subscriber, list(slugs), session.info.get("link_key"), _bounce_rules(session), utcnow()
     )
 
 
