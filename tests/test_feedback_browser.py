@@ -66,10 +66,15 @@ def browser() -> Iterator[Browser]:
         yield launched
 
 
-def _digest_links(runtime: Runtime, reader: SubscriberRecord) -> list[str]:
+def _links(runtime: Runtime, reader: SubscriberRecord, pattern: str) -> list[str]:
+    """The links of the reader's next digest that the pattern's group picks out."""
     composed = preview_digest(runtime, reader, NOW)
     assert composed is not None
-    return re.findall(r'href="([^"]+/feedback/[^"]+/(?:up|down))"', composed.html)
+    return re.findall(pattern, composed.html)
+
+
+def _digest_links(runtime: Runtime, reader: SubscriberRecord) -> list[str]:
+    return _links(runtime, reader, r'href="([^"]+/feedback/[^"]+/(?:up|down))"')
 
 
 def test_more_like_this_from_a_digest_to_the_settings_page_and_undo(
@@ -198,9 +203,7 @@ def test_the_private_feed_carries_the_readers_rating_links(
 
 
 def _paper_links(runtime: Runtime, reader: SubscriberRecord) -> list[str]:
-    composed = preview_digest(runtime, reader, NOW)
-    assert composed is not None
-    return re.findall(r'class="title"[^>]* href="([^"]+/papers/[^"]+)"', composed.html)
+    return _links(runtime, reader, r'class="title"[^>]* href="([^"]+/papers/[^"]+)"')
 
 
 def test_a_paper_page_reached_from_a_digest_offers_that_reader_the_rating(
