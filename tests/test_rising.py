@@ -254,7 +254,7 @@ def test_a_paper_already_sent_rises_again_only_when_it_gained(
     # the mails really sent (not only the preview) carry the section, to Ada alone
     outbox = mailbox.Maildir(runtime.config.outbox_dir, create=False)
     mails = [email.message_from_bytes(outbox.get_bytes(key), policy=email.policy.default)
-             for key in outbox]
+             for key in outbox.iterkeys()]
     sent = {m["To"]: m for m in mails
             if email.utils.parsedate_to_datetime(m["Date"]) >= sent_at}
     friday = {to: msg.get_body(("plain",)).get_content() for to, msg in sent.items()}
