@@ -22,6 +22,7 @@ of this process.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
 import datetime as dt
 import resource
@@ -112,6 +113,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--progress", type=float, default=60,
                         help="seconds between progress lines while sending")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="write a cProfile of the send stage (CPU clock) to FILE")
     parser.add_argument("--plan-only", action="store_true",
                         help="stop after planning (no sink, nothing sent)")
     args = parser.parse_args()
@@ -161,9 +164,14 @@ def main() -> None:
             return
         progress = Progress(store, plan.planned, args.progress)
         progress.start()
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
         report, send_wall, send_cpu = stage(
-            "send", plan.planned, lambda: send_pending(runtime, now)
+            "send", plan.planned,
+            lambda: profiler.runcall(send_pending, runtime, now) if profiler
+            else send_pending(runtime, now),
         )
+        if profiler is not None:
+            profiler.dump_stats(args.profile)
         progress.stop()
         if report.sent != plan.planned:
             raise SystemExit(f"sent {report.sent} of {plan.planned} planned: {report}")

@@ -570,3 +570,22 @@ def test_a_login_in_clear_over_the_network_is_refused(host: str) -> None:
 def test_a_login_in_clear_to_a_local_relay_is_allowed(host: str) -> None:
     settings = SmtpConfig(host=host, port=25, security="none", username=USER)
     SmtpTransport(settings, environ={PASSWORD_ENV: PASSWORD}).close()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"From: a\r\n\r\n.starts\r\n..two\r\nmid.dle\r\n.\r\n",
+        b".first line\r\nlast without a line end",
+        b"ends with a dot line\r\n.",
+        b"plain\r\n",
+        b"",
+    ],
+)
+def test_data_is_quoted_as_smtplib_quotes_it(data: bytes) -> None:
+    import smtplib
+
+    expected = smtplib._quote_periods(data)  # type: ignore[attr-defined]
+    if expected[-2:] != b"\r\n":
+        expected += b"\r\n"
+    assert smtp_module._stuffed(data) == expected + b".\r\n"

@@ -90,6 +90,11 @@ class Worker:
         self.refusal_key: str | None = None
 
     def run(self) -> None:
+        # the per-message writes go over one connection held for the run
+        with self.store.holding_ledger():
+            self._run()
+
+    def _run(self) -> None:
         try:
             while not self.should_stop():
                 claimed = self.store.claim_deliveries(

@@ -16,10 +16,13 @@ hand in the same transaction: one commit per message instead of two.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import OperationalError
@@ -31,11 +34,13 @@ from digestd.store.deliveries import (
     ClaimedDelivery,
     DeliveryRecord,
     _claimable,
+    _claimable_each,
     _delivery_record,
     _one_line,
     retry_delay,
 )
 from digestd.store.models import Delivery, Subscriber, SubscriberTopic, Topic, utcnow
+from digestd.store.prepared import Prepared
 from digestd.store.subscribers import (
     SubscriberRecord,
     _subscriber_record,
@@ -96,6 +101,81 @@ _REFUSE = (
 
 class ClaimStore(Database):
     _ledger_engine: Engine | None = None
+    #: the per-message statements, compiled for this store's dialect on first use
+    _prepared: dict[str, Prepared] | None = None
+    #: per thread: the DBAPI connection a sending run holds (see `holding_ledger`)
+    _held: threading.local | None = None
+
+    @contextmanager
+    def holding_ledger(self) -> Iterator[None]:
+        """For the calling thread, until the block ends: `take_claimed` and `mark_sent` run on
+        one connection of their own, kept between messages, instead of one from the pool
+        each time (a checkout, and on PostgreSQL a ping, per write)."""
+        if self._held is None:
+            self._held = threading.local()
+        held = self._held
+        if getattr(held, "active", False):
+            yield
+            return
+        held.active, held.connection = True, None
+        try:
+            yield
+        finally:
+            connection, held.connection, held.active = held.connection, None, False
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()  # back to the pool
+
+    def _statement(self, name: str) -> Prepared:
+        prepared = self._prepared
+        if prepared is None:
+            dialect = self.engine.dialect
+            prepared = self._prepared = {
+                "take": Prepared(_TAKE, dialect), "sent": Prepared(_SENT, dialect),
+                "clear": Prepared(_CLEAR_BOUNCES, dialect),
+            }
+        return prepared[name]
+
+    @contextmanager
+    def _fast_ledger(self) -> Iterator[Any]:
+        """One write transaction on a DBAPI cursor: the held connection when a run holds one,
+        else one from the pool for this transaction alone."""
+        held = self._held if self._held is not None and getattr(self._held, "active", False) \
+            else None
+        connection = held.connection if held is not None else None
+        if connection is None:
+            try:
+                connection = self.engine.raw_connection()
+            except OperationalError as exc:
+                raise StoreError(f"database error: {_first_line(exc)}") from exc
+            if held is not None:
+                held.connection = connection
+        cursor = connection.cursor()
+        try:
+            if self.is_sqlite:  # autocommit mode (see db.py): the transaction is ours to open
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            if self.is_sqlite:
+                cursor.execute("COMMIT")
+            else:
+                connection.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                connection.rollback()
+            if isinstance(exc, self.engine.dialect.loaded_dbapi.Error):
+                # A connection that failed is not trusted again: the next write takes a fresh one.
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
+                if held is not None:
+                    held.connection = None
+                connection = None
+                raise StoreError(f"database error: {_first_line(exc)}") from exc
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
+            if held is None and connection is not None:
+                connection.close()
 
     @contextmanager
     def _ledger(self) -> Iterator[Connection]:
@@ -123,12 +203,14 @@ class ClaimStore(Database):
         """
         until = now + lease
         with self._ledger() as connection:
-            query = (
-                select(_DELIVERIES).where(_claimable(now)).order_by(Delivery.id).limit(limit)
-            )
-            if self.is_postgres:
-                query = query.with_for_update(skip_locked=True, of=Delivery)
-            rows = connection.execute(query).all()
+            rows = []
+            for condition in _claimable_each(now):
+                query = select(_DELIVERIES).where(condition).order_by(Delivery.id).limit(limit)
+                if self.is_postgres:
+                    query = query.with_for_update(skip_locked=True, of=Delivery)
+                rows += connection.execute(query).all()
+            # the lowest ids of both, as one query over both statuses would give
+            rows = sorted(rows, key=lambda row: row.id)[:limit]
             if not rows:
                 return []
             subscribers = _subscriber_records(
@@ -166,11 +248,12 @@ class ClaimStore(Database):
         """Take a claimed row in hand for sending: its lease now runs until `until`. False
         (and nothing changed) when the claim is no longer `claimer`'s: it ran out and another
         run took the row over."""
-        with self._ledger() as connection:
-            result = connection.execute(
-                _TAKE, {"take_id": delivery_id, "take_claimer": claimer, "take_until": until}
-            )
-            return bool(result.rowcount)
+        take = self._statement("take")
+        with self._fast_ledger() as cursor:
+            cursor.execute(take.sql, take.arguments(
+                {"take_id": delivery_id, "take_claimer": claimer, "take_until": until}
+            ))
+            return bool(cursor.rowcount)
 
     def mark_sent(
         self, delivery_id: int, *, message_id: str, now: dt.datetime, clear_bounces: bool = True,
@@ -184,19 +267,22 @@ class ClaimStore(Database):
         the run's next row in hand in the same transaction, as `take_claimed` would, and the
         result says whether it could; None when nothing was asked.
         """
-        with self._ledger() as connection:
-            connection.execute(
-                _SENT, {"sent_id": delivery_id, "sent_at": now, "sent_message_id": message_id}
-            )
+        sent = self._statement("sent")
+        with self._fast_ledger() as cursor:
+            cursor.execute(sent.sql, sent.arguments(
+                {"sent_id": delivery_id, "sent_at": now, "sent_message_id": message_id}
+            ))
             if clear_bounces:
-                connection.execute(_CLEAR_BOUNCES, {"sent_id": delivery_id})
+                clear = self._statement("clear")
+                cursor.execute(clear.sql, clear.arguments({"sent_id": delivery_id}))
             if take_next is None:
                 return None
             next_id, claimer, until = take_next
-            result = connection.execute(
-                _TAKE, {"take_id": next_id, "take_claimer": claimer, "take_until": until}
-            )
-            return bool(result.rowcount)
+            take = self._statement("take")
+            cursor.execute(take.sql, take.arguments(
+                {"take_id": next_id, "take_claimer": claimer, "take_until": until}
+            ))
+            return bool(cursor.rowcount)
 
     def next_delivery_due(self, now: dt.datetime) -> dt.datetime | None:
         """When a row not claimable at `now` becomes so next: the end of a backoff, or of a
