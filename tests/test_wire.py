@@ -18,7 +18,7 @@ import pytest
 from digestd.config import BouncesConfig, Config, HttpConfig, MailConfig, PathsConfig
 from digestd.delivery.maildir import MaildirTransport
 from digestd.delivery.signing import DkimSigner
-from digestd.digest import Composer
+from digestd.digest import Composer, slots
 from digestd.digest.message import POLICY, message_bytes
 from digestd.digest.wire import SMTP_POLICY
 from digestd.ingest import ingest_paths
@@ -40,7 +40,7 @@ ADDRESSES = [
     "o'brien@example.org", "zoë@exämple.org", "UPPER@EXAMPLE.ORG", "a@b.c",
     "dots..twice@example.org",
 ]
-TOKENS = ["AbCdEfGhIjKl" + "s3cr3t-" * 5, "t" * 43, "a%2Fb{x}"]
+TOKENS = ["AbCdEfGhIjKl" + "s3cr3t-" * 5, "t" * 43, "a%2Fb{x}", "Q" * 22, "x-_9Z" * 7, "u"]
 
 
 def _config(tmp_path: Path, base_url: str, *, verp: bool = False) -> Config:
@@ -210,3 +210,39 @@ def test_quoted_printable_is_line_local() -> None:
             lines[-1] = lines[-1][:-1]
         whole = binascii.b2a_qp("".join(lines).encode(), istext=True)
         assert whole == b"".join(binascii.b2a_qp(line.encode(), istext=True) for line in lines)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_token_slots_encode_as_the_whole_line_would(seed: int) -> None:
+    """Lines filled in from a template with token slots are the bytes binascii writes for
+    the lines filled in first: soft breaks, escapes and dots wherever the token falls."""
+    rng = random.Random(seed)
+    alphabet = "abc XYZ=.-_~^`|!#*?&;<>\"'/\t{}%é€" + "0123456789ABCDEF"
+    length = rng.randint(1, 60)
+    token = "".join(rng.choice("ABCxyz019_-") for _ in range(length))
+    fields = ["reader_query", "feedback_url", "name"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200)))
+
+    lines = []
+    for _ in range(rng.randint(1, 6)):
+        used = rng.sample(fields, rng.randint(1, 3))
+        parts = [text() for _ in range(len(used))] + [text() + "\n"]
+        lines.append((parts, used))
+    values = {
+        "reader_query": "?reader=" + token,
+        "feedback_url": "https://x.example/f/" + token + "/" + token + "." * rng.randint(0, 2),
+        "name": rng.choice(["Ada", "Zoë", "x" * 90, "a.b"]),
+    }
+    shapes = slots.shape(values, fields, token)
+    fixed = [f"<fixed {i}>\r\n".encode() for i in range(len(lines) + 1)]
+    made = slots.TokenLines(fixed, lines, dict(zip(fields, shapes, strict=True)), length)
+    data = made.template % tuple(made.arguments(token.encode(), values))
+    expected = [fixed[0]]
+    for index, (parts, used) in enumerate(lines):
+        pairs = zip(used, parts[1:], strict=True)
+        line = parts[0] + "".join(values[field] + after for field, after in pairs)
+        encoded = binascii.b2a_qp(line.encode(), istext=True).replace(b"\n", b"\r\n")
+        expected += [encoded, fixed[index + 1]]
+    assert data == b"".join(expected)

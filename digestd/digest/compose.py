@@ -105,7 +105,7 @@ class Composer:
         self._digests: dict[tuple[object, ...], tuple[Digest, Body]] = {}
         #: each body flattened once (keyed by the body's identity; the body is kept alive)
         self._wires: dict[int, tuple[Body, WireBody | None]] = {}
-        self._last_selection: tuple[Sequence[SelectedPaper], tuple[object, ...]] | None = None
+        self._selection_keys: dict[int, tuple[Sequence[SelectedPaper], tuple[object, ...]]] = {}
         mail = config.mail
         self._envelope = Envelope(
             mail.from_address, mail.list_id, mail.feedback_id,
@@ -115,6 +115,7 @@ class Composer:
     def clear(self) -> None:
         """Forget every digest and body built so far (templates stay loaded)."""
         self._digests.clear()
+        self._selection_keys.clear()
         self._wires.clear()
         self.renderer.clear()
 
@@ -165,12 +166,15 @@ class Composer:
         return memo
 
     def _papers_key(self, selected: Sequence[SelectedPaper]) -> tuple[object, ...]:
-        # a sending run hands the same selection object to every subscriber of a digest
-        held = self._last_selection
+        # a sending run hands the same selection object to every subscriber of a digest,
+        # though not one after another: remembered by identity (the object kept alive)
+        held = self._selection_keys.get(id(selected))
         if held is not None and held[0] is selected:
             return held[1]
         key = tuple((item.paper.id, item.paper.updated_at) for item in selected)
-        self._last_selection = (selected, key)
+        if len(self._selection_keys) >= MEMO_SIZE:
+            self._selection_keys.clear()
+        self._selection_keys[id(selected)] = (selected, key)
         return key
 
     def _fit(
@@ -233,6 +237,7 @@ class Composer:
             assembled = wire.assemble(
                 personal, to_name=subscriber.name, to_email=subscriber.email,
                 message_id=identifier, date=now, unsubscribe_mailto=mailto,
+                token=subscriber.token,
             )
 
         def build() -> EmailMessage:

@@ -39,6 +39,7 @@ from digestd.digest.message import (
     set_header,
 )
 from digestd.digest.render import PERSONAL_FIELDS, Body, Personal
+from digestd.digest.slots import TOKEN, TokenLines, parse_lines, shape
 
 #: the policy the SMTP transport flattens with (CRLF); the Maildir one differs only in that
 SMTP_POLICY = POLICY.clone(linesep="\r\n")
@@ -99,7 +100,7 @@ class _Part:
     format string (each ending in a newline), filled in and encoded in one go.
     """
 
-    __slots__ = ("count", "lines", "template")
+    __slots__ = ("count", "fields", "fixed", "lines", "template")
 
     def __init__(self, content: str, pattern: re.Pattern[str]):
         data = content.replace("\r\n", "\n")
@@ -122,8 +123,11 @@ class _Part:
             position = end
         template.append(_escape_percent(_qp(data[position:])))
         self.template = b"".join(template)
+        #: the encoded text around the personal lines (the template without its "%s\r\n")
+        self.fixed = template[::2]
         self.lines = "".join(dynamic)
         self.count = len(dynamic)
+        self.fields = tuple(dict.fromkeys(m.group(1) for m in pattern.finditer(data)))
 
     def encoded_lines(self, values: Mapping[str, str]) -> list[bytes]:
         """The personal lines filled in with `values` and encoded, without their line ends.
@@ -180,6 +184,11 @@ class WireBody:
             headers, rest[:text_at], text.template, rest[text_at + mark : html_at],
             html_part.template, rest[html_at + mark :],
         ])
+        #: what surrounds the two parts, for the templates made per token shape
+        self._frame = (
+            headers + rest[:text_at], rest[text_at + mark : html_at], rest[html_at + mark :]
+        )
+        self._shaped: dict[tuple[object, ...], _Shaped | None] = {}
         self.text, self.html = text, html_part
         #: the personal fields the body shows
         self.fields = tuple(
@@ -189,9 +198,12 @@ class WireBody:
 
     def assemble(
         self, personal: Personal, *, to_name: str, to_email: str, message_id: str,
-        date: dt.datetime, unsubscribe_mailto: str = "",
+        date: dt.datetime, unsubscribe_mailto: str = "", token: str = "",
     ) -> Assembled | None:
-        """One subscriber's message, or None when it is the email package's to make."""
+        """One subscriber's message, or None when it is the email package's to make.
+
+        `token` is the subscriber's private token: where the personal lines differ from
+        another subscriber's only by it, they are filled in from a template (slots.py)."""
         values = {name: getattr(personal, name) for name in self.fields}
         for value in values.values():
             if "\n" in value or "\r" in value:
@@ -205,17 +217,80 @@ class WireBody:
         unsubscribe = f"<{header_text(personal.unsubscribe_url)}>"
         if unsubscribe_mailto:
             unsubscribe += f", <mailto:{header_text(unsubscribe_mailto)}?subject=unsubscribe>"
-        data = self.template % (
+        headers = (
             _to_line(to_name, to_email),
             _date_line(date),
             _id_line(header_text(message_id)),
             _text_line("List-Unsubscribe", unsubscribe),
-            *self.text.encoded_lines(values),
-            *self.html.encoded_lines(escaped),
         )
-        data = data.replace(b"\x00", b"\n")
+        shaped = self._by_token(token, values, escaped) if token else None
+        if shaped is not None:
+            data = shaped.template % (
+                *headers, *shaped.text.arguments(token.encode(), values),
+                *shaped.html.arguments(token.encode(), escaped),
+            )
+        else:
+            data = self.template % (
+                *headers,
+                *self.text.encoded_lines(values),
+                *self.html.encoded_lines(escaped),
+            )
+            data = data.replace(b"\x00", b"\n")
         sender = _sender(self.envelope.from_address)
         return Assembled(data, sender, (to_email,))
+
+
+    def _by_token(
+        self, token: str, values: Mapping[str, str], escaped: Mapping[str, str]
+    ) -> _Shaped | None:
+        """The templates for this shape of personal values, made on first use; None when
+        the token cannot be slotted in (see slots.py)."""
+        if TOKEN.fullmatch(token) is None:
+            return None
+        text, html_part = self.text, self.html
+        key = (
+            len(token), shape(values, text.fields, token),
+            shape(escaped, html_part.fields, token),
+        )
+        held = self._shaped.get(key, False)
+        if held is not False:
+            return held  # type: ignore[return-value]
+        if len(self._shaped) >= SHAPES_KEPT:
+            self._shaped.clear()
+        try:
+            made: _Shaped | None = _Shaped(self._frame, text, html_part, key)
+        except ValueError:
+            made = None
+        self._shaped[key] = made
+        return made
+
+
+#: token shapes remembered per body: one in a run whose links all have the same form
+SHAPES_KEPT = 8
+
+
+class _Shaped:
+    """A body's message template for one shape of personal values (see `WireBody._by_token`):
+    header slots, then the two parts' lines with their token slots."""
+
+    __slots__ = ("html", "template", "text")
+
+    def __init__(
+        self, frame: tuple[bytes, bytes, bytes], text: _Part, html_part: _Part,
+        key: tuple[object, ...],
+    ):
+        length, text_shapes, html_shapes = key
+        assert isinstance(length, int)
+        self.text = TokenLines(
+            text.fixed, parse_lines(text.lines),
+            dict(zip(text.fields, text_shapes, strict=True)), length,  # type: ignore[call-overload]
+        )
+        self.html = TokenLines(
+            html_part.fixed, parse_lines(html_part.lines),
+            dict(zip(html_part.fields, html_shapes, strict=True)), length,  # type: ignore[call-overload]
+        )
+        head, middle, tail = frame
+        self.template = b"".join([head, self.text.template, middle, self.html.template, tail])
 
 
 #: a boundary of the shape `build_message` makes, standing in for each body's own
