@@ -360,7 +360,7 @@ class Delivery(Base):
     paper_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     #: "pending", "sending", "sent", "failed" or "expired" (queued past
     #: delivery.max_queue_hours without being handed over)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(255))
@@ -378,6 +378,8 @@ class Delivery(Base):
 
     __table_args__ = (
         UniqueConstraint("subscriber_id", "digest_key", name="uq_deliveries_subscriber_digest"),
+        # claims take the first due rows of a status in id order (store/claims.py)
+        Index("ix_deliveries_status_id", "status", "id"),
     )
 
 
