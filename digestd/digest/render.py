@@ -6,14 +6,14 @@ placeholders for those, once per distinct `Digest`, and each subscriber's copy i
 substituting the placeholders, HTML-escaped. premailer (by far the slowest step) runs on the
 HTML template itself, not on every body: see `inline_template`. A placeholder carries a
 random nonce per renderer, so no paper text can contain one and have personal data
-substituted into it.
+substituted into it. Each paper's part of a body (the templates' ``paper`` block) is rendered
+once per renderer and joined into every body that shows the paper: see digest.fragments.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import html
 import logging
 import re
@@ -25,11 +25,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import premailer
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
 from digestd import links
-from digestd.digest.select import Digest, truncate
+from digestd.digest.fragments import FragmentCache
+from digestd.digest.select import Digest, DigestPaper, Link, TopicSection, truncate
 
 #: the HTML part stays under this many bytes (Gmail clips messages past 102 KB)
 HTML_BUDGET = 90_000
@@ -84,7 +85,13 @@ def highlight(text: str, terms: Sequence[str], *, span: str = '<span class="hl">
     text can open or close markup; only the span tags are ours. `span` is the opening tag,
     with the inline style the digest's stylesheet gives it (see `inline_template`).
     """
-    pattern = _highlight_pattern(tuple(terms))
+    return _highlight(text, tuple(terms), span)
+
+
+@functools.lru_cache(maxsize=4096)
+def _highlight(text: str, terms: tuple[str, ...], span: str) -> Markup:
+    # a paper's title and abstract come back in every fragment that shows the paper
+    pattern = _highlight_pattern(terms)
     if pattern is None:
         return escape(text)
     opening = Markup(span)
@@ -111,6 +118,7 @@ def _highlight_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=8192)
 def wrap(text: str, width: int = 70) -> str:
     """Lines of at most `width` characters, broken at spaces only.
 
@@ -133,7 +141,12 @@ def matched(paper: object) -> str:
     The highlights are what was found in the title and abstract; the query terms
     (``math*``, ``title:"…"``) are only the fallback when nothing could be highlighted.
     """
-    words = list(getattr(paper, "highlights", ())) or list(getattr(paper, "terms", ()))
+    return _matched(tuple(getattr(paper, "highlights", ())), tuple(getattr(paper, "terms", ())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _matched(highlights: tuple[str, ...], terms: tuple[str, ...]) -> str:
+    words = highlights or terms
     seen: dict[str, str] = {}
     for word in words:
         plain = " ".join(_QUERY_SYNTAX.sub(" ", word).split())
@@ -213,6 +226,10 @@ class Body:
     html: str
     text: str
     _pattern: re.Pattern[str]
+    #: `html` and `text` as the pieces they were joined from: a paper's fragment (see
+    #: digest.fragments) is one piece, the same object in every body that shows the paper
+    html_pieces: tuple[str, ...] = ()
+    text_pieces: tuple[str, ...] = ()
 
     def personalise(self, personal: Personal) -> tuple[str, str]:
         """(html, text) for one subscriber: placeholders replaced, HTML-escaped in the HTML."""
@@ -238,8 +255,18 @@ def preheader_for(digest: Digest) -> str:
     return truncate(" · ".join(titles), 140)
 
 
+#: what a cached template block may read: immutable values (see digest.fragments)
+VALUE_TYPES: tuple[type, ...] = (
+    str, Markup, int, float, bool, type(None), dt.date, dt.datetime,
+    Digest, TopicSection, DigestPaper, Link, Personal,
+)
+#: the block of the digest templates that shows one paper
+PAPER_BLOCK = "paper"
+
+
 class DigestRenderer:
-    """Renders digests from ``<templates_dir>/email/digest.{html,txt}``; caches bodies."""
+    """Renders digests from ``<templates_dir>/email/digest.{html,txt}``; caches bodies, and
+    each paper's block of both templates."""
 
     def __init__(self, templates_dir: Path, base_url: str, *, feedback: bool = True):
         self.base_url = base_url
@@ -266,24 +293,37 @@ class DigestRenderer:
         self._placeholders = Personal(
             **{name: f"digestd{nonce}x{name}x" for name in PERSONAL_FIELDS}
         )
-        self._cache: OrderedDict[str, Body] = OrderedDict()
+        self._cache: OrderedDict[Digest, Body] = OrderedDict()
         #: bodies rendered (cache misses), for reports and tests
         self.renders = 0
-        self._html: Template | None = None
+        self._html: FragmentCache | None = None
+        self._text: FragmentCache | None = None
 
     @staticmethod
-    def cache_key(digest: Digest) -> str:
-        # A frozen dataclass's repr spells out every field the templates can see.
-        return hashlib.sha256(repr(digest).encode()).hexdigest()
+    def cache_key(digest: Digest) -> Digest:
+        # A frozen dataclass compares and hashes by every field the templates can see (made
+        # of shared values, see select.py: hashing it is cheaper than spelling it out).
+        return digest
 
     def clear(self) -> None:
-        """Forget the cached bodies."""
+        """Forget the cached bodies; the papers' fragments stay (they are keyed by value, so
+        they cannot go stale: `clear_fragments` is for measuring them)."""
         self._cache.clear()
+
+    def clear_fragments(self) -> None:
+        for fragments in (self._html, self._text):
+            if fragments is not None:
+                fragments.clear()
+
+    @property
+    def fragment_renders(self) -> int:
+        """Paper blocks rendered (cache misses), both templates."""
+        return sum(f.renders for f in (self._html, self._text) if f is not None)
 
     def is_cached(self, digest: Digest) -> bool:
         return self.cache_key(digest) in self._cache
 
-    def _html_template(self) -> Template:
+    def _html_template(self) -> FragmentCache:
         """email/digest.html with its CSS inlined, made once per renderer (see
         `inline_template`); the highlight filter writes the spans' inline style itself."""
         if self._html is None:
@@ -294,14 +334,26 @@ class DigestRenderer:
             self.env.filters["highlight"] = functools.partial(highlight, span=span)
             # from_string would take the environment's default for strings (no escaping):
             # the template is HTML, escaped as when it was loaded by name
-            self._html = self.env.overlay(autoescape=True).from_string(inlined)
+            html_env = self.env.overlay(autoescape=True)
+            template = html_env.from_string(inlined)
+            self._html = FragmentCache(html_env, template, inlined, PAPER_BLOCK, VALUE_TYPES)
         return self._html
 
-    def _render_html(self, digest: Digest) -> str:
-        html_part = self._html_template().render(self._context(digest))
+    def _text_template(self) -> FragmentCache:
+        if self._text is None:
+            name = "email/digest.txt"
+            source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+            template = self.env.get_template(name)
+            self._text = FragmentCache(self.env, template, source, PAPER_BLOCK, VALUE_TYPES)
+        return self._text
+
+    def _render_html(self, context: dict[str, object]) -> tuple[str, list[str]]:
+        pieces = self._html_template().render(context)
+        html_part = "".join(pieces)
         if not html_part.lstrip()[:9].lower().startswith("<!doctype"):
             html_part = "<!DOCTYPE html>\n" + html_part
-        return html_part
+            pieces.insert(0, "<!DOCTYPE html>\n")
+        return html_part, pieces
 
     def _context(self, digest: Digest) -> dict[str, object]:
         return {
@@ -327,10 +379,14 @@ class DigestRenderer:
 
     def _render(self, digest: Digest) -> Body:
         context = self._context(digest)
+        html_part, html_pieces = self._render_html(context)
+        text_pieces = self._text_template().render(context)
         return Body(
-            subject=subject_for(digest),
-            preheader=preheader_for(digest),
-            html=self._render_html(digest),
-            text=self.env.get_template("email/digest.txt").render(context),
+            subject=str(context["subject"]),
+            preheader=str(context["preheader"]),
+            html=html_part,
+            text="".join(text_pieces),
             _pattern=self._pattern,
+            html_pieces=tuple(html_pieces),
+            text_pieces=tuple(text_pieces),
         )
