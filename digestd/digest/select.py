@@ -8,13 +8,14 @@ the same body, which is what lets the renderer inline CSS once per body.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from digestd.ranking.fair import Boost, plan_sections
-from digestd.store import PaperRecord, SelectedPaper
+from digestd.store import PaperMatch, PaperRecord, SelectedPaper
 
 #: the slug of the "you might also like" section (not a topic slug: those have no "*")
 ALSO_LIKE = "*also-like"
@@ -190,8 +191,19 @@ def _digest_paper(
     item: SelectedPaper, home: str, topic_names: Mapping[str, str], close_to: str = "",
     gain: str = "",
 ) -> DigestPaper:
-    paper = item.paper
-    matches = [m for m in item.matches if m.slug in topic_names]
+    matches = tuple(m for m in item.matches if m.slug in topic_names)
+    names = tuple(topic_names[m.slug] for m in matches)
+    return _paper_view(item.paper, matches, names, home, close_to, gain)
+
+
+@functools.lru_cache(maxsize=4096)
+def _paper_view(
+    paper: PaperRecord, matches: tuple[PaperMatch, ...], names: tuple[str, ...], home: str,
+    close_to: str, gain: str,
+) -> DigestPaper:
+    """A paper as a digest shows it, made once per run for each way it is shown (the same
+    paper is in many digests; the value, not only its text, is then shared, which makes the
+    renderer's look-ups by value cheap)."""
     highlights: dict[str, None] = {}
     terms: dict[str, None] = {}
     for match in matches:
@@ -214,7 +226,7 @@ def _digest_paper(
         arxiv_id=paper.arxiv_id,
         arxiv_links=_arxiv_links(paper),
         ai_summary=truncate(clean(paper.ai_summary), 300) if paper.ai_summary else None,
-        also_in=tuple(topic_names[m.slug] for m in matches if m.slug != home),
+        also_in=tuple(name for m, name in zip(matches, names, strict=True) if m.slug != home),
         terms=tuple(clean(t) for t in terms),
         highlights=tuple(h for h in (clean(h) for h in highlights) if h),
         close_to=truncate(clean(close_to), MAX_TITLE_CHARS) if close_to else "",
