@@ -8,7 +8,9 @@ the personal places, and both parts are quoted-printable encoded line by line: r
 without a placeholder become fixed bytes, and only the lines that hold one are encoded again
 for each subscriber. binascii's encoder is line-local (where it breaks or escapes depends
 only on the line itself: tests/test_wire.py checks it), so the bytes are those the email
-package writes for the whole part, and every line stays within 76 characters.
+package writes for the whole part, and every line stays within 76 characters. For the same
+reason a paper's fragment of a body (see digest.fragments), whole lines shared by many bodies,
+is encoded once and its bytes reused in every body that holds it.
 
 A subscriber's header lines are written out directly when they are plain ASCII of an
 ordinary shape, and folded by the email package otherwise (RFC 2047 for a non-ASCII name).
@@ -25,10 +27,11 @@ import functools
 import html
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from digestd.digest.fragments import Fragment
 from digestd.digest.message import (
     POLICY,
     build_message,
@@ -97,37 +100,46 @@ class _Part:
     """One text part: its fixed encoded lines, and the lines encoded per subscriber.
 
     `template` is bytes with one "%s" per personal line; `lines` is those lines as one
-    format string (each ending in a newline), filled in and encoded in one go.
+    format string (each ending in a newline), filled in and encoded in one go. The part comes
+    as the pieces it was rendered in: a fragment that is whole lines of the part is encoded
+    once (`_encoded_fragment`), the text between fragments every time.
     """
 
     __slots__ = ("count", "fields", "fixed", "lines", "template")
 
-    def __init__(self, content: str, pattern: re.Pattern[str]):
-        data = content.replace("\r\n", "\n")
-        template: list[bytes] = []
+    def __init__(self, pieces: Sequence[str], pattern: re.Pattern[str]):
+        #: the fixed bytes between personal lines, each as the chunks it is joined from
+        fixed: list[list[bytes]] = [[]]
         dynamic: list[str] = []
-        #: where the text not placed in the template yet begins
-        position = 0
-        for match in pattern.finditer(data):
-            start = data.rfind("\n", 0, match.start()) + 1
-            if start < position:
-                continue  # another placeholder on the line just taken
-            end = data.find("\n", match.end())
-            if end < 0:
-                # an unterminated last line encodes differently from a terminated one
-                raise _Unsupported("a personal placeholder on the part's unterminated last line")
-            end += 1
-            template.append(_escape_percent(_qp(data[position:start])))
-            template.append(b"%s\r\n")
-            dynamic.append(_format_source(data[start:end], pattern))
-            position = end
-        template.append(_escape_percent(_qp(data[position:])))
-        self.template = b"".join(template)
-        #: the encoded text around the personal lines (the template without its "%s\r\n")
-        self.fixed = template[::2]
+        fields: dict[str, None] = {}
+        loose: list[str] = []
+
+        def add(encoded: _Encoded) -> None:
+            chunks, lines, names = encoded
+            fixed[-1].append(chunks[0])
+            fixed.extend([chunk] for chunk in chunks[1:])
+            dynamic.extend(lines)
+            fields.update(dict.fromkeys(names))
+
+        #: whether the text so far ends with a line end
+        at_line_start = True
+        for piece in pieces:
+            if type(piece) is Fragment and at_line_start and piece.endswith("\n"):
+                if loose:
+                    add(_encode("".join(loose), pattern))
+                    loose.clear()
+                add(_encoded_fragment(piece, pattern))
+            elif piece:
+                loose.append(piece)
+                at_line_start = piece.endswith("\n")
+        add(_encode("".join(loose), pattern))
+        #: the encoded text around the personal lines ("%" doubled)
+        self.fixed = [b"".join(chunks) for chunks in fixed]
+        self.template = b"%s\r\n".join(self.fixed)
         self.lines = "".join(dynamic)
         self.count = len(dynamic)
-        self.fields = tuple(dict.fromkeys(m.group(1) for m in pattern.finditer(data)))
+        #: the personal fields the part shows, in the order they first appear
+        self.fields = tuple(fields)
 
     def encoded_lines(self, values: Mapping[str, str]) -> list[bytes]:
         """The personal lines filled in with `values` and encoded, without their line ends.
@@ -140,6 +152,41 @@ class _Part:
             return []
         encoded = binascii.b2a_qp(self.lines.format_map(values).encode("utf-8"), istext=True)
         return encoded.replace(b"=\n", b"=\r\x00").split(b"\n")[:-1]
+
+
+#: whole lines of a part encoded: the fixed bytes between the personal lines ("%" doubled,
+#: one more than the lines), the personal lines as format sources, the fields they show
+_Encoded = tuple[tuple[bytes, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def _encode(content: str, pattern: re.Pattern[str]) -> _Encoded:
+    """Whole lines of a part (or its end), encoded around the lines holding a placeholder."""
+    data = content.replace("\r\n", "\n")
+    fixed: list[bytes] = []
+    dynamic: list[str] = []
+    #: where the text not placed in the template yet begins
+    position = 0
+    for match in pattern.finditer(data):
+        start = data.rfind("\n", 0, match.start()) + 1
+        if start < position:
+            continue  # another placeholder on the line just taken
+        end = data.find("\n", match.end())
+        if end < 0:
+            # an unterminated last line encodes differently from a terminated one
+            raise _Unsupported("a personal placeholder on the part's unterminated last line")
+        end += 1
+        fixed.append(_escape_percent(_qp(data[position:start])))
+        dynamic.append(_format_source(data[start:end], pattern))
+        position = end
+    fixed.append(_escape_percent(_qp(data[position:])))
+    fields = tuple(dict.fromkeys(m.group(1) for m in pattern.finditer(data)))
+    return tuple(fixed), tuple(dynamic), fields
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded_fragment(fragment: str, pattern: re.Pattern[str]) -> _Encoded:
+    """A fragment of whole lines, encoded as `_encode` does, once for every body holding it."""
+    return _encode(fragment, pattern)
 
 
 def _format_source(line: str, pattern: re.Pattern[str]) -> str:
@@ -168,7 +215,8 @@ class WireBody:
         self.envelope = envelope
         #: fixed per body: "=_" never starts a quoted-printable line
         self.boundary = f"=_digestd_{secrets.token_hex(12)}"
-        text, html_part = _Part(body.text, pattern), _Part(body.html, pattern)
+        text = _Part(body.text_pieces or (body.text,), pattern)
+        html_part = _Part(body.html_pieces or (body.html,), pattern)
         headers, rest = _skeleton(envelope)
         subject = _subject_line(body.subject)
         # the marker boundary has the real one's shape, so it was quoted the same way
@@ -326,6 +374,7 @@ def _skeleton(envelope: Envelope) -> tuple[bytes, bytes]:
     return b"".join(headers), _escape_percent(skeleton[header_end:])
 
 
+@functools.lru_cache(maxsize=1024)
 def _subject_line(subject: str) -> bytes:
     """The Subject line as `build_message` sets it (RFC 2047 words when not ASCII), "%"
     doubled for the template."""
