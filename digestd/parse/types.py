@@ -6,7 +6,7 @@ They are frozen so the store and the renderers can share them without defensive 
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,42 @@ class ParsedPaper:
     source_links: tuple[tuple[str, str], ...] = ()
     #: arXiv listing announcement: "new", "cross", "replace" or "replace-cross"
     announce: str | None = None
+
+
+# A frozen dataclass's __init__ sets every field through object.__setattr__, 21 calls: about
+# 2 us a paper, a sixth of parsing a large card dump. A plain slotted twin with the same slots
+# in the same order is filled with ordinary attribute stores instead, then made a ParsedPaper
+# (CPython lets an object change class between types of the same layout). The result is a
+# ParsedPaper like any other: equal, hashable, frozen.
+_Unfrozen = make_dataclass(
+    "_Unfrozen",
+    [
+        (f.name, f.type) if f.default is MISSING else (f.name, f.type, field(default=f.default))
+        for f in fields(ParsedPaper)
+    ],
+    slots=True, eq=False, repr=False, match_args=False,
+)
+assert _Unfrozen.__slots__ == ParsedPaper.__slots__  # type: ignore[attr-defined]
+
+
+def text_paper(
+    title: str,
+    abstract: str,
+    authors_count: int | None,
+    organization_id: str | None,
+    organization: str | None,
+    published: datetime.date | None,
+    upvotes: int | None,
+    links: tuple[str, ...],
+    line: int,
+) -> ParsedPaper:
+    """``ParsedPaper(...)`` of a text layout's fields, the others left empty, built faster."""
+    paper = _Unfrozen(
+        title, abstract, authors_count, organization_id, organization, published, upvotes,
+        links, line,
+    )
+    paper.__class__ = ParsedPaper
+    return paper  # type: ignore[return-value]  # a ParsedPaper now
 
 
 @dataclass(frozen=True, slots=True)

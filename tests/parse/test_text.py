@@ -98,3 +98,21 @@ def test_every_character_normalisation_changes_is_non_printable() -> None:
     touched = [c for c in map(chr, range(0x110000)) if _CLEAN_RE.match(c)]
     assert touched and not [c for c in touched if c.isprintable()]
     assert normalize_lines("a\u00a0b\u200bc\x0cd\n\x07") == ["a bc d", ""]
+
+
+def test_text_paper_is_a_parsed_paper_like_any_other() -> None:
+    import copy
+    import dataclasses
+    import pickle
+
+    from digestd.parse.types import ParsedPaper, text_paper
+
+    fields = ("T", "A", 3, "acme", "ACME", None, 5, ("https://x.org",), 7)
+    made, built = text_paper(*fields), ParsedPaper(*fields)
+    assert type(made) is ParsedPaper
+    assert made == built and hash(made) == hash(built) and repr(made) == repr(built)
+    assert pickle.loads(pickle.dumps(made)) == built
+    assert copy.deepcopy(made) == built
+    assert dataclasses.replace(made, title="U") == dataclasses.replace(built, title="U")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.title = "U"  # type: ignore[misc]
