@@ -21,7 +21,7 @@ CARD_SEEDS = sorted(p for p in SEEDS.glob("00[0-3]_*.txt"))
 # What a line may get: odd blanks, characters normalisation drops, near-misses of metadata.
 NOISE = [
     "\t", "\u00a0", "\u200b", "\x1c", "\u2028", "\u3000", "  ", " ", ".", "\ufeff",
-    "\x85", "\x07", "ß", "ſ", "K", "·", "•", "\r", "\r\n",
+    "\x85", "\x07", "\x1f", "\x7f", "ß", "ſ", "K", "·", "•", "\r", "\r\n", "é",
 ]
 LINES = [
     "", " ", "\t", "\u200b", "·", "•", "  • 3 authors", "3 Authors", "• 1 author", "٣ authors",
@@ -123,6 +123,31 @@ def test_generated_noise_around_whole_papers() -> None:
             blocks += [title, body] + ([meta] if meta else [])
         sep = rng.choice(["\n\n", "\n\n\n", "\n \n"])
         _both(header + sep.join(blocks) + rng.choice(["", "\n", "\n\n", "  "]))
+
+
+def test_control_characters_in_ascii_and_other_abstracts() -> None:
+    """An ASCII abstract is checked for controls apart from other text: both ways agree."""
+    header = "new\n\nDaily Papers\n\nMay 27\n\n"
+    for control in ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\x85",
+                    "\u200b", "\u2028", "\xa0"]:
+        for rest in ["plain words", "naïve words"]:
+            abstract = f"We study {rest} at length{control} and more; " * 4 + "results."
+            text = header + f"A title\n\n{abstract}\n\n  • 4 authors\n·\nMar 5, 2024 3\n"
+            _both(text)
+
+
+def test_repeated_organisations_and_dates_are_read_the_same() -> None:
+    """A dump's dates and organisation lines are read once each; every paper still gets its
+    own reading, the invalid ones included."""
+    header = "new\n\nDaily Papers\n\nMay 27\n\n"
+    abstract = "We study things at length; " * 8 + "results follow."
+    metas = ["acme ACME Labs\n·\nMar 5, 2024", "acme ACME Labs.\n·\nMar 5, 2024 2",
+             "3 authors\n·\nFeb 30, 2024", "acme ACME Labs\n·\nJunk 5, 2024",
+             "Mar 5\n·\nMar 5", "acme ACME Labs\n·\nMar 5 1.2k", "x  y\n·\nMar 5"]
+    blocks = []
+    for number in range(40):
+        blocks += [f"Title {number}", abstract, metas[number * 7 % len(metas)]]
+    _both(header + "\n\n".join(blocks) + "\n")
 
 
 def test_line_numbers_and_fields_of_a_whole_paper() -> None:
