@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from digestd.config import Config, PathsConfig, TopicConfig
 from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.store.models import Paper, PaperTopic, Topic
-from digestd.store.terms import refresh_terms
+from digestd.store.terms import refresh_terms, words_table
 from digestd.topics import STARTER_TOPICS
+from digestd.topics.match import paper_document
+from digestd.topics.packed import pack
 
 # The starter topics plus queries that exercise what narrowing must leave alone.
 EXTRA = [
@@ -91,3 +93,32 @@ def test_a_changed_paper_is_indexed_again(database_url: str, seed_files: list[Pa
     )
     assert store.topic_paper_counts()["zebra"] == 1
     zebra.close()
+
+
+def test_papers_without_kept_words_are_matched_from_their_text(
+    database_url: str, seed_files: list[Path], tmp_path: Path
+) -> None:
+    """Papers stored before their words were kept (or whose text changed since) match as
+    papers whose words are kept, and have them kept once matched."""
+    runtime = Runtime.open(config_for(tmp_path), store=Store.open(database_url))
+    store = runtime.store
+    ingest_paths(store, seed_files, classify=runtime.classify)
+    direct = snapshot(store)
+    with store.read() as session:
+        papers = session.scalar(select(func.count(Paper.id)))
+        assert session.scalar(select(func.count()).select_from(words_table)) == papers
+    with store.write() as session:
+        session.execute(delete(words_table))  # as before migration 0017
+        first = session.scalars(select(Paper.id).order_by(Paper.id)).first()
+        # kept words of another text are never used
+        session.execute(insert(words_table).values(paper_id=first, words=pack(
+            paper_document("Zebra tokenizers", "Wavelet zebra tokenizers."))))
+    slugs = [t.slug for t in runtime.topics]
+    store.rematch_topics(slugs, runtime.classify)
+    assert snapshot(store) == direct
+    with store.read() as session:
+        assert session.scalar(select(func.count()).select_from(words_table)) == papers
+    for slug in slugs[:4]:  # narrowed, from the kept words
+        store.rematch_topics([slug], runtime.classify.subset([slug]))
+        assert snapshot(store) == direct, slug
+    runtime.close()

@@ -16,11 +16,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, Table, Text, cast, func, select, text
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from digestd.store.models import Paper, UtcDateTime
-from digestd.topics.candidates import Condition, paper_tokens, to_fts5, to_tsquery
+from digestd.topics.candidates import Condition, document_tokens, to_fts5, to_tsquery
+from digestd.topics.packed import paper_document as packed_document
 
 #: every table of the index starts with this (schema comparisons leave them out: the SQLite
 #: FTS5 table and its shadow tables have no model)
@@ -35,6 +48,16 @@ state_table = Table(
     Column("size", Integer),
 )
 
+#: each paper's words as the matcher reads them (digestd.topics.packed), so that matching
+#: and re-matching stored papers never cut and stem them again; a kept string made from other
+#: text is not used (its stamp says so), and is replaced when the paper is next matched
+words_table = Table(
+    "paper_terms_words",
+    _metadata,
+    Column("paper_id", Integer, primary_key=True),
+    Column("words", Text, nullable=False),
+)
+
 #: papers indexed per statement
 _CHUNK = 1000
 
@@ -46,30 +69,44 @@ def _size() -> object:
     )
 
 
-def _tokens(row: Any) -> list[str]:
-    # keywords are matched as part of the abstract (topics.match.paper_document)
-    keywords = " ".join(row.keywords or ())
-    return paper_tokens(row.title, f"{row.abstract} {keywords}" if keywords else row.abstract)
+def _tokens(row: Any, fresh: list[dict[str, Any]]) -> list[str]:
+    """A paper's index tokens, from its kept words where they fit its text.
+
+    The text is the matcher's (keywords after the abstract, see topics.match.paper_document);
+    words made here are added to ``fresh``, to be kept.
+    """
+    keywords = "; ".join(row.keywords or ())
+    fields = {"keywords": keywords} if keywords else {}
+    doc, packed = packed_document(row.words, row.title, row.abstract, **fields)
+    if packed is not None:
+        fresh.append({"paper_id": row.id, "words": packed})
+    return document_tokens(doc)
 
 
 def refresh_terms(session: Session) -> int:
     """Index every paper that is new or changed since it was indexed; returns how many."""
     state = state_table
     stale = (
-        select(Paper.id, Paper.title, Paper.abstract, Paper.keywords)
+        select(Paper.id, Paper.title, Paper.abstract, Paper.keywords, words_table.c.words)
         .outerjoin(state, state.c.paper_id == Paper.id)
+        .outerjoin(words_table, words_table.c.paper_id == Paper.id)
         .where(
             (state.c.paper_id.is_(None))
             | (state.c.size != _size())
             | (state.c.updated_at != Paper.updated_at)
         )
         .order_by(Paper.id)
+        .limit(_CHUNK)
     )
-    rows = session.execute(stale).all()
     postgres = session.get_bind().dialect.name == "postgresql"
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
+    # a page at a time: the kept words are a few times the size of the text
+    last_id, done = 0, 0
+    while chunk := session.execute(stale.where(Paper.id > last_id)).all():
         ids = [row.id for row in chunk]
+        last_id = ids[-1]
+        done += len(chunk)
+        fresh: list[dict[str, Any]] = []
+        tokens = [_tokens(row, fresh) for row in chunk]
         if postgres:
             session.execute(
                 text(
@@ -77,16 +114,17 @@ def refresh_terms(session: Session) -> int:
                     "VALUES (:id, array_to_tsvector(CAST(:tokens AS text[]))) "
                     "ON CONFLICT (paper_id) DO UPDATE SET terms = excluded.terms"
                 ),
-                [{"id": row.id, "tokens": _tokens(row)} for row in chunk],
+                [{"id": row.id, "tokens": found} for row, found in zip(chunk, tokens, strict=True)],
             )
         else:
             session.execute(
                 text("INSERT INTO paper_terms (rowid, terms) VALUES (:id, :terms)"),
                 [
-                    {"id": row.id, "terms": " ".join(_tokens(row))}
-                    for row in chunk
+                    {"id": row.id, "terms": " ".join(found)}
+                    for row, found in zip(chunk, tokens, strict=True)
                 ],
             )
+        save_words(session, fresh)
         session.execute(state.delete().where(state.c.paper_id.in_(ids)))
         # copied in SQL, so the stored updated_at is the same value, byte for byte
         session.execute(
@@ -95,7 +133,7 @@ def refresh_terms(session: Session) -> int:
                 select(Paper.id, Paper.updated_at, _size()).where(Paper.id.in_(ids)),
             )
         )
-    return len(rows)
+    return done
 
 
 def candidate_ids(session: Session, condition: Condition) -> set[int]:
@@ -105,3 +143,13 @@ def candidate_ids(session: Session, condition: Condition) -> set[int]:
         return set(session.scalars(query, {"q": to_tsquery(condition)}))
     query = text("SELECT rowid FROM paper_terms WHERE paper_terms MATCH :q")
     return set(session.scalars(query, {"q": to_fts5(condition)}))
+
+
+def save_words(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Keep papers' packed words: ``{"paper_id": id, "words": packed}`` rows, replacing any."""
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        session.execute(
+            delete(words_table).where(words_table.c.paper_id.in_([r["paper_id"] for r in chunk]))
+        )
+        session.execute(insert(words_table), chunk)

@@ -7,17 +7,18 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from sqlalchemy import delete, exists, func, insert, select
+from sqlalchemy import Select, delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from digestd.gcpause import collector_paused
 from digestd.ranking import TopicNormaliser
 from digestd.store.db import Database
 from digestd.store.models import Batch, Paper, PaperTopic, Topic, utcnow
-from digestd.store.terms import candidate_ids, refresh_terms
+from digestd.store.terms import candidate_ids, refresh_terms, save_words, words_table
+from digestd.topics.packed import paper_document as packed_document
 
 if TYPE_CHECKING:
-    from digestd.topics import TopicDefinition, TopicMatch
+    from digestd.topics import Document, TopicDefinition, TopicMatch
     from digestd.topics.candidates import Condition
 
 #: (title, abstract) -> the topics that match, as the topics package computes them
@@ -164,21 +165,18 @@ class TopicStore(Database):
         with self.write() as session, collector_paused():
             topic_ids = _topic_ids(session)
             live = {s for s in slugs if s in topic_ids}
-            if len(live) * 2 > len(topic_ids):
-                # Most topics changed (a new database, a new topic set): nearly every paper is
-                # some topic's candidate, so tokenising each paper once and matching it
-                # directly is cheaper than building the index first.
-                classify = _direct(classify)
+            # Most topics changed (a new database, a new topic set): nearly every paper is
+            # some topic's candidate, so matching each paper directly is cheaper than building
+            # the index first.
+            narrow = isinstance(classify, Narrowing) and len(live) * 2 <= len(topic_ids)
             session.execute(
                 delete(PaperTopic).where(PaperTopic.topic_id.in_([topic_ids[s] for s in live]))
             )
-            for rows, wanted in _papers_to_match(session, classify, live, page):
+            for rows, wanted in _papers_to_match(session, classify, live, page, narrow=narrow):
                 values = [
-                    _match_row(row.id, topic_ids[m.slug], m)
-                    for row in rows
-                    for m in _classify(
-                        classify, row.title, row.abstract, wanted(row.id), match_fields(row)
-                    )
+                    _match_row(paper_id, topic_ids[m.slug], m)
+                    for paper_id, matches in _match_rows(session, classify, rows, wanted)
+                    for m in matches
                     if m.slug in live
                 ]
                 if values:
@@ -282,17 +280,68 @@ def _match_row(paper_id: int, topic_id: int, match: TopicMatch) -> dict[str, obj
 
 
 def record_matches(session: Session, papers: Iterable[MatchRow], classify: Classify) -> None:
-    """Store the topic matches of freshly inserted papers, inside the ingest's transaction."""
+    """Store the topic matches of freshly inserted papers, inside the ingest's transaction.
+
+    With a classify that matches prepared papers, each paper's packed words are kept too, so
+    that re-matching it later does not cut its words again.
+    """
     topic_ids = _topic_ids(session)
     with collector_paused():
-        values = [
-            _match_row(paper_id, topic_ids[m.slug], m)
-            for paper_id, title, abstract, fields in papers
-            for m in classify(title, abstract, **fields)
-            if m.slug in topic_ids
-        ]
+        if isinstance(classify, MatchesDocuments):
+            words: list[dict[str, Any]] = []
+            values = []
+            for paper_id, title, abstract, fields in papers:
+                doc, packed = packed_document(None, title, abstract, **fields)
+                words.append({"paper_id": paper_id, "words": packed})
+                values += [
+                    _match_row(paper_id, topic_ids[m.slug], m)
+                    for m in classify.match_document(doc)
+                    if m.slug in topic_ids
+                ]
+            save_words(session, words)
+        else:
+            values = [
+                _match_row(paper_id, topic_ids[m.slug], m)
+                for paper_id, title, abstract, fields in papers
+                for m in classify(title, abstract, **fields)
+                if m.slug in topic_ids
+            ]
     for start in range(0, len(values), 2000):
         session.execute(insert(PaperTopic.__table__), values[start : start + 2000])
+
+
+@runtime_checkable
+class MatchesDocuments(Protocol):
+    """A classify that also matches a paper prepared already (see digestd.topics.packed)."""
+
+    def __call__(self, title: str, abstract: str, **fields: str) -> Sequence[TopicMatch]: ...
+
+    def match_document(
+        self, doc: Document, slugs: Collection[str] | None = None
+    ) -> Sequence[TopicMatch]: ...
+
+
+def _match_rows(
+    session: Session, classify: Classify, rows: Sequence[Any],
+    wanted: Callable[[int], frozenset[str] | None],
+) -> Iterator[tuple[int, Sequence[TopicMatch]]]:
+    """Each row's paper id and matches; packed words are read from the rows, and those
+    missing or made from other text are made again and kept."""
+    if not isinstance(classify, MatchesDocuments):
+        for row in rows:
+            slugs = wanted(row.id)
+            yield row.id, _classify(classify, row.title, row.abstract, slugs, match_fields(row))
+        return
+    fresh: list[dict[str, Any]] = []
+    for row in rows:
+        slugs = wanted(row.id)
+        if slugs is not None and not slugs:
+            continue
+        doc, packed = packed_document(row.words, row.title, row.abstract, **match_fields(row))
+        if packed is not None:
+            fresh.append({"paper_id": row.id, "words": packed})
+        yield row.id, classify.match_document(doc, slugs)
+    save_words(session, fresh)
 
 
 @runtime_checkable
@@ -307,11 +356,6 @@ class Narrowing(Protocol):
 
     @property
     def conditions(self) -> Mapping[str, Condition | None]: ...
-
-
-def _direct(classify: Classify) -> Classify:
-    """`classify` without its narrowing."""
-    return lambda title, abstract, **fields: classify(title, abstract, **fields)
 
 
 def _classify(
@@ -362,12 +406,19 @@ _MATCHED_COLUMNS = (
 )
 
 
+def _matched() -> Select[Any]:
+    """What matching reads of papers, with their packed words where kept."""
+    return select(*_MATCHED_COLUMNS, words_table.c.words).outerjoin(
+        words_table, words_table.c.paper_id == Paper.id
+    )
+
+
 def _papers_to_match(
-    session: Session, classify: Classify, slugs: set[str], page: int
+    session: Session, classify: Classify, slugs: set[str], page: int, *, narrow: bool
 ) -> Iterator[tuple[Sequence[Any], Callable[[int], frozenset[str] | None]]]:
     """Pages of paper rows to match, with the topics to match each against."""
     wanted: Callable[[int], frozenset[str] | None] = lambda _paper_id: None  # noqa: E731
-    if slugs and isinstance(classify, Narrowing):
+    if slugs and narrow and isinstance(classify, Narrowing):
         refresh_terms(session)
         candidates = _candidates(session, classify, slugs)
         wanted = candidates
@@ -376,7 +427,7 @@ def _papers_to_match(
             ids = sorted(candidates.by_paper)
             for start in range(0, len(ids), page):
                 rows = session.execute(
-                    select(*_MATCHED_COLUMNS)
+                    _matched()
                     .where(Paper.id.in_(ids[start : start + page]))
                     .order_by(Paper.id)
                 ).all()
@@ -385,7 +436,7 @@ def _papers_to_match(
     last_id = 0
     while True:
         rows = session.execute(
-            select(*_MATCHED_COLUMNS)
+            _matched()
             .where(Paper.id > last_id)
             .order_by(Paper.id)
             .limit(page)

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 from digestd.topics.match import Document, FieldWords
 from digestd.topics.query import And, CompiledQuery, Node, Not, Or, Term
-from digestd.topics.stem import surface_word
 
 __all__ = [
     "PAIR_MARK",
@@ -47,6 +47,7 @@ __all__ = [
     "Exact",
     "Prefix",
     "condition_for",
+    "document_tokens",
     "paper_tokens",
     "to_fts5",
     "to_tsquery",
@@ -98,22 +99,28 @@ def _pair(first: str, second: str, mark: str = PAIR_MARK) -> str:
 def _tokens(words: FieldWords) -> set[str]:
     """A field's stems, lower-cased words and adjacent pairs, as the matcher sees them."""
     stems = words.stems
-    lowered = list(map(surface_word, words.surfaces))
+    lowered = words.words
     tokens = set(stems)
     tokens.update(lowered)
-    # pairs never span a clause break, as phrases do not (see FieldWords.find)
-    breaks = words.breaks
-    for i in range(1, len(stems)):
-        if i not in breaks:
-            tokens.add(_pair(stems[i - 1], stems[i]))
-            tokens.add(_pair(stems[i - 1], lowered[i], WORD_PAIR_MARK))
+    # pairs never span a clause break, as phrases do not (see FieldWords.find): clause by
+    # clause, so that map makes them in C
+    pair, word_pair = f"{PAIR_MARK}{{}}0{{}}".format, f"{WORD_PAIR_MARK}{{}}0{{}}".format
+    ends = [0, *sorted(words.breaks), len(stems)]
+    for start, end in pairwise(ends):
+        clause = stems[start:end]
+        tokens.update(map(pair, clause, clause[1:]))
+        tokens.update(map(word_pair, clause, lowered[start + 1 : end]))
     tokens.discard("")  # a word of apostrophes only
     return tokens
 
 
 def paper_tokens(title: str, abstract: str) -> list[str]:
     """The distinct index tokens of a paper, sorted (see the module docstring)."""
-    doc = Document.from_text(title, abstract)
+    return document_tokens(Document.from_text(title, abstract))
+
+
+def document_tokens(doc: Document) -> list[str]:
+    """The distinct index tokens of a prepared paper, sorted."""
     in_title = _tokens(doc.title_field)
     tokens = in_title | _tokens(doc.abstract_field)
     tokens.update(TITLE_MARK + token for token in in_title)

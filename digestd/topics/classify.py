@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cached_property
 
 from digestd.topics.candidates import Condition, condition_for
-from digestd.topics.match import CompiledTopic, TopicMatch, match_paper
+from digestd.topics.match import CompiledTopic, Document, TopicMatch, match_document, match_paper
 
 
 class Classifier:
@@ -30,6 +30,15 @@ class Classifier:
         if not topics:
             return []
         return match_paper(title, abstract, topics, **fields)
+
+    def match_document(
+        self, doc: Document, slugs: Collection[str] | None = None
+    ) -> Sequence[TopicMatch]:
+        """The same for a paper prepared already, with all topics or those in `slugs`."""
+        if slugs is None:
+            return match_document(doc, self.topics)
+        topics = [t for t in self.topics if t.slug in slugs]
+        return match_document(doc, topics) if topics else []
 
     def subset(self, slugs: Collection[str]) -> Classifier:
         """A classifier of only these topics."""

@@ -82,12 +82,18 @@ class FieldWords:
 
     __slots__ = ("_at", "_words", "breaks", "stem_set", "stems", "surfaces", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(
+        self, text: str, prepared: tuple[list[str], list[str], frozenset[int]] | None = None
+    ) -> None:
         self.text = text
         #: the words as written, and the word indexes that start a clause: no phrase may run
         #: across one
-        self.surfaces, self.breaks = _clause_words(text)
-        self.stems: list[str] = list(map(surface_stem, self.surfaces))
+        if prepared is None:
+            self.surfaces, self.breaks = _clause_words(text)
+            self.stems: list[str] = list(map(surface_stem, self.surfaces))
+        else:
+            # made from this text earlier and kept (see .packed): the same lists
+            self.surfaces, self.stems, self.breaks = prepared
         #: the stems as a set: the quick test before looking for positions
         self.stem_set = frozenset(self.stems)
         # built on first use: most papers match few topics, and most terms only need the
@@ -279,8 +285,22 @@ class Document:
     _fields: dict[str, FieldWords] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        title_field = FieldWords(self.title)
-        abstract_field = FieldWords(self.abstract)
+        self._prepare(FieldWords(self.title), FieldWords(self.abstract))
+
+    @classmethod
+    def prepared(
+        cls, title_field: FieldWords, abstract_field: FieldWords,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> Document:
+        """A document whose title and abstract words were made already (see .packed)."""
+        doc = object.__new__(cls)
+        object.__setattr__(doc, "title", title_field.text)
+        object.__setattr__(doc, "abstract", abstract_field.text)
+        object.__setattr__(doc, "extra", extra)
+        doc._prepare(title_field, abstract_field)
+        return doc
+
+    def _prepare(self, title_field: FieldWords, abstract_field: FieldWords) -> None:
         object.__setattr__(self, "title_field", title_field)
         object.__setattr__(self, "abstract_field", abstract_field)
         stems = title_field.stem_set | abstract_field.stem_set
@@ -460,8 +480,14 @@ def match_paper(
 
 def paper_document(title: str, abstract: str, **fields: str) -> Document:
     """A paper's :class:`Document` with its other fields; see :func:`match_paper`."""
+    abstract, extra = paper_texts(abstract, fields)
+    return Document.from_text(title, abstract, **extra)
+
+
+def paper_texts(abstract: str, fields: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The abstract as matched (with the keywords after it) and the other fields."""
     extra = dict(fields)
     keywords = extra.pop("keywords", None)
     if keywords:
         abstract = f"{abstract}\n{keywords}" if abstract else keywords
-    return Document.from_text(title, abstract, **extra)
+    return abstract, extra

@@ -1,0 +1,99 @@
+"""A paper's words as the matcher reads them, kept as text so that they are made only once.
+
+Cutting a paper into clauses and words and stemming every word costs several times what
+matching it against one topic does. The store keeps, per paper, what :class:`FieldWords`
+holds for the title and the abstract (the words as written, their stems, the clause breaks)
+in the string :func:`pack` makes, and matching rebuilds the :class:`Document` from it with a
+few ``str.split`` calls (:func:`unpack`).
+
+The string starts with :data:`VERSION` and a digest of the two texts it was made from:
+:func:`unpack` answers None for a string made from other text (the paper changed since) or
+by another version of the tokeniser, and the caller cuts the words again. So a kept string can
+be stale without ever changing a match. Change :data:`VERSION` with any change to how words
+are cut or stemmed (.stem, the clause rule in .match).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from digestd.topics.match import Document, FieldWords, paper_texts
+
+__all__ = ["VERSION", "pack", "paper_document", "unpack"]
+
+#: the tokeniser's version; a string packed by another one is not used
+VERSION = "1"
+
+
+def _stamp(title: str, abstract: str) -> str:
+    # the texts' lengths and a short digest: a paper whose text changed is not matched
+    # with its old words
+    digest = hashlib.blake2b(
+        f"{title}\0{abstract}".encode("utf-8", "surrogatepass"), digest_size=12
+    ).hexdigest()
+    return f"{VERSION} {len(title)} {len(abstract)} {digest}"
+
+
+def _field_lines(words: FieldWords) -> list[str]:
+    # words never hold white space, so a space joins them; a stem may be empty (a word of
+    # apostrophes), which " ".join and split(" ") keep, as the word count says how many
+    return [
+        " ".join(words.surfaces),
+        " ".join(words.stems),
+        " ".join(map(str, sorted(words.breaks))),
+    ]
+
+
+def pack(doc: Document) -> str:
+    """The title's and the abstract's words of ``doc``, as one string (see the docstring)."""
+    return "\n".join(
+        [
+            _stamp(doc.title, doc.abstract),
+            *_field_lines(doc.title_field),
+            *_field_lines(doc.abstract_field),
+        ]
+    )
+
+
+def _field(text: str, surfaces: str, stems: str, breaks: str) -> FieldWords | None:
+    if not surfaces:
+        return FieldWords(text, ([], [], frozenset())) if not stems else None
+    surface_list = surfaces.split(" ")
+    stem_list = stems.split(" ")
+    if len(stem_list) != len(surface_list):
+        return None
+    return FieldWords(
+        text, (surface_list, stem_list, frozenset(map(int, breaks.split())))
+    )
+
+
+def unpack(packed: str | None, title: str, abstract: str, **fields: str) -> Document | None:
+    """The paper's document from ``packed``, or None when it was not made from this text.
+
+    The arguments are those of :func:`~digestd.topics.match.paper_document`.
+    """
+    if not packed:
+        return None
+    abstract, extra = paper_texts(abstract, fields)
+    lines = packed.split("\n")
+    if len(lines) != 7 or lines[0] != _stamp(title, abstract):
+        return None
+    title_field = _field(title, *lines[1:4])
+    abstract_field = _field(abstract, *lines[4:7])
+    if title_field is None or abstract_field is None:
+        return None
+    return Document.prepared(
+        title_field, abstract_field, tuple(sorted((k, v or "") for k, v in extra.items()))
+    )
+
+
+def paper_document(
+    packed: str | None, title: str, abstract: str, **fields: str
+) -> tuple[Document, str | None]:
+    """The paper's document, and its packed words when ``packed`` could not be used."""
+    doc = unpack(packed, title, abstract, **fields)
+    if doc is not None:
+        return doc, None
+    abstract, extra = paper_texts(abstract, fields)
+    doc = Document.from_text(title, abstract, **extra)
+    return doc, pack(doc)
