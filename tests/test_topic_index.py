@@ -26,7 +26,8 @@ EXTRA = [
 
 def config_for(tmp_path: Path) -> Config:
     topics = [
-        TopicConfig(slug=t.slug, name=t.name, description=t.description, query=t.query)
+        TopicConfig(slug=t.slug, name=t.name, description=t.description, query=t.query,
+                    min_score=t.min_score)
         for t in STARTER_TOPICS
     ] + EXTRA
     return Config(

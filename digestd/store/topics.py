@@ -19,7 +19,7 @@ from digestd.topics.packed import paper_document as packed_document
 
 if TYPE_CHECKING:
     from digestd.topics import Document, TopicDefinition, TopicMatch
-    from digestd.topics.candidates import Condition
+    from digestd.topics.candidates import Condition, ScoreBound
 
 #: (title, abstract) -> the topics that match, as the topics package computes them
 #: ``classify(title, abstract, **fields)``: the topics a paper matches; ``fields`` holds the
@@ -393,10 +393,30 @@ def _candidates(
             everywhere.add(slug)
             continue
         found = candidate_ids(session, condition)
-        for paper_id in found if within is None else found & within:
+        if within is not None:
+            found &= within
+        bound = getattr(classify, "score_bounds", {}).get(slug)
+        if bound is not None:
+            found = _reaching(session, found, *bound)
+        for paper_id in found:
             by_paper.setdefault(paper_id, set()).add(slug)
     fixed = frozenset(everywhere)
     return _Candidates(fixed, {paper_id: fixed | found for paper_id, found in by_paper.items()})
+
+
+def _reaching(
+    session: Session, papers: set[int], min_score: float, bound: ScoreBound
+) -> set[int]:
+    """The papers of `papers` that could score `min_score`: a topic that asks for two terms
+    in the abstract or one in the title needs no exact match on a paper with one mention."""
+    needed = min_score - bound.fixed
+    if needed <= 0 or not papers:
+        return papers
+    most: dict[int, float] = dict.fromkeys(papers, 0.0)
+    for condition, points in bound.parts:
+        for paper_id in candidate_ids(session, condition) & papers:
+            most[paper_id] += points
+    return {paper_id for paper_id, points in most.items() if points >= needed}
 
 
 #: what matching reads of a paper (see match_fields)

@@ -31,11 +31,22 @@ still matched exactly, only without the index's help.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
+from digestd.topics.fields import FIELDS
 from digestd.topics.match import Document, FieldWords
-from digestd.topics.query import And, CompiledQuery, Node, Not, Or, Term
+from digestd.topics.query import (
+    ABSTRACT_POINTS,
+    MAX_COUNTED,
+    TITLE_POINTS,
+    And,
+    CompiledQuery,
+    Node,
+    Not,
+    Or,
+    Term,
+)
 
 __all__ = [
     "PAIR_MARK",
@@ -46,9 +57,11 @@ __all__ = [
     "Condition",
     "Exact",
     "Prefix",
+    "ScoreBound",
     "condition_for",
     "document_tokens",
     "paper_tokens",
+    "score_bound",
     "to_fts5",
     "to_tsquery",
 ]
@@ -181,6 +194,44 @@ def _term(term: Term) -> Condition | None:
     if not tests:
         return None
     return tests[0] if len(tests) == 1 else AllOf(tuple(tests))
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreBound:
+    """The most a paper can score on a query, told by the index: ``fixed`` plus, for each
+    condition in ``parts`` the paper meets, its points.
+
+    A query term scores at most :data:`MAX_COUNTED` occurrences in the title and as many in
+    the abstract; it can score in the title only if the paper's title meets the term's title
+    condition, and at all only if the paper meets its condition. A paper whose bound is under
+    a topic's ``min_score`` cannot be in the topic, however well its words match.
+    """
+
+    fixed: float
+    parts: tuple[tuple[Condition, float], ...]
+
+
+def score_bound(query: CompiledQuery) -> ScoreBound:
+    """The bound of `query`'s score; a term the index cannot test counts its most points."""
+    fixed = 0.0
+    parts: list[tuple[Condition, float]] = []
+    for term in query.positive_terms():
+        if term.field is None:
+            scored = [
+                (_term(replace(term, field="title")), TITLE_POINTS),
+                (_term(term), ABSTRACT_POINTS),  # anywhere: the abstract's words and more
+            ]
+        else:
+            field_spec = FIELDS.get(term.field)
+            # a field the index does not hold has no condition: its points always count
+            scored = [(_term(term), field_spec.points if field_spec else float("inf"))]
+        for condition, points in scored:
+            most = points * MAX_COUNTED
+            if condition is None:
+                fixed += most
+            else:
+                parts.append((condition, most))
+    return ScoreBound(fixed, tuple(parts))
 
 
 def to_fts5(condition: Condition) -> str:

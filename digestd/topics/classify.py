@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cached_property
 
-from digestd.topics.candidates import Condition, condition_for
+from digestd.topics.candidates import Condition, ScoreBound, condition_for, score_bound
 from digestd.topics.match import CompiledTopic, Document, TopicMatch, match_document, match_paper
 
 
@@ -48,3 +48,12 @@ class Classifier:
     def conditions(self) -> Mapping[str, Condition | None]:
         """Each topic's candidate condition; None where every paper is a candidate."""
         return {t.slug: condition_for(t.query) for t in self.topics}
+
+    @cached_property
+    def score_bounds(self) -> Mapping[str, tuple[float, ScoreBound]]:
+        """Each topic with a ``min_score``: it, and the most a paper can score on its query."""
+        return {
+            t.slug: (t.definition.min_score, score_bound(t.query))
+            for t in self.topics
+            if t.definition.min_score > 0
+        }

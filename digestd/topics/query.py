@@ -140,15 +140,19 @@ class CompiledQuery:
     @property
     def terms(self) -> tuple[str, ...]:
         """The terms a match can report (the ones not under NOT), in query order."""
-        found: dict[tuple[str | None, tuple[Element, ...]], str] = {}
+        return tuple(term.label for term in self.positive_terms())
+
+    def positive_terms(self) -> list[Term]:
+        """The distinct terms a match can score (the ones not under NOT), in query order."""
+        found: dict[tuple[str | None, tuple[Element, ...]], Term] = {}
         self._positive_terms(self._normal, found)
-        return tuple(found.values())
+        return list(found.values())
 
     def _positive_terms(
-        self, node: Normal, found: dict[tuple[str | None, tuple[Element, ...]], str]
+        self, node: Normal, found: dict[tuple[str | None, tuple[Element, ...]], Term]
     ) -> None:
         if isinstance(node, Positive):
-            found.setdefault(node.term.key, node.term.label)
+            found.setdefault(node.term.key, node.term)
         elif isinstance(node, (Every, Some)):
             for child in node.children:
                 self._positive_terms(child, found)

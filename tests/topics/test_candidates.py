@@ -17,6 +17,7 @@ from digestd.topics.candidates import (
     Prefix,
     condition_for,
     paper_tokens,
+    score_bound,
     to_fts5,
     to_tsquery,
 )
@@ -136,3 +137,37 @@ def test_starter_topic_matches_meet_their_condition(definition) -> None:  # type
                 matched += 1
                 assert meets(condition, paper_tokens(*paper)), paragraph[:80]
     assert matched
+
+
+@pytest.mark.parametrize("definition", STARTER_TOPICS, ids=lambda d: d.slug)
+def test_a_matching_paper_can_reach_its_score(definition) -> None:  # type: ignore[no-untyped-def]
+    """Every paper's score is at most its bound from the index, so a bound under a topic's
+    min_score drops only papers the topic cannot have."""
+    query = compile_query(definition.query)
+    bound = score_bound(query)
+    text = "\n".join(path.read_text(encoding="utf-8") for path in sorted(SEEDS.glob("*.txt")))
+    paragraphs = [p for p in text.split("\n\n") if len(p) > 40]
+    found = 0
+    for paragraph in paragraphs:
+        title = " ".join(paragraph.split()[:12])
+        for paper in (("", paragraph), (title, paragraph), (title, "")):
+            match = query.match(Document.from_text(*paper))
+            if match is None:
+                continue
+            found += 1
+            tokens = paper_tokens(*paper)
+            most = bound.fixed + sum(p for c, p in bound.parts if meets(c, tokens))
+            assert match.score <= most, paragraph[:80]
+    assert found
+
+
+def test_score_bounds_count_each_term_in_the_title_and_anywhere() -> None:
+    bound = score_bound(compile_query('cot OR title:think OR author:ada OR "kv cache"'))
+    assert bound.parts == (
+        (Exact("0tcot"), 6.0),
+        (Exact("cot"), 2.0),
+        (Exact("0tthink"), 6.0),
+        (Exact("0t0pkv0cach"), 6.0),
+        (Exact("0pkv0cach"), 2.0),
+    )
+    assert bound.fixed == 6.0  # an author is not in the index: its points always count
