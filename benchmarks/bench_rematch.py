@@ -33,7 +33,7 @@ from digestd.store import Store
 from digestd.store.models import Batch, Dump, Paper, PaperTopic, Topic
 from digestd.store.terms import candidate_ids, refresh_terms
 from digestd.topics import STARTER_TOPICS, compile_query, compile_topics, match_paper
-from digestd.topics.candidates import condition_for
+from digestd.topics.candidates import condition_for, score_bound
 from digestd.topics.classify import Classifier
 
 
@@ -126,11 +126,23 @@ def main() -> None:
             if rows(store) != reference:
                 raise SystemExit("narrowed re-matching differs from matching every paper")
             with store.read() as session:
-                condition = condition_for(compile_query(
-                    next(d.query for d in definitions if d.slug == changed)))
-                count = len(candidate_ids(session, condition)) if condition else len(papers)
+                definition = next(d for d in definitions if d.slug == changed)
+                query = compile_query(definition.query)
+                condition = condition_for(query)
+                found = candidate_ids(session, condition) if condition else set()
+                indexed = len(found) if condition else len(papers)
+                # as the store narrows it (store.topics._reaching)
+                if condition and definition.min_score > 0:
+                    bound = score_bound(query)
+                    most = dict.fromkeys(found, bound.fixed)
+                    for part, points in bound.parts:
+                        for paper_id in candidate_ids(session, part) & found:
+                            most[paper_id] += points
+                    found = {p for p, m in most.items() if m >= definition.min_score}
+                count = len(found) if condition else len(papers)
                 matched = sum(1 for row in reference if row[1] == changed)
-            print(f"  identical; {count} candidates, {matched} matches; "
+            print(f"  identical; {indexed} papers with its words, {count} that could reach its "
+                  f"min_score, {matched} matches; "
                   f"{old_one / new_one:.1f}x less CPU")
         with store.read() as session:
             if store.engine.dialect.name == "sqlite":

@@ -101,29 +101,31 @@ class FieldWords:
         self._words: list[str] | None = None
         self._at: dict[str, list[int]] | None = None
 
-    def _stem_positions(self) -> dict[str, list[int]]:
-        """stem -> the word indexes where it occurs, built once the first position is asked.
+    def _stem_positions(self, stem: str) -> list[int]:
+        """The word indexes where ``stem`` occurs, looked up once per stem.
 
-        One pass over the words costs about as much as a few list.index scans of an abstract,
-        and a paper that is some topic's candidate is asked for dozens of positions.
+        list.count and list.index scan in C; a paper is asked about the stems of the terms it
+        may match, far fewer than its words, and a map of every stem costs a Python loop.
         """
         at = self._at
         if at is None:
             at = self._at = {}
-            for i, stem in enumerate(self.stems):
-                found = at.get(stem)
-                if found is None:
-                    at[stem] = [i]
-                else:
-                    found.append(i)
-        return at
+        found = at.get(stem)
+        if found is None:
+            stems = self.stems
+            found = at[stem] = []
+            i = -1
+            for _ in range(stems.count(stem)):
+                i = stems.index(stem, i + 1)
+                found.append(i)
+        return found
 
     def has_pair(self, first: str, second: str) -> bool:
         """Whether the stem ``second`` follows ``first`` within one clause."""
         stems = self.stems
         last = len(stems) - 1
         breaks = self.breaks
-        for i in self._stem_positions().get(first, ()):
+        for i in self._stem_positions(first):
             if i < last and stems[i + 1] == second and (i + 1) not in breaks:
                 return True
         return False
@@ -159,7 +161,7 @@ class FieldWords:
             return PREFIXES.cache_for(text).positions(self.surfaces, text)
         if text not in self.stem_set:
             return []
-        return self._stem_positions()[text]
+        return self._stem_positions(text)
 
     def find(self, elements: Sequence[Element]) -> list[int]:
         """Start indexes of every occurrence of the word sequence ``elements``."""
