@@ -69,7 +69,7 @@ def _size() -> object:
     )
 
 
-def _tokens(row: Any, fresh: list[dict[str, Any]]) -> list[str]:
+def _tokens(row: Any, fresh: list[dict[str, Any]]) -> set[str]:
     """A paper's index tokens, from its kept words where they fit its text.
 
     The text is the matcher's (keywords after the abstract, see topics.match.paper_document);
@@ -114,7 +114,10 @@ def refresh_terms(session: Session) -> int:
                     "VALUES (:id, array_to_tsvector(CAST(:tokens AS text[]))) "
                     "ON CONFLICT (paper_id) DO UPDATE SET terms = excluded.terms"
                 ),
-                [{"id": row.id, "tokens": found} for row, found in zip(chunk, tokens, strict=True)],
+                [
+                    {"id": row.id, "tokens": list(found)}
+                    for row, found in zip(chunk, tokens, strict=True)
+                ],
             )
         else:
             session.execute(

@@ -129,15 +129,15 @@ def _tokens(words: FieldWords) -> set[str]:
 
 def paper_tokens(title: str, abstract: str) -> list[str]:
     """The distinct index tokens of a paper, sorted (see the module docstring)."""
-    return document_tokens(Document.from_text(title, abstract))
+    return sorted(document_tokens(Document.from_text(title, abstract)))
 
 
-def document_tokens(doc: Document) -> list[str]:
-    """The distinct index tokens of a prepared paper, sorted."""
+def document_tokens(doc: Document) -> set[str]:
+    """The distinct index tokens of a prepared paper (the index wants them in no order)."""
     in_title = _tokens(doc.title_field)
     tokens = in_title | _tokens(doc.abstract_field)
     tokens.update(TITLE_MARK + token for token in in_title)
-    return sorted(tokens)
+    return tokens
 
 
 def condition_for(query: CompiledQuery) -> Condition | None:
