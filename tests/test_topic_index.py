@@ -109,7 +109,7 @@ def test_papers_without_kept_words_are_matched_from_their_text(
         papers = session.scalar(select(func.count(Paper.id)))
         assert session.scalar(select(func.count()).select_from(words_table)) == papers
     with store.write() as session:
-        session.execute(delete(words_table))  # as before migration 0017
+        session.execute(delete(words_table))  # as before migration 0018
         first = session.scalars(select(Paper.id).order_by(Paper.id)).first()
         # kept words of another text are never used
         session.execute(insert(words_table).values(paper_id=first, words=pack(

@@ -1,7 +1,7 @@
 """each paper's words as the matcher reads them, kept so they are cut and stemmed once
 
-Revision ID: 0017_perf
-Revises: 0014_perf
+Revision ID: 0018_perf_words
+Revises: 0017_perf_claims
 Create Date: 2026-12-01 05:40:00.000000
 
 Additive: one table, paper id -> the packed words (digestd.topics.packed). Papers stored
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_perf"
-down_revision: str | None = "0014_perf"
+revision: str = "0018_perf_words"
+down_revision: str | None = "0017_perf_claims"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
