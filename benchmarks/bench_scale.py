@@ -25,6 +25,7 @@ import argparse
 import cProfile
 import dataclasses
 import datetime as dt
+import os
 import resource
 import sys
 import tempfile
@@ -94,10 +95,16 @@ class Progress(threading.Thread):
                 print(f"progress {sent:,}/{self.planned:,} sent, {wall:.0f} s wall, {used:.0f} s "
                       f"CPU (this process); at this pace all {self.planned:,} would take "
                       f"{wall * self.planned / sent / 60:.1f} min wall, "
-                      f"{used * self.planned / sent / 60:.2f} CPU-min (extrapolated)", flush=True)
+                      f"{used * self.planned / sent / 60:.2f} CPU-min (extrapolated); "
+                      f"load {load()}", flush=True)
 
     def stop(self) -> None:
         self.done.set()
+
+
+def load() -> str:
+    """The machine's load average (1, 5, 15 minutes): how shared it was."""
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def peak_rss_mib() -> float:
@@ -152,7 +159,8 @@ def main() -> None:
         ingest_paths(store, [dump], classify=runtime.classify)
         add_subscribers(store, args.subscribers)
         print(f"{store.engine.dialect.name}: {store.count_papers()} papers in the batch, "
-              f"{args.subscribers:,} subscribers, sink {args.sink} on its own process")
+              f"{args.subscribers:,} subscribers, sink {args.sink} on its own process; "
+              f"load average {load()}")
 
         now = dt.datetime.now(dt.UTC)
         plan, plan_wall, plan_cpu = stage(
@@ -179,7 +187,8 @@ def main() -> None:
         print(f"total:   {wall / 60:.1f} minutes wall, {cpu / 60:.2f} CPU-minutes; "
               f"{report.sent / send_wall:,.0f} messages/s sent; "
               f"{cpu / max(report.sent, 1) * 1000:.2f} ms CPU per message (plan + send); "
-              f"{report.renders} distinct bodies; peak RSS {peak_rss_mib():,.0f} MiB")
+              f"{report.renders} distinct bodies; peak RSS {peak_rss_mib():,.0f} MiB; "
+              f"load average {load()}")
         if sink is not None:
             print(f"sink:    {sink.count:,} messages, {sink.bytes / sink.count / 1024:.0f} KiB "
                   f"average, {sink.cpu_seconds():.1f} s CPU in the sink's process")
