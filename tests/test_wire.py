@@ -237,7 +237,14 @@ def test_token_slots_encode_as_the_whole_line_would(seed: int) -> None:
     }
     shapes = slots.shape(values, fields, token)
     fixed = [f"<fixed {i}>\r\n".encode() for i in range(len(lines) + 1)]
-    made = slots.TokenLines(fixed, lines, dict(zip(fields, shapes, strict=True)), length)
+    source = "".join(
+        parts[0].replace("{", "{{").replace("}", "}}") + "".join(
+            "{" + field + "}" + after.replace("{", "{{").replace("}", "}}")
+            for field, after in zip(used, parts[1:], strict=True)
+        )
+        for parts, used in lines
+    )
+    made = slots.TokenLines(fixed, source, dict(zip(fields, shapes, strict=True)), length)
     data = made.template % tuple(made.arguments(token.encode(), values))
     expected = [fixed[0]]
     for index, (parts, used) in enumerate(lines):

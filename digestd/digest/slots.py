@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import binascii
 import re
-import string
 from collections.abc import Mapping, Sequence
 
 #: tokens whose characters quoted-printable writes as themselves, and html.escape keeps
@@ -27,25 +26,14 @@ _MARKERS = "~^`|!#$*@;:?/+,<>[]{}()'\"abcdefghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUV
 #: where a token's place is noted before the marker is chosen
 _HOLE = "\x00"
 #: a line encoded per message, until its marker is chosen
-_SLOW = "\x01\n"
+_SLOW = "\x01"
 
 
-def parse_lines(source: str) -> list[tuple[list[str], list[str]]]:
-    """The personal lines of a format source (`_Part.lines`): for each line, its texts and
-    the fields between them (texts has one more item; the last ends with the newline)."""
-    lines: list[tuple[list[str], list[str]]] = [([""], [])]
-    for literal, field, _, _ in string.Formatter().parse(source):
-        while "\n" in literal:
-            head, literal = literal.split("\n", 1)
-            lines[-1][0][-1] += head + "\n"
-            lines.append(([""], []))
-        lines[-1][0][-1] += literal
-        if field is not None:
-            lines[-1][1].append(field)
-            lines[-1][0].append("")
-    if lines[-1] == ([""], []):
-        lines.pop()
-    return lines
+class _Shapes(dict[str, str]):
+    """Format values: a field's shape, or the mark of a line encoded per message."""
+
+    def __missing__(self, key: str) -> str:
+        return _SLOW
 
 
 class TokenLines:
@@ -56,66 +44,79 @@ class TokenLines:
     __slots__ = ("recipe", "slow_source", "template")
 
     def __init__(
-        self, fixed: Sequence[bytes], lines: Sequence[tuple[list[str], list[str]]],
-        shapes: Mapping[str, str | None], length: int,
+        self, fixed: Sequence[bytes], source: str, shapes: Mapping[str, str | None],
+        length: int,
     ):
-        texts: list[str] = []
-        slow: list[str] = []
-        for parts, fields in lines:
-            if all(shapes.get(field) is not None for field in fields):
-                pieces = [parts[0]]
-                for field, after in zip(fields, parts[1:], strict=True):
-                    pieces += [shapes[field] or "", after]
-                texts.append("".join(pieces))
-            else:
-                texts.append(_SLOW)  # this line is encoded per message
-                slow.append(_format_source(parts, fields))
-        joined = "".join(texts)
-        holes = sum(
-            (shapes[field] or "").count(_HOLE)
-            for parts, fields in lines
-            if all(shapes.get(field) is not None for field in fields)
-            for field in fields
-        )
-        if joined.count(_HOLE) != holes or joined.count(_SLOW[0]) != len(slow):
+        """`fixed` and `source` are a part's (`_Part.fixed`, `_Part.lines`); `shapes` each
+        field's value with the token's places marked, None for a value without the token."""
+        if _HOLE in source or _SLOW in source:
             raise ValueError("the text holds the characters that mark places")
-        marker = next((c for c in _MARKERS if c not in joined), None)
-        if marker is None:
+        values = _Shapes({field: value for field, value in shapes.items() if value is not None})
+        texts = source.format_map(values).split("\n")[:-1]
+        sources = source.split("\n")[:-1]
+        if len(texts) != len(sources):
+            raise ValueError("a value holds a line end")
+        slow: list[str] = []
+        for index, text in enumerate(texts):
+            if _SLOW in text:  # this line is encoded per message
+                texts[index] = _SLOW
+                slow.append(sources[index] + "\n")
+        joined = "\n".join(texts) + "\n"
+        free = (c for c in _MARKERS if c not in joined)  # each test reads the text: stop at two
+        marker, slow_line = next(free, None), next(free, None)
+        if marker is None or slow_line is None:
             raise ValueError("no marker character left")
-        slow_line = next(c for c in _MARKERS if c != marker and c not in joined)
-        joined = joined.replace(_SLOW, slow_line + "\n").replace(_HOLE, marker * length)
+        joined = joined.replace(_SLOW, slow_line).replace(_HOLE, marker * length)
         encoded = binascii.b2a_qp(joined.encode("utf-8"), istext=True)
-        encoded_lines = encoded.replace(b"=\n", b"=\r\x00").split(b"\n")[:-1]
-        runs = re.compile(re.escape(marker.encode()) + b"+")
+        # "%" doubled for the template; soft breaks as they are sent, the lines' own ends
+        # as a byte quoted-printable never writes, for the fixed text to go there at the end
+        blob = (
+            encoded.replace(b"%", b"%%").replace(b"=\n", b"=\r\x00").replace(b"\n", b"\x02")
+            .replace(b"\x00", b"\n")
+        )
+        marker_byte, slow_byte = marker.encode(), slow_line.encode()
+        run_of = re.compile(re.escape(marker_byte) + b"+")
         out: list[bytes] = []
         #: (0, start, end): a slice of the token; (k, 0, None): the k-th slow line, whole
         recipe: list[tuple[int, int, int | None]] = []
         slow_count = 0
         offset = 0  # where in a token the next marker is
-        for index, line in enumerate(encoded_lines):
-            out.append(fixed[index])
-            if line == slow_line.encode():
+        position = 0
+        # bytes.find, not a regular expression's search: the text between the places is most
+        # of it, and find skips it many times faster
+        next_marker, next_slow = blob.find(marker_byte), blob.find(slow_byte)
+        while next_marker >= 0 or next_slow >= 0:
+            if next_slow >= 0 and (next_marker < 0 or next_slow < next_marker):
+                out += [blob[position:next_slow], b"%s"]
                 slow_count += 1
-                out.append(b"%s\r\n")
                 recipe.append((slow_count, 0, None))
+                position = next_slow + 1
+                next_slow = blob.find(slow_byte, position)
                 continue
-            line = line.replace(b"%", b"%%").replace(b"=\r\x00", b"=\r\n")
-            position = 0
-            for run in runs.finditer(line):
-                out.append(line[position : run.start()])
-                left = run.end() - run.start()
+            run = run_of.match(blob, next_marker)
+            assert run is not None
+            out.append(blob[position:next_marker])
+            left = run.end() - next_marker
+            if left == length and not offset:  # a whole token, as most are
+                out.append(b"%s")
+                recipe.append((0, 0, length))
+            else:
                 while left:
                     take = min(left, length - offset)
                     out.append(b"%s")
                     recipe.append((0, offset, offset + take))
                     offset = (offset + take) % length
                     left -= take
-                position = run.end()
-            out.append(line[position:] + b"\r\n")
-        out.append(fixed[len(encoded_lines)])
-        if offset:
+            position = run.end()
+            next_marker = blob.find(marker_byte, position)
+        out.append(blob[position:])
+        lines = b"".join(out).split(b"\x02")[:-1]
+        whole = [fixed[0]]
+        for line, after in zip(lines, fixed[1:], strict=True):
+            whole += [line, b"\r\n", after]
+        if offset or slow_count != len(slow):
             raise ValueError("markers do not add up to whole tokens")
-        self.template = b"".join(out)
+        self.template = b"".join(whole)
         self.recipe = recipe
         #: the slow lines as one format source, each ending in a newline
         self.slow_source = "".join(slow)
@@ -133,15 +134,11 @@ class TokenLines:
 
 
 def shape(values: Mapping[str, str], fields: Sequence[str], token: str) -> tuple[str | None, ...]:
-    """Each field's value with the token's places marked, None when the token is not in it."""
+    """Each field's value with the token's places marked, None when the token is not in it
+    (or when the value holds a character used for marking)."""
     return tuple(
-        values[field].replace(token, _HOLE) if token in values[field] else None
+        values[field].replace(token, _HOLE)
+        if token in values[field] and _HOLE not in values[field] and _SLOW not in values[field]
+        else None
         for field in fields
     )
-
-
-def _format_source(parts: Sequence[str], fields: Sequence[str]) -> str:
-    out = [parts[0].replace("{", "{{").replace("}", "}}")]
-    for field, after in zip(fields, parts[1:], strict=True):
-        out += ["{" + field + "}", after.replace("{", "{{").replace("}", "}}")]
-    return "".join(out)

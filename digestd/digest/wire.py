@@ -42,7 +42,7 @@ from digestd.digest.message import (
     set_header,
 )
 from digestd.digest.render import PERSONAL_FIELDS, Body, Personal
-from digestd.digest.slots import TOKEN, TokenLines, parse_lines, shape
+from digestd.digest.slots import TOKEN, TokenLines, shape
 
 #: the policy the SMTP transport flattens with (CRLF); the Maildir one differs only in that
 SMTP_POLICY = POLICY.clone(linesep="\r\n")
@@ -330,11 +330,11 @@ class _Shaped:
         length, text_shapes, html_shapes = key
         assert isinstance(length, int)
         self.text = TokenLines(
-            text.fixed, parse_lines(text.lines),
+            text.fixed, text.lines,
             dict(zip(text.fields, text_shapes, strict=True)), length,  # type: ignore[call-overload]
         )
         self.html = TokenLines(
-            html_part.fixed, parse_lines(html_part.lines),
+            html_part.fixed, html_part.lines,
             dict(zip(html_part.fields, html_shapes, strict=True)), length,  # type: ignore[call-overload]
         )
         head, middle, tail = frame
