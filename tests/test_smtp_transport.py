@@ -589,3 +589,29 @@ def test_data_is_quoted_as_smtplib_quotes_it(data: bytes) -> None:
     if expected[-2:] != b"\r\n":
         expected += b"\r\n"
     assert smtp_module._stuffed(data) == expected + b".\r\n"
+
+
+@pytest.mark.parametrize(
+    ("address", "options"),
+    [
+        ("reader1@example.org", []),
+        ("reader1@example.org", ["size=12345"]),
+        ("bounces+AbC-_9@mail.example.co.uk", ["size=1", "BODY=8BITMIME"]),
+        ("Ada <ada@example.org>", []),
+        ("o'brien@example.org", ["size=3"]),
+    ],
+)
+def test_mail_and_rcpt_commands_are_smtplibs(address: str, options: list[str]) -> None:
+    import smtplib
+
+    def commands(client_class: type) -> list[tuple[str, str]]:
+        sent: list[tuple[str, str]] = []
+        client = client_class()
+        client.does_esmtp = True
+        client.putcmd = lambda cmd, args="": sent.append((cmd, args))
+        client.getreply = lambda: (250, b"ok")
+        client.mail(address, options)
+        client.rcpt(address, options)
+        return sent
+
+    assert commands(smtp_module._Client) == commands(smtplib.SMTP)

@@ -21,10 +21,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import smtplib
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -81,8 +82,29 @@ def _stuffed(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
+#: an address smtplib's quoteaddr would only put in angle brackets (it parses each one with
+#: the email package's address parser first, which costs more than the rest of the command)
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+.-]+@[A-Za-z0-9.-]+")
+
+
 class _Data:
-    """DATA as smtplib sends it (the same replies, the same errors), quoted by `_stuffed`."""
+    """MAIL, RCPT and DATA as smtplib sends them (the same replies, the same errors), with
+    plain addresses written directly and the message quoted by `_stuffed`."""
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        if not _PLAIN_ADDRESS.fullmatch(sender) or any(o.lower() == "smtputf8" for o in options):
+            return super().mail(sender, options)  # type: ignore[misc, no-any-return]
+        self.putcmd("mail", f"FROM:<{sender}>{self._options(options)}")  # type: ignore[attr-defined]
+        return self.getreply()  # type: ignore[attr-defined, no-any-return]
+
+    def rcpt(self, recipient: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        if not _PLAIN_ADDRESS.fullmatch(recipient):
+            return super().rcpt(recipient, options)  # type: ignore[misc, no-any-return]
+        self.putcmd("rcpt", f"TO:<{recipient}>{self._options(options)}")  # type: ignore[attr-defined]
+        return self.getreply()  # type: ignore[attr-defined, no-any-return]
+
+    def _options(self, options: Sequence[str]) -> str:
+        return " " + " ".join(options) if options and self.does_esmtp else ""  # type: ignore[attr-defined]
 
     def data(self, msg: bytes | str) -> tuple[int, bytes]:
         if isinstance(msg, str):
