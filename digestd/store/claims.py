@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Integer, Select, bindparam, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from digestd.bounce_score import BounceRules
@@ -103,6 +103,8 @@ class ClaimStore(Database):
     _ledger_engine: Engine | None = None
     #: the per-message statements, compiled for this store's dialect on first use
     _prepared: dict[str, Prepared] | None = None
+    #: the claim's two queries (see `_claim_queries`)
+    _claim_queries: tuple[Select[Any], ...] | None = None
     #: per thread: the DBAPI connection a sending run holds (see `holding_ledger`)
     _held: threading.local | None = None
 
@@ -202,13 +204,14 @@ class ClaimStore(Database):
         settled as failed in the same transaction and never handed out.
         """
         until = now + lease
+        queries = self._claim_queries
+        if queries is None:
+            # built once: making the statements and their cache keys cost more than running them
+            queries = self._claim_queries = _claim_queries(self.is_postgres)
         with self._ledger() as connection:
             rows = []
-            for condition in _claimable_each(now):
-                query = select(_DELIVERIES).where(condition).order_by(Delivery.id).limit(limit)
-                if self.is_postgres:
-                    query = query.with_for_update(skip_locked=True, of=Delivery)
-                rows += connection.execute(query).all()
+            for query in queries:
+                rows += connection.execute(query, {"claim_now": now, "claim_limit": limit}).all()
             # the lowest ids of both, as one query over both statuses would give
             rows = sorted(rows, key=lambda row: row.id)[:limit]
             if not rows:
@@ -386,6 +389,21 @@ class ClaimStore(Database):
                 .values(**values)
             )
 
+
+
+def _claim_queries(postgres: bool) -> tuple[Select[Any], ...]:
+    """The first due rows of each status in id order, up to `claim_limit`, at `claim_now`."""
+    now = bindparam("claim_now", type_=Delivery.next_attempt_at.type)
+    queries = []
+    for condition in _claimable_each(now):
+        query = (
+            select(_DELIVERIES).where(condition).order_by(Delivery.id)
+            .limit(bindparam("claim_limit", type_=Integer))
+        )
+        if postgres:
+            query = query.with_for_update(skip_locked=True, of=Delivery)
+        queries.append(query)
+    return tuple(queries)
 
 
 def _subscriber_records(
