@@ -15,17 +15,18 @@ random (immediate cadence), then times:
   distinct body rendered (a cache miss), and a message assembled from a cached body (what every
   other subscriber costs), next to the same message built and flattened by the email package.
 
-What "a distinct body" costs: `composer.compose` for a subscriber whose digest is not among
-the cached bodies, so the digest is built (plan_sections and the DigestPaper values), both
-templates rendered, the body quoted-printable encoded for assembling and that subscriber's
-message assembled. What stays cached, as in a real run once its first bodies are made: the
-templates (premailer inlined once), each paper's DigestPaper value, each paper's fragment of
-both templates (the ``paper`` block) with its quoted-printable bytes, and the memos of wrap,
-highlight, matched and the Subject line. The 500 sampled subscribers' digests are all composed
-once before the measurement, so every paper fragment they show is warm. The second figure says
-what those caches save over a run: the same subscribers composed from empty caches (templates
-still loaded), the CPU of the calls that made a new body divided by the bodies made, so each
-fragment is paid once, by the first body that shows its paper.
+What "a distinct body" costs: for a subscriber whose digest is not among the cached bodies,
+the digest built (plan_sections and the DigestPaper values), both templates rendered and the
+body quoted-printable encoded for assembling (`Composer.digest`, then `wire_body`); printed
+next to it, what that body's first message then costs (`compose`: its assembly, which makes
+the body's template for the subscribers' token shape, see wire.py). What stays cached, as in
+a real run once its first bodies are made: the templates (premailer inlined once), each
+paper's DigestPaper value, each paper's fragment of both templates (the ``paper`` block) with
+its quoted-printable bytes, and the memos of wrap, highlight, matched and the Subject line.
+The 500 sampled subscribers' digests are all composed once before the measurement, so every
+paper fragment they show is warm. The "run" figure says what those caches save: the same
+subscribers composed from empty caches (templates still loaded), the CPU of making each new
+body divided by the bodies made, so each fragment is paid once, by the first body showing it.
 
 The sink runs in a process of its own (`sink.py`), so it does not compete for the GIL with what
 is measured. Figures are wall time and CPU time of this process; send and bare are compared in
@@ -43,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from digestd.config import Config, HttpConfig, MailConfig, PathsConfig, SmtpConfig
 from digestd.delivery import plan_digests, send_pending
@@ -52,7 +54,7 @@ from digestd.digest.message import message_bytes
 from digestd.digest.wire import SMTP_POLICY, Assembled
 from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
-from digestd.store import Store
+from digestd.store import SelectedPaper, Store, SubscriberRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from population import add_subscribers
@@ -83,12 +85,19 @@ def forget_everything(composer: Composer) -> None:
         memo.cache_clear()
 
 
-def render_costs(
-    runtime: Runtime, samples: int
-) -> tuple[float, float, int, float, float, int]:
-    """(ms per distinct body with the per-paper caches warm, ms per distinct body over a run
-    from empty caches, bodies in that run, ms per cached message, ms per message through the
-    email package, HTML bytes of the largest body)."""
+class RenderCosts(NamedTuple):
+    """Milliseconds of CPU, and the largest HTML part in bytes."""
+
+    distinct: float  # a distinct body, per-paper caches warm
+    first: float  # that body's first message
+    run: float  # a distinct body, over a run from empty caches
+    bodies: int  # bodies made in that run
+    cached: float  # a message from a cached body
+    package: float  # the same message through the email package
+    size: int
+
+
+def render_costs(runtime: Runtime, samples: int) -> RenderCosts:
     store = runtime.store
     topic_names = {t.slug: t.name for t in store.topics()}
     subscribers = store.subscribers(status="active")[:samples]
@@ -104,23 +113,31 @@ def render_costs(
     for subscriber, selected in selections[:20]:
         composer.compose(subscriber, selected, topic_names, digest_key="0-5", now=now)
 
+    def body(subscriber: SubscriberRecord, selected: list[SelectedPaper]) -> None:
+        _, made = composer.digest(subscriber, selected, topic_names, now)
+        composer._wire(made)  # the encoding compose() would do first, kept by the composer
+
     # a run from empty caches: what each new body cost, its papers' first fragments included
     forget_everything(composer)
     run, bodies = 0.0, 0
     for subscriber, selected in selections:
         renders = composer.renderer.renders
         started = time.process_time()
-        composer.compose(subscriber, selected, topic_names, digest_key="0-5", now=now)
+        body(subscriber, selected)
         spent = time.process_time() - started
         if composer.renderer.renders > renders:
             run, bodies = run + spent, bodies + 1
+        composer.compose(subscriber, selected, topic_names, digest_key="0-5", now=now)
 
-    distinct = []
+    distinct, first = [], []
     for subscriber, selected in selections[:60]:
         composer.clear()  # every body a miss; the per-paper caches stay warm (see above)
         started = time.process_time()
+        body(subscriber, selected)
+        made = time.process_time()
         composer.compose(subscriber, selected, topic_names, digest_key="0-5", now=now)
-        distinct.append(time.process_time() - started)
+        distinct.append(made - started)
+        first.append(time.process_time() - made)
 
     for subscriber, selected in selections:
         composer.compose(subscriber, selected, topic_names, digest_key="0-5", now=now)
@@ -139,8 +156,9 @@ def render_costs(
         message_bytes(composed.message, SMTP_POLICY)
         package.append(time.process_time() - started)
         size = max(size, len(composed.html.encode()))
-    return (
-        statistics.mean(distinct) * 1000, run / max(bodies, 1) * 1000, bodies,
+    return RenderCosts(
+        statistics.mean(distinct) * 1000, statistics.mean(first) * 1000,
+        run / max(bodies, 1) * 1000, bodies,
         statistics.mean(cached) * 1000, statistics.mean(package) * 1000, size,
     )
 
@@ -204,12 +222,13 @@ def main() -> int:
         print(f"ratio: digest send costs {bare_per_cpu / send_per_cpu:.2f}x the bare loop's CPU "
               f"per message")
 
-        distinct_ms, run_ms, bodies, cached_ms, package_ms, size = render_costs(runtime, 500)
-        print(f"render (warm, CPU): {distinct_ms:.2f} ms per distinct body (per-paper caches "
-              f"warm; {run_ms:.2f} ms each over a run of {bodies} bodies from empty caches), "
-              f"{cached_ms:.3f} ms per message from a cached body (assembled bytes), "
-              f"{package_ms:.3f} ms for the same message through the email package; largest "
-              f"HTML part {size / 1024:.0f} KiB")
+        costs = render_costs(runtime, 500)
+        print(f"render (warm, CPU): {costs.distinct:.2f} ms per distinct body (per-paper caches "
+              f"warm; {costs.run:.2f} ms each over a run of {costs.bodies} bodies from empty "
+              f"caches), then {costs.first:.2f} ms for its first message; {costs.cached:.3f} ms "
+              f"per message from a cached body (assembled bytes), {costs.package:.3f} ms for the "
+              f"same message through the email package; largest HTML part "
+              f"{costs.size / 1024:.0f} KiB")
         runtime.close()
     sink.stop()
     return 0
