@@ -10,7 +10,7 @@ import pytest
 
 from digestd.store import Store
 
-from support import POSTGRES_ENV, postgres_schema
+from support import POSTGRES_ENV, migrate_from_template, postgres_schema
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "samples" / "seeds"
@@ -48,6 +48,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
+    migrate_from_template(database_url)
     store = Store.open(database_url)
     try:
         yield store
