@@ -51,13 +51,18 @@ debs:
 	  if command -v systemctl >/dev/null; then $(SUDO) systemctl disable --now dovecot || true; fi; \
 	fi
 
+# Tests run in parallel, one process per CPU (pytest-xdist; JOBS=0 runs them in this one).
+# Tests marked xdist_group share a process: their modules write the same files.
+JOBS ?= auto
+XDIST := -n $(JOBS) --dist loadgroup
+
 # The quick suite: everything but the tests marked slow (real MTAs, crash loops, big batches).
 test: $(STAMP) debs
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 # The whole suite, slow integration tests included; CI runs this.
 test-all: $(STAMP) debs
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check digestd tests benchmarks

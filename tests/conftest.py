@@ -62,3 +62,12 @@ def no_ssl_cert_file(monkeypatch: pytest.MonkeyPatch) -> None:
     shell says."""
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In parallel runs (-n), the modules holding slow tests are handed out first: a test of a
+    minute left for the end would run alone while the other processes sit idle."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)

@@ -34,6 +34,8 @@ from support import chromium
 REPO = Path(__file__).resolve().parents[1]
 SEED_FILES = sorted((REPO / "samples" / "seeds").glob("*.txt"))
 ARTIFACTS = REPO / "test-artifacts" / "browser"
+# both browser modules write screenshots there (and one empties it first): one process runs them
+pytestmark = pytest.mark.xdist_group("browser-artifacts")
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 ADDRESS = "ada.lovelace@example.org"
