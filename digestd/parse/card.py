@@ -159,8 +159,13 @@ def _skip_header(text: str) -> tuple[int, int, str | None]:
 # alternation without the bookkeeping of a repeat (an eighth of the pattern's time).
 _DATE_SHAPE = r"[A-Za-z]{3,9}\.?[^\S\n]+\d{1,2}(?:,[^\S\n]*\d{4}|)(?:[^\S\n]+\d+(?:\.\d+|)[kK]?|)"
 _NOT_DATE = r"(?!" + _DATE_SHAPE + r"(?:\n|\Z))"
-# a line at least this long is never metadata, and normalisation leaves it that long
-_LONG_LINE = r"\S[^\n" + CLEAN_CHARS + r"]{" + str(ORG_MAX_LEN - 1) + r"}[^\s" + CLEAN_CHARS + r"]"
+# a line at least this long is never metadata, and normalisation leaves it that long: nothing
+# for it to change up to a character that is no blank, at that length or further on (not only
+# right at it: one abstract in six has a space there)
+_LONG_LINE = (
+    r"\S[^\n" + CLEAN_CHARS + r"]{" + str(ORG_MAX_LEN - 1) + r"}[^\n" + CLEAN_CHARS + r"]*?"
+    r"[^\s" + CLEAN_CHARS + r"]"
+)
 _PAPER_RE = re.compile(
     # the title: opens with a letter, is no date line, ends in no blank
     _NOT_DATE + r"(?P<title>[A-Za-z](?:[^\n]*\S|))\n\n+"

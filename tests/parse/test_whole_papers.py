@@ -136,6 +136,21 @@ def test_control_characters_in_ascii_and_other_abstracts() -> None:
             _both(text)
 
 
+def test_paper_without_metadata_before_lines_around_the_long_length() -> None:
+    """What follows a paper without metadata opens the next one only when its second block's
+    first line stays longer than any metadata line once normalised."""
+    header = "new\n\nDaily Papers\n\nMay 27\n\n"
+    abstract = "We study things at length; " * 8 + "results follow."
+    meta = "  • 4 authors\n·\nMar 5, 2024 3"
+    for line in ["a" * 120 + " b", "a" * 120 + " \u200b", "a" * 120 + "  ", "a" * 121,
+                 "a" * 119 + " " + "b" * 5, "a" * 50 + "\u200b" + "b" * 100, "a" * 120 + "\t b",
+                 "a" * 120 + " " * 30 + ".", "acme " + "A" * 116, "1" * 121 + " authors"]:
+        for tail in ["", "\n\n" + meta]:
+            text = header + "\n\n".join(["A title", abstract, "Next title", line]) + tail
+            _both(text + "\n")
+            _both(text)
+
+
 def test_repeated_organisations_and_dates_are_read_the_same() -> None:
     """A dump's dates and organisation lines are read once each; every paper still gets its
     own reading, the invalid ones included."""
