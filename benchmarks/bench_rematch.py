@@ -155,6 +155,8 @@ def main() -> None:
                 size = session.scalar(text(
                     "SELECT sum(length(block)) FROM paper_terms_data"))
                 print(f"index size: {size / 2**20:.1f} MiB")
+            kept = session.scalar(text("SELECT sum(length(words)) FROM paper_terms_words"))
+            print(f"kept words: {(kept or 0) / 2**20:.1f} MiB (characters)")
         store.dispose()
 
 
