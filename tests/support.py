@@ -318,3 +318,33 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def seed_readers(tmp: Path, readers: int) -> tuple[list[tuple[Any, Any]], dict[str, str]]:
+    """Readers of overlapping starter topics over three seed dumps, each with the papers due to
+    them: [(SubscriberRecord, selected papers)], and the topics' names by slug."""
+    from digestd.config import Config, PathsConfig
+    from digestd.ingest import ingest_paths
+    from digestd.runtime import Runtime
+    from digestd.store import Store
+    from digestd.subscribers import add_subscriber
+    from digestd.topics import STARTER_TOPICS
+
+    seeds = sorted((Path(__file__).resolve().parents[1] / "samples" / "seeds").glob("*.txt"))
+    config = Config(paths=PathsConfig(seeds_dir=tmp / "seeds", data_dir=tmp / "var"))
+    runtime = Runtime.open(config, store=Store.open(f"sqlite:///{tmp / 'd.db'}"))
+    try:
+        ingest_paths(runtime.store, seeds[:3], classify=runtime.classify)
+        slugs = [t.slug for t in STARTER_TOPICS]
+        for number in range(readers):
+            topics = [slugs[number % len(slugs)], slugs[(number * 5 + 2) % len(slugs)]]
+            add_subscriber(runtime.store, f"s{number}@example.org", topics, cadence="immediate")
+        found = []
+        for subscriber in runtime.store.subscribers(status="active"):
+            since_start = dataclasses.replace(subscriber, since_batch_id=0)
+            selected = runtime.store.due_papers(since_start)
+            if selected:
+                found.append((subscriber, selected))
+        return found, {t.slug: t.name for t in runtime.store.topics()}
+    finally:
+        runtime.close()

@@ -15,12 +15,9 @@ from digestd.digest import Composer
 from digestd.digest.fragments import Fragment
 from digestd.digest.message import message_bytes
 from digestd.digest.wire import SMTP_POLICY
-from digestd.ingest import ingest_paths
 from digestd.resources import templates_dir
-from digestd.runtime import Runtime
-from digestd.store import Store
-from digestd.subscribers import add_subscriber
-from digestd.topics import STARTER_TOPICS
+
+from support import seed_readers
 
 NOW = dt.datetime(2025, 6, 3, 6, 30, tzinfo=dt.UTC)
 BLOCK = "{% block paper scoped %}\n"
@@ -30,22 +27,7 @@ END = "{% endblock %}\n"
 @pytest.fixture(scope="module")
 def readers(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """(subscriber, selected papers) pairs with overlapping topics, and the topic names."""
-    tmp = tmp_path_factory.mktemp("fragments")
-    seeds = sorted((Path(__file__).resolve().parents[1] / "samples" / "seeds").glob("*.txt"))
-    config = Config(paths=PathsConfig(seeds_dir=tmp / "seeds", data_dir=tmp / "var"))
-    runtime = Runtime.open(config, store=Store.open(f"sqlite:///{tmp / 'd.db'}"))
-    ingest_paths(runtime.store, seeds[:3], classify=runtime.classify)
-    slugs = [t.slug for t in STARTER_TOPICS]
-    for number in range(12):
-        topics = [slugs[number % len(slugs)], slugs[(number * 5 + 2) % len(slugs)]]
-        add_subscriber(runtime.store, f"s{number}@example.org", topics, cadence="immediate")
-    found = []
-    for subscriber in runtime.store.subscribers(status="active"):
-        selected = runtime.store.due_papers(dataclasses.replace(subscriber, since_batch_id=0))
-        if selected:
-            found.append((subscriber, selected))
-    names = {t.slug: t.name for t in runtime.store.topics()}
-    runtime.close()
+    found, names = seed_readers(tmp_path_factory.mktemp("fragments"), 12)
     assert len(found) >= 8
     return found, names
 

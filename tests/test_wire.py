@@ -21,11 +21,9 @@ from digestd.delivery.signing import DkimSigner
 from digestd.digest import Composer, slots
 from digestd.digest.message import POLICY, message_bytes
 from digestd.digest.wire import SMTP_POLICY
-from digestd.ingest import ingest_paths
-from digestd.runtime import Runtime
-from digestd.store import Store, SubscriberRecord
-from digestd.subscribers import add_subscriber
-from digestd.topics import STARTER_TOPICS
+from digestd.store import SubscriberRecord
+
+from support import seed_readers
 
 NOW = dt.datetime(2025, 6, 3, 6, 30, 12, 345678, tzinfo=dt.UTC)
 
@@ -57,22 +55,8 @@ def _config(tmp_path: Path, base_url: str, *, verp: bool = False) -> Config:
 
 @pytest.fixture(scope="module")
 def selections(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    tmp = tmp_path_factory.mktemp("wire")
-    seed_files = sorted((Path(__file__).resolve().parents[1] / "samples" / "seeds").glob("*.txt"))
-    config = Config(paths=PathsConfig(seeds_dir=tmp / "seeds", data_dir=tmp / "var"))
-    runtime = Runtime.open(config, store=Store.open(f"sqlite:///{tmp / 'd.db'}"))
-    ingest_paths(runtime.store, seed_files[:3], classify=runtime.classify)
-    slugs = [t.slug for t in STARTER_TOPICS]
-    for number in range(8):
-        topics = [slugs[number % len(slugs)], slugs[(number * 5 + 2) % len(slugs)]]
-        add_subscriber(runtime.store, f"s{number}@example.org", topics, cadence="immediate")
-    found = []
-    for subscriber in runtime.store.subscribers(status="active"):
-        selected = runtime.store.due_papers(dataclasses.replace(subscriber, since_batch_id=0))
-        if selected:
-            found.append((subscriber.topics, selected))
-    topic_names = {t.slug: t.name for t in runtime.store.topics()}
-    runtime.close()
+    readers, topic_names = seed_readers(tmp_path_factory.mktemp("wire"), 8)
+    found = [(subscriber.topics, selected) for subscriber, selected in readers]
     assert len(found) >= 4
     return found, topic_names
 
