@@ -20,7 +20,7 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from digestd.config import Config as DigestdConfig
 from digestd.config import HttpConfig, PathsConfig
@@ -28,6 +28,7 @@ from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.store.models import Delivery, PaperRevision, PaperTopic, Rating, Sighting
+from digestd.store.terms import words_table
 from digestd.subscribers import add_subscriber
 from digestd.topics import TopicDefinition, compile_topics, match_paper
 from digestd.web.server import ServerThread, loopback_socket, make_server
@@ -238,6 +239,9 @@ def test_id_keyed_and_title_keyed_papers_merge_keeping_history(
             Rating(subscriber_id=subscriber.id, paper_id=keyed.id, value=-1, rated_at=now),
             Rating(subscriber_id=other.id, paper_id=keyed.id, value=1, rated_at=now),
         ])
+    # the younger row's words were kept when it was matched
+    with store.write() as session:
+        session.execute(insert(words_table), [{"paper_id": keyed.id, "words": "kept"}])
     # v2 takes the text dump's title: the two rows are one paper
     v2 = _api_dump(
         tmp_path / "002.atom",
@@ -257,6 +261,8 @@ def test_id_keyed_and_title_keyed_papers_merge_keeping_history(
         assert sorted(sightings) == [titled.id] * 3
         topics = session.scalars(select(PaperTopic.paper_id)).all()
         assert topics == [titled.id]
+        # and they went with it
+        assert session.scalars(select(words_table.c.paper_id)).all() == []
         (paper_ids,) = session.scalars(select(Delivery.paper_ids)).all()
     assert paper_ids == [titled.id]
     with store.read() as session:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from digestd.parse import ParsedPaper, paper_key
 from digestd.store.models import Base, Delivery, Paper, PaperAlias, PaperTopic, Sighting
+from digestd.store.terms import words_table
 
 CHUNK = 500
 
@@ -148,6 +149,8 @@ def merge_papers(session: Session, survivor_id: int, merged_id: int) -> dict[str
         update(PaperAlias).where(PaperAlias.paper_id == merged_id).values(paper_id=survivor_id)
     )
     session.add(PaperAlias(slug=gone_slug, paper_id=survivor_id))
+    # the merged row's kept words belong to no paper any more
+    session.execute(delete(words_table).where(words_table.c.paper_id == merged_id))
     session.execute(delete(Paper).where(Paper.id == merged_id))
     session.flush()
     changes: dict[str, Any] = {}
