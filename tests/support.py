@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -109,8 +110,14 @@ def migrate_from_template(url: str) -> None:
         assert parsed.database and not Path(parsed.database).exists(), parsed.database
         shutil.copyfile(_sqlite_template(), parsed.database)
         return
+    template = _postgres_template()
+    if template is None:  # no usable pg_dump here: the schema is migrated as digestd would
+        from digestd.store import Store
+
+        Store.open(url).dispose()
+        return
     schema = parsed.query["options"].split("search_path=", 1)[1].split()[0]
-    script = _postgres_template().replace(_TEMPLATE_SCHEMA, schema)
+    script = template.replace(_TEMPLATE_SCHEMA, schema)
     engine = create_engine(url)
     try:
         connection = engine.raw_connection()
@@ -141,8 +148,10 @@ def _sqlite_template() -> Path:
 _TEMPLATE_SCHEMA = f"digestd_template_{uuid.uuid4().hex[:12]}"
 
 
-def _postgres_template() -> str:
-    """The SQL that makes a migrated schema, as pg_dump writes it, for `_TEMPLATE_SCHEMA`."""
+def _postgres_template() -> str | None:
+    """The SQL that makes a migrated schema, as pg_dump writes it, for `_TEMPLATE_SCHEMA`;
+    None when pg_dump is not installed (Debian: postgresql-client) or cannot read the server
+    (a client older than the server), and then each schema is migrated instead, only slower."""
     if "postgres" not in _migrated:
         from digestd.store import Store
 
@@ -153,15 +162,23 @@ def _postgres_template() -> str:
                 connection.execute(text(f'CREATE SCHEMA "{_TEMPLATE_SCHEMA}"'))
             Store.open(_schema_url(base, _TEMPLATE_SCHEMA)).dispose()
             target = make_url(base).set(drivername="postgresql")
-            dump = subprocess.run(
-                ["pg_dump", "--schema", _TEMPLATE_SCHEMA, "--no-owner", "--no-privileges",
-                 "--inserts", target.render_as_string(hide_password=False)],
-                capture_output=True, text=True, check=True, timeout=120,
-            ).stdout
+            try:
+                dump = subprocess.run(
+                    ["pg_dump", "--schema", _TEMPLATE_SCHEMA, "--no-owner", "--no-privileges",
+                     "--inserts", target.render_as_string(hide_password=False)],
+                    capture_output=True, text=True, check=True, timeout=120,
+                ).stdout
+            except (OSError, subprocess.CalledProcessError) as exc:
+                warnings.warn(f"pg_dump unusable ({exc}); each PostgreSQL test schema is "
+                              "migrated instead", stacklevel=2)
+                dump = None
         finally:
             with admin.begin() as connection:
                 connection.execute(text(f'DROP SCHEMA IF EXISTS "{_TEMPLATE_SCHEMA}" CASCADE'))
             admin.dispose()
+        if dump is None:
+            _migrated["postgres"] = None
+            return None
         # The schema exists already; psql's own commands (\restrict) are not SQL; the
         # session settings pg_dump starts with would outlive the script on the connection.
         kept = [line for line in dump.splitlines()
