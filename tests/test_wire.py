@@ -237,3 +237,24 @@ def test_token_slots_encode_as_the_whole_line_would(seed: int) -> None:
         encoded = binascii.b2a_qp(line.encode(), istext=True).replace(b"\n", b"\r\n")
         expected += [encoded, fixed[index + 1]]
     assert data == b"".join(expected)
+
+
+def test_token_lines_kept_per_line_fit_other_bodies_and_token_lengths() -> None:
+    """Encoded lines are kept for the process: the same link line in another body (other
+    fixed text around it, another line order) or for a token of another length is still the
+    bytes binascii writes for it."""
+    link = "<a href=3D'https://x.example/p/1?reader={reader}'>" + "w" * 40 + "</a>\n"
+    other = "feedback: https://x.example/f/{reader}/" + "." * 70 + "\n"
+    for token in ("abc", "A" * 43, "abc", "x_-9" * 9):
+        values = {"reader": token}
+        shapes = slots.shape(values, ["reader"], token)
+        for source in (link + other, other + link + link):
+            count = source.count("\n")
+            fixed = [f"<fixed {len(token)} {i}>\r\n".encode() for i in range(count + 1)]
+            made = slots.TokenLines(fixed, source, {"reader": shapes[0]}, len(token))
+            data = made.template % tuple(made.arguments(token.encode(), values))
+            expected = [fixed[0]]
+            for index, line in enumerate(source.format_map(values).splitlines(keepends=True)):
+                encoded = binascii.b2a_qp(line.encode(), istext=True)
+                expected += [encoded.replace(b"\n", b"\r\n"), fixed[index + 1]]
+            assert data == b"".join(expected)

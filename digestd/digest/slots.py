@@ -6,9 +6,12 @@ rest of each such link is the same for everybody. Quoted-printable encoding is a
 pass whose only state is the column (see tests/test_wire.py), and a token's characters
 (``[A-Za-z0-9_-]``) are each written as themselves. So for a given token length and given
 text around the tokens, the encoded lines are the same bytes for every subscriber with the
-token's characters at the same places, soft line breaks included. `TokenLines` encodes the
-lines once with a marker character standing in for each token character, keeps the result
+token's characters at the same places, soft line breaks included. `TokenLines` encodes each
+line once with a marker character standing in for each token character, keeps the result
 as a bytes template with a slot for each run of markers, and fills it by slicing the token.
+The column is reset at every line end, so each line is encoded alone and the result kept
+for the process: a paper's link lines are the same in every body that shows the paper, and
+a new body mostly joins lines encoded for earlier ones.
 Lines with another personal value (a name, an address, the greeting) are encoded for each
 message as before; they are few.
 """
@@ -16,6 +19,7 @@ message as before; they are few.
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -54,68 +58,21 @@ class TokenLines:
         values = _Shapes({field: value for field, value in shapes.items() if value is not None})
         texts = source.format_map(values).split("\n")[:-1]
         sources = source.split("\n")[:-1]
-        if len(texts) != len(sources):
+        if len(texts) != len(sources) or len(fixed) != len(texts) + 1:
             raise ValueError("a value holds a line end")
-        slow: list[str] = []
-        for index, text in enumerate(texts):
-            if _SLOW in text:  # this line is encoded per message
-                texts[index] = _SLOW
-                slow.append(sources[index] + "\n")
-        joined = "\n".join(texts) + "\n"
-        free = (c for c in _MARKERS if c not in joined)  # each test reads the text: stop at two
-        marker, slow_line = next(free, None), next(free, None)
-        if marker is None or slow_line is None:
-            raise ValueError("no marker character left")
-        joined = joined.replace(_SLOW, slow_line).replace(_HOLE, marker * length)
-        encoded = binascii.b2a_qp(joined.encode("utf-8"), istext=True)
-        # "%" doubled for the template; soft breaks as they are sent, the lines' own ends
-        # as a byte quoted-printable never writes, for the fixed text to go there at the end
-        blob = (
-            encoded.replace(b"%", b"%%").replace(b"=\n", b"=\r\x00").replace(b"\n", b"\x02")
-            .replace(b"\x00", b"\n")
-        )
-        marker_byte, slow_byte = marker.encode(), slow_line.encode()
-        run_of = re.compile(re.escape(marker_byte) + b"+")
-        out: list[bytes] = []
+        whole = [fixed[0]]
         #: (0, start, end): a slice of the token; (k, 0, None): the k-th slow line, whole
         recipe: list[tuple[int, int, int | None]] = []
-        slow_count = 0
-        offset = 0  # where in a token the next marker is
-        position = 0
-        # bytes.find, not a regular expression's search: the text between the places is most
-        # of it, and find skips it many times faster
-        next_marker, next_slow = blob.find(marker_byte), blob.find(slow_byte)
-        while next_marker >= 0 or next_slow >= 0:
-            if next_slow >= 0 and (next_marker < 0 or next_slow < next_marker):
-                out += [blob[position:next_slow], b"%s"]
-                slow_count += 1
-                recipe.append((slow_count, 0, None))
-                position = next_slow + 1
-                next_slow = blob.find(slow_byte, position)
+        slow: list[str] = []
+        for text, line_source, after in zip(texts, sources, fixed[1:], strict=True):
+            if _SLOW in text:  # this line is encoded per message
+                slow.append(line_source + "\n")
+                recipe.append((len(slow), 0, None))
+                whole += [b"%s\r\n", after]
                 continue
-            run = run_of.match(blob, next_marker)
-            assert run is not None
-            out.append(blob[position:next_marker])
-            left = run.end() - next_marker
-            if left == length and not offset:  # a whole token, as most are
-                out.append(b"%s")
-                recipe.append((0, 0, length))
-            else:
-                while left:
-                    take = min(left, length - offset)
-                    out.append(b"%s")
-                    recipe.append((0, offset, offset + take))
-                    offset = (offset + take) % length
-                    left -= take
-            position = run.end()
-            next_marker = blob.find(marker_byte, position)
-        out.append(blob[position:])
-        lines = b"".join(out).split(b"\x02")[:-1]
-        whole = [fixed[0]]
-        for line, after in zip(lines, fixed[1:], strict=True):
-            whole += [line, b"\r\n", after]
-        if offset or slow_count != len(slow):
-            raise ValueError("markers do not add up to whole tokens")
+            template, slices = _line(text, length)
+            whole += [template, after]
+            recipe += slices
         self.template = b"".join(whole)
         self.recipe = recipe
         #: the slow lines as one format source, each ending in a newline
@@ -131,6 +88,44 @@ class TokenLines:
                 for line in encoded.replace(b"=\n", b"=\r\x00").split(b"\n")[:-1]
             ]
         return [pool[source][start:end] for source, start, end in self.recipe]
+
+
+@functools.lru_cache(maxsize=16_384)
+def _line(text: str, length: int) -> tuple[bytes, tuple[tuple[int, int, int], ...]]:
+    """One line with the token's places marked by `_HOLE`, encoded: its bytes template
+    ("%" doubled, a "%s" per token slice, ending in CRLF) and the token slice of each slot.
+    Raises ValueError when the places do not add up to whole tokens."""
+    marker = next((c for c in _MARKERS if c not in text), None)
+    if marker is None:
+        raise ValueError("no marker character left")
+    encoded = binascii.b2a_qp((text.replace(_HOLE, marker * length) + "\n").encode(), istext=True)
+    # soft breaks as they are sent; the line's own end as CRLF
+    blob = encoded[:-1].replace(b"%", b"%%").replace(b"=\n", b"=\r\n") + b"\r\n"
+    marker_byte = marker.encode()
+    out: list[bytes] = []
+    slices: list[tuple[int, int, int]] = []
+    offset = 0  # where in a token the next marker is
+    position = 0
+    found = blob.find(marker_byte)
+    while found >= 0:
+        end = found
+        while blob[end : end + 1] == marker_byte:
+            end += 1
+        out.append(blob[position:found])
+        left = end - found
+        # a token is cut where a soft break falls inside it
+        while left:
+            take = min(left, length - offset)
+            out.append(b"%s")
+            slices.append((0, offset, offset + take))
+            offset = (offset + take) % length
+            left -= take
+        position = end
+        found = blob.find(marker_byte, position)
+    if offset:
+        raise ValueError("markers do not add up to whole tokens")
+    out.append(blob[position:])
+    return b"".join(out), tuple(slices)
 
 
 def shape(values: Mapping[str, str], fields: Sequence[str], token: str) -> tuple[str | None, ...]:
