@@ -11,6 +11,10 @@ includes preparing each paper once (tokenising and stemming); the queries are co
 the clock starts, as the daemon does at start-up. ``--kept`` also times matching the same papers
 from their kept words (cut and packed before the clock starts), as re-matching stored papers
 does.
+
+``--against REF [REF ...]`` instead times this tree's matcher and each commit's in child
+processes (ref_matcher.py), taking turns for ``--rounds`` rounds, both loops each (a commit
+without kept words runs only the first), and checks every match of every paper is the same.
 """
 
 from __future__ import annotations
@@ -123,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds-dir", type=Path, default=DEFAULT_SEEDS, help="seed dumps")
     parser.add_argument("--kept", action="store_true",
                         help="also match from each paper's kept words (digestd.topics.packed)")
+    parser.add_argument("--against", nargs="+", metavar="REF",
+                        help="time this tree next to these commits' matchers, in turns")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds with --against (3)")
     args = parser.parse_args(argv)
+    if args.against:
+        return against(args)
 
     titles, sentences = read_seeds(args.seeds_dir)
     papers = synthetic_papers(args.papers, titles, sentences, args.seed)
@@ -169,6 +178,41 @@ def main(argv: list[str] | None = None) -> int:
     for definition in definitions:
         share = per_topic[definition.slug] / len(papers)
         print(f"  {definition.slug:<22}{per_topic[definition.slug]:>8,}  {share:6.1%}")
+    return 0
+
+
+def against(args: argparse.Namespace) -> int:
+    """This tree's matcher next to other commits', each in its own process, in turns."""
+    from ref_matcher import RefMatcher
+
+    names = ["this tree", *args.against]
+    matchers = [RefMatcher(None if name == "this tree" else name, args.papers, args.seed,
+                           args.seeds_dir) for name in names]
+    cpu: dict[tuple[str, str], list[float]] = {}
+    digests: set[str] = set()
+    try:
+        for round_ in range(1, args.rounds + 1):
+            for name, matcher in zip(names, matchers, strict=True):
+                for loop in ("text", "kept"):
+                    answer = matcher.time(loop)
+                    if answer is None:
+                        continue
+                    seconds, digest = answer
+                    digests.add(digest)
+                    cpu.setdefault((name, loop), []).append(seconds)
+                    print(f"round {round_}  {name:<12} {loop:<5} CPU {seconds:6.2f} s",
+                          flush=True)
+    finally:
+        for matcher in matchers:
+            matcher.close()
+    if len(digests) != 1:
+        raise SystemExit("the matches differ between commits")
+    print(f"{args.papers:,} papers x 20 topics, the same matches everywhere; CPU, "
+          f"median of {args.rounds} rounds (min-max):")
+    for (name, loop), times in cpu.items():
+        times.sort()
+        print(f"  {name:<12} {loop:<5} {times[len(times) // 2]:6.2f} s "
+              f"({times[0]:.2f}-{times[-1]:.2f})")
     return 0
 
 
