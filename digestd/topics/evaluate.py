@@ -1,9 +1,11 @@
 """Compiling a query's normal form into closures over a Document.
 
-A predicate says whether a document matches; a collector also gathers the positive terms
-that explain the match. Both test single words and two-word phrases with set operations on
-the document's stems and stem pairs, and look at word positions only for longer phrases,
-prefixes and fields.
+A collector says whether a document matches and gathers the positive terms that explain the
+match; a term's points function counts what it scores. Both work on the document's stem set
+and on its stems joined into one string (see .document): a single word is a set lookup, a
+phrase of stems a substring test and its occurrences a ``str.count``, all done in C. Word
+positions are looked at only for phrases with a prefix (``"reasoning model*"``) and for
+fields other than the title and the abstract.
 """
 
 from __future__ import annotations
@@ -11,170 +13,136 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from digestd.topics.document import prefix_pattern, stem_pattern
+from digestd.topics.fields import FIELDS
 from digestd.topics.normal import Every, Negative, Normal, Positive
 from digestd.topics.syntax import Element, Term
 
 if TYPE_CHECKING:
-    from digestd.topics.match import Document
+    from digestd.topics.document import Document
 
 __all__ = [
+    "ABSTRACT_POINTS",
+    "MAX_COUNTED",
+    "TITLE_POINTS",
     "Anchor",
     "Collector",
     "Hits",
-    "Predicate",
+    "Points",
     "add_hit",
     "anchor",
     "collector",
-    "predicate",
+    "term_points",
+    "term_test",
 ]
 
+#: points per occurrence of a matched term in the title / in the abstract, and how many
+#: occurrences of each term count in each part (see the module docstring of .match)
+TITLE_POINTS = 3.0
+ABSTRACT_POINTS = 1.0
+MAX_COUNTED = 2
 
-Predicate = Callable[["Document"], bool]
-
-
-def _term_predicate(term: Term) -> Predicate:
-    elements = term.elements
-    if term.field is not None:
-        name = term.field
-        required = frozenset(text for text, is_prefix in elements if not is_prefix)
-        if name in ("title", "abstract") and required:
-            # the field's stem set rules out most papers before any position is looked at;
-            # for a single word it is the whole answer
-            if len(elements) == 1:
-                [stem] = required
-                if name == "title":
-                    return lambda doc: stem in doc.title_field.stem_set
-                return lambda doc: stem in doc.abstract_field.stem_set
-            return lambda doc: (
-                required <= doc.field_words(name).stem_set and doc.in_field(name, elements)
-            )
-        return lambda doc: doc.in_field(name, elements)
-    if len(elements) == 1:
-        text, is_prefix = elements[0]
-        if is_prefix:
-            return lambda doc: doc.has_prefix(text)
-        return lambda doc: text in doc.stems
-    # a phrase: test the cheap set lookups before looking at word positions
-    if not any(is_prefix for _, is_prefix in elements):
-        if len(elements) == 2:
-            first, second = elements[0][0], elements[1][0]
-            return lambda doc: (
-                first in doc.stems and second in doc.stems and doc.has_pair(first, second)
-            )
-        every = frozenset(text for text, _ in elements)
-        return lambda doc: every <= doc.stems and doc.has_phrase(elements)
-    required = frozenset(text for text, is_prefix in elements if not is_prefix)
-    prefixes = tuple(text for text, is_prefix in elements if is_prefix)
-    return lambda doc: (
-        required <= doc.stems
-        and all(doc.has_prefix(p) for p in prefixes)
-        and doc.has_phrase(elements)
-    )
+Test = Callable[["Document"], bool]
+#: what a matched term scores in a document
+Points = Callable[["Document"], float]
 
 
-def _set_key(node: Normal) -> str | tuple[str, str] | None:
-    """The stem of a positive single word, or the stem pair of a positive two-word phrase."""
-    if (
-        not isinstance(node, Positive)
-        or node.term.field is not None
-        or any(is_prefix for _, is_prefix in node.term.elements)
-    ):
-        return None
-    elements = node.term.elements
-    if len(elements) == 1:
-        return elements[0][0]
-    if len(elements) == 2:
-        return (elements[0][0], elements[1][0])
+def _stems(term: Term) -> list[str] | None:
+    """The term's stems when it is made of stems only (no prefix), else None."""
+    if any(is_prefix or not text for text, is_prefix in term.elements):
+        return None  # a prefix, or a word of apostrophes only (no stem to look for)
+    return [text for text, _ in term.elements]
+
+
+def _overlaps(stems: list[str]) -> bool:
+    """Whether two occurrences of the phrase can share words ("a a", "a b a"): str.count
+    would count one of them only."""
+    size = len(stems)
+    return any(stems[k:] == stems[: size - k] for k in range(1, size))
+
+
+def _prefix(term: Term) -> str | None:
+    """The prefix of a term that is one word prefix (``token*``), else None."""
+    if len(term.elements) == 1 and term.elements[0][1]:
+        return term.elements[0][0]
     return None
 
 
-def predicate(node: Normal) -> Predicate:
-    if isinstance(node, Positive):
-        return _term_predicate(node.term)
-    if isinstance(node, Negative):
-        inner = _term_predicate(node.term)
-        return lambda doc: not inner(doc)
-    # The single words under one AND/OR become one set operation done in C, and the two-word
-    # phrases one loop that looks at positions only when both stems are there: "a OR b OR
-    # "c d"" costs about as much as "a". Typical topics are long ORs of such terms, and most
-    # papers match none of them.
-    keys = [_set_key(child) for child in node.children]
-    stems = frozenset(k for k in keys if isinstance(k, str))
-    pairs = tuple(dict.fromkeys(k for k in keys if isinstance(k, tuple)))
-    checks: list[Predicate] = [
-        predicate(child) for child, key in zip(node.children, keys, strict=True) if key is None
-    ]
-    if isinstance(node, Every):
-        if pairs:
-            checks.insert(0, _all_pairs(pairs))
-        if stems:
-            checks.insert(0, lambda doc: stems <= doc.stems)
-        return _conjunction(checks)
-    if pairs:
-        checks.insert(0, _any_pair(pairs))
-    if stems:
-        checks.insert(0, lambda doc: not stems.isdisjoint(doc.stems))
-    return _disjunction(checks)
+def term_test(term: Term) -> Test:
+    """Whether a document contains the term, in its field or in the title or abstract."""
+    elements = term.elements
+    name = term.field
+    stems = _stems(term)
+    prefix = _prefix(term)
+    if name is None:
+        if stems is not None:
+            if len(stems) == 1:
+                [stem] = stems
+                return lambda doc: stem in doc.stems
+            # the set test first: a substring search costs more than a few set lookups
+            pattern, needed = stem_pattern(stems), frozenset(stems)
+            return lambda doc: needed <= doc.stems and pattern in doc.joined
+        if prefix is not None:
+            return lambda doc: doc.has_prefix(prefix)
+        required = frozenset(text for text, is_prefix in elements if not is_prefix)
+        prefixes = tuple(text for text, is_prefix in elements if is_prefix)
+        # a phrase with a prefix: the cheap tests before looking at word positions
+        return lambda doc: (
+            required <= doc.stems
+            and all(doc.has_prefix(p) for p in prefixes)
+            and doc.has_phrase(elements)
+        )
+    if stems is not None:
+        pattern = stem_pattern(stems)
+        if name == "title":
+            return lambda doc: pattern in doc.title_field.joined
+        if name == "abstract":
+            return lambda doc: pattern in doc.abstract_field.joined
+        return lambda doc: pattern in doc.field_words(name).joined
+    if prefix is not None:
+        pattern = prefix_pattern(prefix)
+        return lambda doc: pattern in doc.field_words(name).lowered
+    return lambda doc: doc.in_field(name, elements)
 
 
-def _all_pairs(pairs: tuple[tuple[str, str], ...]) -> Predicate:
-    """Whether every stem pair occurs as adjacent words within one clause."""
-    needed = frozenset(stem for pair in pairs for stem in pair)
+def term_points(term: Term) -> Points:
+    """What the term scores in a document: the points of its occurrences in each part,
+    counting at most MAX_COUNTED of them in each (see the module docstring of .match)."""
+    elements = term.elements
+    name = term.field
+    stems = _stems(term)
+    prefix = _prefix(term)
+    if stems is not None and not _overlaps(stems):
+        pattern, attribute = stem_pattern(stems), "joined"
+    elif prefix is not None:
+        pattern, attribute = prefix_pattern(prefix), "lowered"
+    else:
+        pattern = attribute = ""
+    if name is not None:
+        points = FIELDS[name].points
+        if pattern:
+            return lambda doc: points * min(
+                getattr(doc.field_words(name), attribute).count(pattern), MAX_COUNTED
+            )
+        return lambda doc: points * min(len(doc.field_words(name).find(elements)), MAX_COUNTED)
+    if pattern:
 
-    def all_pairs(doc: Document) -> bool:
-        if not needed <= doc.stems:
-            return False
-        for first, second in pairs:  # noqa: SIM110 - cheaper than all() over a generator
-            if not doc.has_pair(first, second):
-                return False
-        return True
+        def counted(doc: Document) -> float:
+            in_title = getattr(doc.title_field, attribute).count(pattern)
+            in_abstract = getattr(doc.abstract_field, attribute).count(pattern)
+            return TITLE_POINTS * min(in_title, MAX_COUNTED) + ABSTRACT_POINTS * min(
+                in_abstract, MAX_COUNTED
+            )
 
-    return all_pairs
+        return counted
 
+    def found(doc: Document) -> float:
+        in_title, in_abstract = doc.starts(elements)
+        return TITLE_POINTS * min(len(in_title), MAX_COUNTED) + ABSTRACT_POINTS * min(
+            len(in_abstract), MAX_COUNTED
+        )
 
-def _any_pair(pairs: tuple[tuple[str, str], ...]) -> Predicate:
-    """Whether some stem pair occurs as adjacent words within one clause."""
-
-    def any_pair(doc: Document) -> bool:
-        stems = doc.stems
-        for first, second in pairs:
-            if first in stems and second in stems and doc.has_pair(first, second):
-                return True
-        return False
-
-    return any_pair
-
-
-def _conjunction(checks: list[Predicate]) -> Predicate:
-    if len(checks) == 1:
-        return checks[0]
-    if len(checks) == 2:
-        first, second = checks
-        return lambda doc: first(doc) and second(doc)
-
-    def all_of(doc: Document) -> bool:
-        for check in checks:  # noqa: SIM110 - a loop is cheaper than all() over a generator
-            if not check(doc):
-                return False
-        return True
-
-    return all_of
-
-
-def _disjunction(checks: list[Predicate]) -> Predicate:
-    if len(checks) == 1:
-        return checks[0]
-    if len(checks) == 2:
-        first, second = checks
-        return lambda doc: first(doc) or second(doc)
-
-    def any_of(doc: Document) -> bool:
-        for check in checks:  # noqa: SIM110 - a loop is cheaper than any() over a generator
-            if check(doc):
-                return True
-        return False
-
-    return any_of
+    return found
 
 
 Hits = dict[tuple[str | None, tuple[Element, ...]], Term]
@@ -189,15 +157,100 @@ def add_hit(hits: Hits, term: Term) -> None:
         hits[term.key] = term
 
 
+#: a phrase of stems to look for: its field (None: the title and the abstract), its stems, its
+#: stem pattern and the term
+_Phrase = tuple[str | None, frozenset[str], str, Term]
+
+
+class _Operands:
+    """The operands of one AND or OR, sorted by how they are tested.
+
+    Single words (no field) are one set operation on the document's stems; phrases of stems
+    in the title and abstract, or in one of them, are substring tests on the joined stems,
+    after a set test of their stems; the rest are collectors of their own. Phrases and
+    collectors are filed under a stem they cannot match without (their gate) when they have
+    one, so that one set intersection picks the few worth trying.
+    """
+
+    def __init__(self, children: tuple[Normal, ...]) -> None:
+        self.stems: dict[str, Term] = {}
+        self.phrases: dict[tuple[str | None, str], _Phrase] = {}
+        self.gated: dict[str, list[Collector]] = {}
+        self.wide: list[tuple[frozenset[str], Collector]] = []
+        self.ungated: list[Collector] = []
+        for child in children:
+            if isinstance(child, Positive):
+                term = child.term
+                stems = _stems(term)
+                if stems is not None and term.field in (None, "title", "abstract"):
+                    if term.field is None and len(stems) == 1:
+                        self.stems.setdefault(stems[0], term)
+                    else:
+                        pattern = stem_pattern(stems)
+                        self.phrases.setdefault(
+                            (term.field, pattern), (term.field, frozenset(stems), pattern, term)
+                        )
+                    continue
+            self._other(child)
+
+    def _other(self, child: Normal) -> None:
+        collect = collector(child)
+        gate = _gate(child)
+        if gate is None:
+            self.ungated.append(collect)
+        elif len(gate) == 1:
+            [stem] = gate
+            self.gated.setdefault(stem, []).append(collect)
+        else:
+            self.wide.append((gate, collect))
+
+    def gated_phrases(self) -> dict[str, list[_Phrase]]:
+        """The phrases by their longest stem (long words are the rarer ones)."""
+        found: dict[str, list[_Phrase]] = {}
+        for phrase in self.phrases.values():
+            found.setdefault(max(phrase[1], key=len), []).append(phrase)
+        return found
+
+    def collectors(self) -> list[Collector]:
+        """Every operand that is not a single word or a phrase of stems."""
+        return [
+            *(c for found in self.gated.values() for c in found),
+            *(c for _, c in self.wide),
+            *self.ungated,
+        ]
+
+
+def _gate(node: Normal) -> frozenset[str] | None:
+    """Stems of which a document matching ``node`` has at least one, or None if unknown."""
+    if isinstance(node, Positive):
+        if node.term.field not in (None, "title", "abstract"):
+            return None
+        required = [text for text, is_prefix in node.term.elements if text and not is_prefix]
+        # the longest stem: long words are the rarer ones
+        return frozenset([max(required, key=len)]) if required else None
+    found = anchor(node)
+    if found is None or found[1] or not found[0]:
+        return None
+    return found[0]
+
+
+def _joined_of(doc: Document, name: str | None) -> str:
+    if name is None:
+        return doc.joined
+    if name == "title":
+        return doc.title_field.joined
+    return doc.abstract_field.joined
+
+
 def collector(node: Normal) -> Collector:
-    """Like :func:`predicate`, but also gathers the terms that explain a match.
+    """Whether a document matches ``node``, adding the terms that explain it to ``hits``.
 
     Only terms of satisfied branches explain a match: in "(a AND b) OR c" a paper with a and c
     but not b matched because of c alone. An OR has no short cut: every satisfied branch adds
     its terms.
     """
     if isinstance(node, Positive):
-        term, test = node.term, _term_predicate(node.term)
+        term, test = node.term, term_test(node.term)
 
         def collect_term(doc: Document, hits: Hits) -> bool:
             if test(doc):
@@ -207,50 +260,69 @@ def collector(node: Normal) -> Collector:
 
         return collect_term
     if isinstance(node, Negative):
-        negated = _term_predicate(node.term)
+        negated = term_test(node.term)
         return lambda doc, hits: not negated(doc)
-    # as in predicate, single words and two-word phrases are found with set operations
-    stem_terms: dict[str, Term] = {}
-    pair_terms: dict[tuple[str, str], Term] = {}
-    others: list[Collector] = []
-    for child in node.children:
-        key = _set_key(child)
-        if key is None or not isinstance(child, Positive):
-            others.append(collector(child))
-        elif isinstance(key, str):
-            stem_terms.setdefault(key, child.term)
-        else:
-            pair_terms.setdefault(key, child.term)
-    stems = frozenset(stem_terms)
-    pairs = tuple(pair_terms)
-
+    operands = _Operands(node.children)
     if isinstance(node, Every):
-        pairs_present = _all_pairs(pairs)
+        return _collect_all(operands)
+    return _collect_any(operands)
 
-        def collect_all(doc: Document, hits: Hits) -> bool:
-            if not (stems <= doc.stems and pairs_present(doc)):
-                return False
-            branch: Hits = {}
-            if not all(other(doc, branch) for other in others):
-                return False
-            for term in (*stem_terms.values(), *pair_terms.values(), *branch.values()):
-                add_hit(hits, term)
-            return True
 
-        return collect_all
+def _collect_all(operands: _Operands) -> Collector:
+    phrases = list(operands.phrases.values())
+    stems = frozenset(operands.stems).union(*(phrase[1] for phrase in phrases))
+    fixed = [*operands.stems.values(), *(phrase[3] for phrase in phrases)]
+    others = operands.collectors()
+
+    def collect_all(doc: Document, hits: Hits) -> bool:
+        if not stems <= doc.stems:
+            return False
+        for name, _, pattern, _ in phrases:
+            if pattern not in _joined_of(doc, name):
+                return False
+        branch: Hits = {}
+        for other in others:
+            if not other(doc, branch):
+                return False
+        for term in fixed:
+            add_hit(hits, term)
+        for term in branch.values():
+            add_hit(hits, term)
+        return True
+
+    return collect_all
+
+
+def _collect_any(operands: _Operands) -> Collector:
+    stem_terms = operands.stems
+    stems = frozenset(stem_terms)
+    phrases = operands.gated_phrases()
+    phrase_gates = frozenset(phrases)
+    gated = operands.gated
+    gates = frozenset(gated)
+    wide = operands.wide
+    ungated = operands.ungated
 
     def collect_any(doc: Document, hits: Hits) -> bool:
         found = False
-        for key in stems & doc.stems:
+        present = doc.stems
+        for key in stems & present:
             add_hit(hits, stem_terms[key])
             found = True
-        present = doc.stems
-        for pair in pairs:
-            first, second = pair
-            if first in present and second in present and doc.has_pair(first, second):
-                add_hit(hits, pair_terms[pair])
-                found = True
-        for other in others:
+        # the phrases and other operands are tried only when the document has the stem they
+        # are filed under
+        for key in phrase_gates & present:
+            for name, needed, pattern, term in phrases[key]:
+                if needed <= present and pattern in _joined_of(doc, name):
+                    add_hit(hits, term)
+                    found = True
+        for key in gates & present:
+            for other in gated[key]:
+                found = other(doc, hits) or found
+        for gate, other in wide:
+            if not gate.isdisjoint(present):
+                found = other(doc, hits) or found
+        for other in ungated:
             found = other(doc, hits) or found
         return found
 

@@ -58,13 +58,10 @@ def pack(doc: Document) -> str:
 def _field(text: str, surfaces: str, stems: str, breaks: str) -> FieldWords | None:
     if not surfaces:
         return FieldWords(text, ([], [], frozenset())) if not stems else None
-    surface_list = surfaces.split(" ")
-    stem_list = stems.split(" ")
-    if len(stem_list) != len(surface_list):
+    # as many stems as words (the words themselves are split only if they are looked at)
+    if surfaces.count(" ") != stems.count(" "):
         return None
-    return FieldWords(
-        text, (surface_list, stem_list, frozenset(map(int, breaks.split())))
-    )
+    return FieldWords.kept(text, surfaces, stems.split(" "), breaks)
 
 
 def unpack(packed: str | None, title: str, abstract: str, **fields: str) -> Document | None:

@@ -48,8 +48,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from digestd.errors import QueryError
-from digestd.topics.evaluate import Hits, anchor, collector, predicate
-from digestd.topics.fields import FIELDS
+from digestd.topics.evaluate import (
+    ABSTRACT_POINTS,
+    MAX_COUNTED,
+    TITLE_POINTS,
+    Hits,
+    Points,
+    anchor,
+    collector,
+    term_points,
+)
 from digestd.topics.normal import Every, Normal, Positive, Some, all_terms, normal_form, unanchored
 from digestd.topics.stem import PREFIXES
 from digestd.topics.syntax import (
@@ -69,7 +77,12 @@ if TYPE_CHECKING:
 
 # the syntax tree and the parser live in .syntax; they are re-exported here, where the
 # language is described
+# the points per occurrence (TITLE_POINTS, ...) are defined with the points functions in
+# .evaluate and re-exported here, where the scoring is described
 __all__ = [
+    "ABSTRACT_POINTS",
+    "MAX_COUNTED",
+    "TITLE_POINTS",
     "And",
     "CompiledQuery",
     "Element",
@@ -83,11 +96,6 @@ __all__ = [
     "parse_query",
 ]
 
-#: points per occurrence of a matched term in the title / in the abstract, and how many
-#: occurrences of each term count in each part (see the module docstring of .match)
-TITLE_POINTS = 3.0
-ABSTRACT_POINTS = 1.0
-MAX_COUNTED = 2
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ class QueryMatch:
 class CompiledQuery:
     """A parsed query, ready to match many documents. Build it with :func:`compile_query`."""
 
-    __slots__ = ("_anchor", "_collect", "_normal", "_predicate", "source", "tree")
+    __slots__ = ("_anchor", "_collect", "_normal", "_points", "source", "tree")
 
     def __init__(self, source: str, tree: Node) -> None:
         self.source = source
@@ -131,8 +139,10 @@ class CompiledQuery:
             if is_prefix
         )
         self._anchor = anchor(self._normal)
-        self._predicate = predicate(self._normal)
         self._collect = collector(self._normal)
+        self._points: dict[tuple[str | None, tuple[Element, ...]], Points] = {
+            term.key: term_points(term) for term in self.positive_terms()
+        }
 
     def __repr__(self) -> str:
         return f"CompiledQuery({self.source!r})"
@@ -141,6 +151,11 @@ class CompiledQuery:
     def terms(self) -> tuple[str, ...]:
         """The terms a match can report (the ones not under NOT), in query order."""
         return tuple(term.label for term in self.positive_terms())
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The fields the query names (``title:``, ``author:``), negated terms' too."""
+        return frozenset(term.field for term in all_terms(self._normal) if term.field)
 
     def positive_terms(self) -> list[Term]:
         """The distinct terms a match can score (the ones not under NOT), in query order."""
@@ -163,7 +178,7 @@ class CompiledQuery:
 
     def matches(self, doc: Document) -> bool:
         """Whether ``doc`` matches; cheaper than :meth:`match` when the reasons are not needed."""
-        return self._anchored(doc) and self._predicate(doc)
+        return self._anchored(doc) and self._collect(doc, {})
 
     def _anchored(self, doc: Document) -> bool:
         """Whether ``doc`` has any of the words the query cannot match without."""
@@ -180,21 +195,15 @@ class CompiledQuery:
         The score is counted first and the pieces to highlight looked up only for a paper
         that keeps its match: a topic's ``min_score`` drops many of the papers its query finds.
         """
-        if not (self._anchored(doc) and self._predicate(doc)):
-            return None
         hits: Hits = {}
-        self._collect(doc, hits)
+        if not (self._anchored(doc) and self._collect(doc, hits)):
+            return None
         terms = sorted(hits.values(), key=_by_position)
         score = 0.0
         points: dict[str, float] = {}
+        points_of = self._points
         for term in terms:
-            if term.field is not None:
-                count = len(doc.field_words(term.field).find(term.elements))
-                earned = FIELDS[term.field].points * min(count, MAX_COUNTED)
-            else:
-                in_title, in_abstract = doc.starts(term.elements)
-                earned = TITLE_POINTS * min(len(in_title), MAX_COUNTED)
-                earned += ABSTRACT_POINTS * min(len(in_abstract), MAX_COUNTED)
+            earned = points_of[term.key](doc)
             score += earned
             points[term.label] = points.get(term.label, 0.0) + earned
         if score < min_score:

@@ -1,0 +1,451 @@
+"""A paper's words as the matcher reads them: :class:`FieldWords` per part, a :class:`Document`.
+
+A paper is cut into clauses and words and each word stemmed once (or its kept words read back,
+see .packed); every compiled topic then asks the document about its terms. Most questions are
+answered with set and substring operations done in C: the stems as a set, and each part's
+stems joined into one string (:attr:`FieldWords.joined`) in which a phrase is a substring.
+Word positions are looked up only for the terms that explain a match, to highlight them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
+from typing import NamedTuple
+
+from digestd.topics.stem import WORD_RE, split_words, surface_stem, surface_word
+from digestd.topics.syntax import Element
+
+__all__ = ["Document", "FieldWords", "Occurrences", "prefix_pattern", "stem_pattern"]
+
+
+# Between the words of one matched phrase, these characters keep the phrase a single highlight
+# ("Text-to-Image", "KV cache", "2.4x"); anything else, such as the ")" in "(KV) Cache", splits
+# it into one highlight per piece, so that every highlight is a verbatim substring of the text.
+_JOINER_RE = re.compile(r"[\s\-‐‑–—/.·]*")
+
+
+# Sentence and clause punctuation: a full stop, comma, semicolon, colon, "!", "?" or an
+# ellipsis followed by a space, a closing quote or bracket, or the end. A phrase never spans
+# one: "inference. Efficiency" is not the phrase "inference efficiency". Inside a token
+# ("2.4x", "1,000", "e.g") the same characters join words as before.
+_CLAUSE_END = r"[.,;:!?…]+(?=[\s\"'’”)\]]|$)"
+_CLAUSE_RE = re.compile(_CLAUSE_END)
+
+
+def _clause_words(text: str) -> tuple[list[str], frozenset[int]]:
+    """The words of ``text`` and the indexes of those that start a new clause.
+
+    The text is cut at clause punctuation first and each piece split into words: the pieces'
+    words put together are the text's words (the punctuation separates words anyway), so
+    cutting costs no second pass over the text.
+    """
+    pieces = _CLAUSE_RE.split(text)
+    if len(pieces) == 1:
+        return split_words(text), frozenset()
+    words: list[str] = []
+    starts: list[int] = []
+    for piece in pieces[:-1]:
+        words += split_words(piece)
+        starts.append(len(words))
+    words += split_words(pieces[-1])
+    return words, frozenset(starts)
+
+
+def stem_pattern(stems: Sequence[str]) -> str:
+    """A phrase of stems (or one stem) as a substring of :attr:`FieldWords.joined`."""
+    return " " + "  ".join(stems) + " "
+
+
+def prefix_pattern(prefix: str) -> str:
+    """A word prefix as a substring of :attr:`FieldWords.lowered`."""
+    return " " + prefix
+
+
+def _joined(stems: list[str], breaks: frozenset[int]) -> str:
+    """The stems, each between two spaces, and "|" between two clauses: " a  b  |  c ".
+
+    A phrase is then a substring (" a  b "), which never runs across a clause, and
+    ``str.count`` counts a stem's occurrences: no two can share a character.
+    """
+    if breaks:
+        # a "|" word where each clause starts, then one join
+        stems = stems.copy()
+        for at in sorted(breaks, reverse=True):
+            stems.insert(at, "|")
+    return " " + "  ".join(stems) + " "
+
+
+def _lowered(line: str, surfaces: list[str] | None = None) -> str:
+    """The words lower-cased as prefixes see them, each after a space: a prefix is " token".
+
+    ``line`` is the words as written joined by spaces. Lower-casing it is lower-casing each
+    word (a space is no letter, so even a Greek final sigma comes out the same); only
+    apostrophes need each word's own treatment.
+    """
+    if "'" in line or "’" in line:
+        if surfaces is None:
+            surfaces = line.split(" ")
+        return " " + " ".join(map(surface_word, surfaces))
+    return " " + line.lower()
+
+
+class FieldWords:
+    """The words of one part of a paper (title or abstract), with lazily built indexes.
+
+    ``stems`` is made at once; the other attributes when first read (see ``__getattr__``):
+    most papers match few topics, and most terms only need the stems.
+    """
+
+    __slots__ = (
+        "_at", "_breaks_line", "_surfaces_line", "breaks", "joined", "lowered", "stem_set",
+        "stems", "surfaces", "text", "words",
+    )
+
+    def __init__(
+        self, text: str, prepared: tuple[list[str], list[str], frozenset[int]] | None = None
+    ) -> None:
+        self.text = text
+        #: the words as written, and the word indexes that start a clause: no phrase may run
+        #: across one
+        if prepared is None:
+            self.surfaces, self.breaks = _clause_words(text)
+            self.stems: list[str] = list(map(surface_stem, self.surfaces))
+        else:
+            # made from this text earlier and kept (see .packed): the same lists
+            self.surfaces, self.stems, self.breaks = prepared
+        self._surfaces_line: str | None = None
+        self._at: dict[str, list[int]] | None = None
+
+    @classmethod
+    def kept(cls, text: str, surfaces: str, stems: list[str], breaks: str) -> FieldWords:
+        """The words of ``text`` from kept lines (see .packed): the words as written joined by
+        spaces, their stems, and the clause breaks' indexes; the first and last are split
+        only when asked for."""
+        words = object.__new__(cls)
+        words.text = text
+        words.stems = stems
+        words._surfaces_line = surfaces
+        words._breaks_line = breaks
+        words._at = None
+        return words
+
+    def __getattr__(self, name: str) -> object:
+        # called only for a slot not set yet: build it once
+        value: object
+        if name == "surfaces":
+            value = self._surfaces_line.split(" ") if self.stems else []
+        elif name == "breaks":
+            value = frozenset(map(int, self._breaks_line.split()))
+        elif name == "stem_set":
+            #: the stems as a set: the quick test before looking for positions
+            value = frozenset(self.stems)
+        elif name == "joined":
+            value = _joined(self.stems, self.breaks)
+        elif name == "lowered":
+            line = self._surfaces_line
+            value = _lowered(" ".join(self.surfaces)) if line is None else _lowered(line)
+        elif name == "words":
+            #: the words lower-cased, as prefixes see them (not stemmed)
+            value = list(map(surface_word, self.surfaces))
+        else:
+            raise AttributeError(name)
+        object.__setattr__(self, name, value)
+        return value
+
+    def _stem_positions(self, stem: str) -> list[int]:
+        """The word indexes where ``stem`` occurs, looked up once per stem.
+
+        list.count and list.index scan in C; a paper is asked about the stems of the terms it
+        may match, far fewer than its words, and a map of every stem costs a Python loop.
+        """
+        at = self._at
+        if at is None:
+            at = self._at = {}
+        found = at.get(stem)
+        if found is None:
+            stems = self.stems
+            found = at[stem] = []
+            i = -1
+            for _ in range(stems.count(stem)):
+                i = stems.index(stem, i + 1)
+                found.append(i)
+        return found
+
+    def has_pair(self, first: str, second: str) -> bool:
+        """Whether the stem ``second`` follows ``first`` within one clause."""
+        stems = self.stems
+        last = len(stems) - 1
+        breaks = self.breaks
+        for i in self._stem_positions(first):
+            if i < last and stems[i + 1] == second and (i + 1) not in breaks:
+                return True
+        return False
+
+    def bigrams(self) -> set[tuple[str, str]]:
+        """Every pair of adjacent stems within one clause."""
+        stems = self.stems
+        if not self.breaks:
+            return set(pairwise(stems))
+        # clause by clause, so that pairwise does the work in C
+        pairs: set[tuple[str, str]] = set()
+        start = 0
+        for end in sorted(self.breaks):
+            pairs.update(pairwise(stems[start:end]))
+            start = end
+        pairs.update(pairwise(stems[start:]))
+        return pairs
+
+    def positions(self, element: Element) -> list[int]:
+        """Word indexes where one phrase element (a stem, or a word prefix) occurs.
+
+        The list may be shared: callers read it, never change it.
+        """
+        text, is_prefix = element
+        if is_prefix:
+            return self._prefix_positions(text)
+        return self._stem_positions(text)
+
+    def _prefix_positions(self, prefix: str) -> list[int]:
+        """The word indexes of the words starting with ``prefix``, found in :attr:`lowered`:
+        a word's index is the number of spaces before it."""
+        lowered = self.lowered
+        pattern = prefix_pattern(prefix)
+        found: list[int] = []
+        index = last = 0
+        at = lowered.find(pattern)
+        while at >= 0:
+            index += lowered.count(" ", last, at)
+            found.append(index)
+            last = at
+            at = lowered.find(pattern, at + 1)
+        return found
+
+    def find(self, elements: Sequence[Element]) -> list[int]:
+        """Start indexes of every occurrence of the word sequence ``elements``."""
+        starts = self.positions(elements[0])
+        if len(elements) == 1 or not starts:
+            return starts
+        stems = self.stems
+        # a prefix looks at the lower-case word, made only for the positions looked at
+        surfaces = self.surfaces
+        last = len(stems) - len(elements)
+        breaks = self.breaks
+        return [
+            start
+            for start in starts
+            if start <= last
+            and (not breaks or breaks.isdisjoint(range(start + 1, start + len(elements))))
+            and all(
+                surface_word(surfaces[start + offset]).startswith(text)
+                if is_prefix
+                else stems[start + offset] == text
+                for offset, (text, is_prefix) in enumerate(elements[1:], 1)
+            )
+        ]
+
+    def highlights(self, starts: list[int], length: int) -> list[tuple[int, str]]:
+        """``(start, piece)`` for every occurrence of a term: the verbatim text to highlight.
+
+        A phrase occurrence is one piece when its words are joined by spaces or hyphens
+        ("Text-to-Image") and several when other characters split it ("(KV) Cache").
+        """
+        surfaces = self.surfaces
+        if length == 1:
+            return [(start, surfaces[start]) for start in starts]
+        # Word offsets are not kept (finding them costs as much as tokenising); instead each
+        # distinct spelling of the phrase is looked up in the text, whose matches come in the
+        # same order as the occurrences.
+        by_spelling: dict[tuple[str, ...], list[int]] = {}
+        for start in starts:
+            by_spelling.setdefault(tuple(surfaces[start : start + length]), []).append(start)
+        result: list[tuple[int, str]] = []
+        for spelling, spelled_starts in by_spelling.items():
+            found = _phrase_pattern(spelling).findall(self.text)
+            if len(found) != len(spelled_starts):  # cannot happen; keep highlights verbatim
+                found = found[: len(spelled_starts)]
+            for start, text in zip(spelled_starts, found, strict=False):
+                result.extend((start, piece) for piece in _pieces(text))
+        return result
+
+
+# what may stand between two words of one phrase occurrence: anything but a word character
+# or clause punctuation (see _CLAUSE_END)
+_SEPARATOR = rf"(?:(?!{_CLAUSE_END})[\W_])+"
+
+
+@lru_cache(maxsize=4096)
+def _phrase_pattern(spelling: tuple[str, ...]) -> re.Pattern[str]:
+    # The words as spelled, separated by anything that is not a word, and not inside a word.
+    # The pattern starts with the first word itself (the "not inside a word" test before it is
+    # a fixed-width look-behind placed after it) so that the regex engine can jump from one
+    # occurrence of that word to the next instead of trying every position.
+    first = len(spelling[0])
+    return re.compile(
+        re.escape(spelling[0])
+        + rf"(?<![^\W_][\s\S]{{{first}}})(?<![^\W_]['’][\s\S]{{{first}}})"
+        + "".join(_SEPARATOR + re.escape(word) for word in spelling[1:])
+        + r"(?![^\W_])(?!['’][^\W_])"
+    )
+
+
+def _pieces(phrase: str) -> list[str]:
+    spans = [m.span() for m in WORD_RE.finditer(phrase)]
+    pieces: list[str] = []
+    piece_start, piece_end = spans[0]
+    for begin, end in spans[1:]:
+        if not _JOINER_RE.fullmatch(phrase, piece_end, begin):
+            pieces.append(phrase[piece_start:piece_end])
+            piece_start = begin
+        piece_end = end
+    pieces.append(phrase[piece_start:piece_end])
+    return pieces
+
+
+class Occurrences(NamedTuple):
+    """How often one term occurs in a paper, and where: ``(word index, verbatim piece)``."""
+
+    in_title: int
+    in_abstract: int
+    title: list[tuple[int, str]]
+    abstract: list[tuple[int, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A paper prepared once for matching against many topics.
+
+    ``Document(title, abstract)`` and :meth:`from_text` are the same; the word indexes are
+    derived from the two texts, and two documents are equal when their texts are. ``extra``
+    holds the text of any other registered field (see .fields) as ``(name, text)`` pairs.
+    """
+
+    title: str
+    abstract: str
+    extra: tuple[tuple[str, str], ...] = ()
+    title_field: FieldWords = field(init=False, compare=False, repr=False)
+    abstract_field: FieldWords = field(init=False, compare=False, repr=False)
+    #: every stem of the title and abstract: the fast test for single-word terms
+    stems: frozenset[str] = field(init=False, compare=False, repr=False)
+    #: the title's and the abstract's :attr:`FieldWords.joined`, one after the other: a phrase
+    #: of stems occurs in the paper when it is a substring (made on first use)
+    joined: str = field(init=False, compare=False, repr=False)
+    # term elements -> Occurrences, and -> where the term starts in the title and in the
+    # abstract, shared by all the topics matched against this paper
+    _occurrences: dict[tuple[Element, ...], Occurrences] = field(
+        init=False, compare=False, repr=False
+    )
+    _starts: dict[tuple[Element, ...], tuple[list[int], list[int]]] = field(
+        init=False, compare=False, repr=False
+    )
+    # field name -> its words, for the fields other than title and abstract, built on first use
+    _fields: dict[str, FieldWords] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._prepare(FieldWords(self.title), FieldWords(self.abstract))
+
+    @classmethod
+    def prepared(
+        cls, title_field: FieldWords, abstract_field: FieldWords,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> Document:
+        """A document whose title and abstract words were made already (see .packed)."""
+        doc = object.__new__(cls)
+        object.__setattr__(doc, "title", title_field.text)
+        object.__setattr__(doc, "abstract", abstract_field.text)
+        object.__setattr__(doc, "extra", extra)
+        doc._prepare(title_field, abstract_field)
+        return doc
+
+    def _prepare(self, title_field: FieldWords, abstract_field: FieldWords) -> None:
+        object.__setattr__(self, "title_field", title_field)
+        object.__setattr__(self, "abstract_field", abstract_field)
+        object.__setattr__(self, "stems", frozenset(title_field.stems).union(abstract_field.stems))
+        object.__setattr__(self, "_occurrences", {})
+        object.__setattr__(self, "_starts", {})
+        object.__setattr__(self, "_fields", {"title": title_field, "abstract": abstract_field})
+
+    @classmethod
+    def from_text(cls, title: str | None, abstract: str | None, **extra: str | None) -> Document:
+        """Prepare a paper; a missing title, abstract or other field counts as empty."""
+        return cls(
+            title or "", abstract or "", tuple(sorted((k, v or "") for k, v in extra.items()))
+        )
+
+    def field_words(self, name: str) -> FieldWords:
+        """The words of one field by name; a field the paper has no text for is empty."""
+        found = self._fields.get(name)
+        if found is None:
+            found = self._fields[name] = FieldWords(dict(self.extra).get(name, ""))
+        return found
+
+    def in_field(self, name: str, elements: Sequence[Element]) -> bool:
+        """Whether the word sequence ``elements`` occurs in the field ``name``."""
+        return bool(self.field_words(name).find(elements))
+
+    def field_occurrences(
+        self, name: str, elements: Sequence[Element]
+    ) -> tuple[int, list[tuple[int, str]]]:
+        """How often a term occurs in one field, and the verbatim pieces to highlight."""
+        words = self.field_words(name)
+        starts = words.find(elements)
+        return len(starts), words.highlights(starts, len(elements))
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Whether any word of the paper starts with ``prefix`` (already lower case)."""
+        pattern = prefix_pattern(prefix)
+        return pattern in self.title_field.lowered or pattern in self.abstract_field.lowered
+
+    def __getattr__(self, name: str) -> object:
+        # called only for a slot not set yet
+        if name != "joined":
+            raise AttributeError(name)
+        value = self.title_field.joined + "|" + self.abstract_field.joined
+        object.__setattr__(self, name, value)
+        return value
+
+    def starts(self, elements: tuple[Element, ...]) -> tuple[list[int], list[int]]:
+        """Where a term starts in the title and in the abstract (word indexes)."""
+        found = self._starts.get(elements)
+        if found is None:
+            found = self._starts[elements] = (
+                self.title_field.find(elements),
+                self.abstract_field.find(elements),
+            )
+        return found
+
+    def occurrences(self, elements: tuple[Element, ...]) -> Occurrences:
+        """Every occurrence of a term in the title and in the abstract, with its text."""
+        found = self._occurrences.get(elements)
+        if found is None:
+            size = len(elements)
+            title, abstract = self.title_field, self.abstract_field
+            in_title, in_abstract = self.starts(elements)
+            found = Occurrences(
+                len(in_title),
+                len(in_abstract),
+                title.highlights(in_title, size),
+                abstract.highlights(in_abstract, size),
+            )
+            self._occurrences[elements] = found
+        return found
+
+    @property
+    def bigrams(self) -> set[tuple[str, str]]:
+        """Every pair of adjacent stems within one clause of the title or the abstract."""
+        return self.title_field.bigrams() | self.abstract_field.bigrams()
+
+    def has_pair(self, first: str, second: str) -> bool:
+        """Whether the two-word phrase of these stems occurs in the title or the abstract."""
+        return self.title_field.has_pair(first, second) or self.abstract_field.has_pair(
+            first, second
+        )
+
+    def has_phrase(self, elements: Sequence[Element]) -> bool:
+        """Whether the word sequence ``elements`` occurs in the title or the abstract."""
+        return bool(self.title_field.find(elements) or self.abstract_field.find(elements))
+
+
