@@ -327,17 +327,18 @@ def _match_rows(
 ) -> Iterator[tuple[int, Sequence[TopicMatch]]]:
     """Each row's paper id and matches; packed words are read from the rows, and those
     missing or made from other text are made again and kept."""
+    fields_of = _plain_fields if _plain(classify) else match_fields
     if not isinstance(classify, MatchesDocuments):
         for row in rows:
             slugs = wanted(row.id)
-            yield row.id, _classify(classify, row.title, row.abstract, slugs, match_fields(row))
+            yield row.id, _classify(classify, row.title, row.abstract, slugs, fields_of(row))
         return
     fresh: list[dict[str, Any]] = []
     for row in rows:
         slugs = wanted(row.id)
         if slugs is not None and not slugs:
             continue
-        doc, packed = packed_document(row.words, row.title, row.abstract, **match_fields(row))
+        doc, packed = packed_document(row.words, row.title, row.abstract, **fields_of(row))
         if packed is not None:
             fresh.append({"paper_id": row.id, "words": packed})
         yield row.id, classify.match_document(doc, slugs)
@@ -424,11 +425,28 @@ _MATCHED_COLUMNS = (
     Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.organization_id,
     Paper.organization, Paper.categories, Paper.keywords,
 )
+#: what it reads when no topic names a field other than the title and abstract: the keywords
+#: are part of the abstract (decoding the other JSON lists costs)
+_PLAIN_COLUMNS = (Paper.id, Paper.title, Paper.abstract, Paper.keywords)
+_OTHER_FIELDS = frozenset({"author", "org", "category"})
 
 
-def _matched() -> Select[Any]:
+def _plain(classify: Classify) -> bool:
+    """Whether `classify` says its topics name none of the fields other than the title and
+    the abstract (one that does not say may look at all of them)."""
+    fields = getattr(classify, "fields", None)
+    return isinstance(fields, frozenset) and fields.isdisjoint(_OTHER_FIELDS)
+
+
+def _plain_fields(row: Any) -> dict[str, str]:
+    """match_fields of a row of _PLAIN_COLUMNS."""
+    return {"keywords": "; ".join(row.keywords)} if row.keywords else {}
+
+
+def _matched(classify: Classify) -> Select[Any]:
     """What matching reads of papers, with their packed words where kept."""
-    return select(*_MATCHED_COLUMNS, words_table.c.words).outerjoin(
+    columns = _PLAIN_COLUMNS if _plain(classify) else _MATCHED_COLUMNS
+    return select(*columns, words_table.c.words).outerjoin(
         words_table, words_table.c.paper_id == Paper.id
     )
 
@@ -447,7 +465,7 @@ def _papers_to_match(
             ids = sorted(candidates.by_paper)
             for start in range(0, len(ids), page):
                 rows = session.execute(
-                    _matched()
+                    _matched(classify)
                     .where(Paper.id.in_(ids[start : start + page]))
                     .order_by(Paper.id)
                 ).all()
@@ -456,7 +474,7 @@ def _papers_to_match(
     last_id = 0
     while True:
         rows = session.execute(
-            _matched()
+            _matched(classify)
             .where(Paper.id > last_id)
             .order_by(Paper.id)
             .limit(page)

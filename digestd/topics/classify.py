@@ -45,6 +45,11 @@ class Classifier:
         return Classifier(t for t in self.topics if t.slug in slugs)
 
     @cached_property
+    def fields(self) -> frozenset[str]:
+        """The fields some topic's query names: a paper's other fields matter only for these."""
+        return frozenset().union(*(t.query.fields for t in self.topics))
+
+    @cached_property
     def conditions(self) -> Mapping[str, Condition | None]:
         """Each topic's candidate condition; None where every paper is a candidate."""
         return {t.slug: condition_for(t.query) for t in self.topics}
