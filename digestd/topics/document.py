@@ -230,10 +230,27 @@ class FieldWords:
         if len(elements) == 1 or not starts:
             return starts
         stems = self.stems
-        # a prefix looks at the lower-case word, made only for the positions looked at
-        surfaces = self.surfaces
         last = len(stems) - len(elements)
         breaks = self.breaks
+        if len(elements) == 2:
+            # the usual phrase with a prefix ("reasoning model*"): one test per start
+            text, is_prefix = elements[1]
+            if not is_prefix:
+                return [
+                    start
+                    for start in starts
+                    if start <= last and stems[start + 1] == text and start + 1 not in breaks
+                ]
+            surfaces = self.surfaces
+            return [
+                start
+                for start in starts
+                if start <= last
+                and surface_word(surfaces[start + 1]).startswith(text)
+                and start + 1 not in breaks
+            ]
+        # a prefix looks at the lower-case word, made only for the positions looked at
+        surfaces = self.surfaces
         return [
             start
             for start in starts
@@ -444,8 +461,10 @@ class Document:
             first, second
         )
 
-    def has_phrase(self, elements: Sequence[Element]) -> bool:
+    def has_phrase(self, elements: tuple[Element, ...]) -> bool:
         """Whether the word sequence ``elements`` occurs in the title or the abstract."""
-        return bool(self.title_field.find(elements) or self.abstract_field.find(elements))
+        # both parts, through the cache: a phrase that is there is counted next
+        in_title, in_abstract = self.starts(elements)
+        return bool(in_title or in_abstract)
 
 
