@@ -79,18 +79,25 @@ def _joined(stems: list[str], breaks: frozenset[int]) -> str:
     return " " + "  ".join(stems) + " "
 
 
-def _lowered(line: str, surfaces: list[str] | None = None) -> str:
+# a word holding an apostrophe, in words joined by spaces (tried only where a word starts)
+_APOSTROPHE_WORD_RE = re.compile(r"(?<![^ ])[^ '’]*['’][^ ]*")
+
+
+def _lowered(line: str) -> str:
     """The words lower-cased as prefixes see them, each after a space: a prefix is " token".
 
     ``line`` is the words as written joined by spaces. Lower-casing it is lower-casing each
-    word (a space is no letter, so even a Greek final sigma comes out the same); only
-    apostrophes need each word's own treatment.
+    word (a space is no letter, so even a Greek final sigma comes out the same); only the
+    words with an apostrophe need their own treatment (see .stem.normalise).
     """
+    line = line.lower()
     if "'" in line or "’" in line:
-        if surfaces is None:
-            surfaces = line.split(" ")
-        return " " + " ".join(map(surface_word, surfaces))
-    return " " + line.lower()
+        line = _APOSTROPHE_WORD_RE.sub(_word_of, line)
+    return " " + line
+
+
+def _word_of(found: re.Match[str]) -> str:
+    return surface_word(found.group())
 
 
 class FieldWords:

@@ -85,13 +85,12 @@ def term_test(term: Term) -> Test:
         if prefix is not None:
             return lambda doc: doc.has_prefix(prefix)
         required = frozenset(text for text, is_prefix in elements if not is_prefix)
-        if required:
-            # a phrase with a prefix: the stems' set test before looking at word positions,
-            # which start from a stem's (few) positions
-            return lambda doc: required <= doc.stems and doc.has_phrase(elements)
         prefixes = tuple(text for text, is_prefix in elements if is_prefix)
+        # a phrase with a prefix: the set and substring tests before looking at word positions
         return lambda doc: (
-            all(doc.has_prefix(p) for p in prefixes) and doc.has_phrase(elements)
+            required <= doc.stems
+            and all(doc.has_prefix(p) for p in prefixes)
+            and doc.has_phrase(elements)
         )
     if stems is not None:
         pattern = stem_pattern(stems)
