@@ -57,7 +57,10 @@ def pack(doc: Document) -> str:
 
 def _field(text: str, surfaces: str, stems: str, breaks: str) -> FieldWords | None:
     if not surfaces:
-        return FieldWords(text, ([], [], frozenset())) if not stems else None
+        # no words, at most clause breaks (a title of "...")
+        if stems:
+            return None
+        return FieldWords(text, ([], [], frozenset(map(int, breaks.split()))))
     # as many stems as words (the words themselves are split only if they are looked at)
     if surfaces.count(" ") != stems.count(" "):
         return None

@@ -6,7 +6,7 @@ import pytest
 
 from digestd.topics import STARTER_TOPICS, compile_topics, match_document
 from digestd.topics.match import paper_document
-from digestd.topics.packed import pack, unpack
+from digestd.topics.packed import VERSION, pack, unpack
 from digestd.topics.packed import paper_document as packed_document
 from tests.topics.test_match import seed_papers
 
@@ -17,12 +17,15 @@ ODD = [
     ("Don't stop: the models’ GPT-4o.", "Studies, e.g. 2.4x. ... Chain-of-thought; “quoted”"),
     ("naïve Ünïcödé İstanbul ß", "a’’s b''c ' ’ . , ; end."),
     ("tabs\tand\nnew\r\nlines", "  leading and trailing  "),
+    ("...", ". , ;"),
+    ("A. B", "One, two; three... four: five! six? seven … eight."),
 ]
 
 
 def fields_of(doc):  # type: ignore[no-untyped-def]
     return [
-        (f.text, f.surfaces, f.stems, f.breaks) for f in (doc.title_field, doc.abstract_field)
+        (f.text, f.surfaces, f.stems, f.breaks, f.joined, f.lowered)
+        for f in (doc.title_field, doc.abstract_field)
     ]
 
 
@@ -32,7 +35,7 @@ def test_unpacked_words_are_the_words_cut_from_the_text(title: str, abstract: st
     kept = unpack(pack(made), title, abstract, keywords="reward models; RLHF")
     assert kept is not None
     assert kept == made and fields_of(kept) == fields_of(made)
-    assert kept.stems == made.stems
+    assert kept.stems == made.stems and kept.joined == made.joined
 
 
 def test_seed_papers_match_the_same_from_kept_words() -> None:
@@ -51,7 +54,7 @@ def test_kept_words_of_other_text_are_not_used() -> None:
     assert unpack(packed, "KV cache", "Sparse attention!") is None
     assert unpack(packed, "KV cachf", "Sparse attention.") is None
     assert unpack(packed, "KV cache", "Sparse attention.", keywords="moe") is None
-    assert unpack(packed.replace("1 ", "0 ", 1), "KV cache", "Sparse attention.") is None
+    assert unpack(packed.replace(f"{VERSION} ", "0 ", 1), "KV cache", "Sparse attention.") is None
     assert unpack("", "KV cache", "Sparse attention.") is None
     assert unpack("garbage", "KV cache", "Sparse attention.") is None
     doc, again = packed_document(packed, "KV cache", "Dense attention.")
