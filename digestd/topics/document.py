@@ -79,25 +79,37 @@ def _joined(stems: list[str], breaks: frozenset[int]) -> str:
     return " " + "  ".join(stems) + " "
 
 
-# a word holding an apostrophe, in words joined by spaces (tried only where a word starts)
-_APOSTROPHE_WORD_RE = re.compile(r"(?<![^ ])[^ '’]*['’][^ ]*")
-
-
 def _lowered(line: str) -> str:
     """The words lower-cased as prefixes see them, each after a space: a prefix is " token".
 
     ``line`` is the words as written joined by spaces. Lower-casing it is lower-casing each
     word (a space is no letter, so even a Greek final sigma comes out the same); only the
-    words with an apostrophe need their own treatment (see .stem.normalise).
+    few words with an apostrophe need their own treatment (see .stem.normalise).
     """
     line = line.lower()
-    if "'" in line or "’" in line:
-        line = _APOSTROPHE_WORD_RE.sub(_word_of, line)
-    return " " + line
+    at = _apostrophe(line, 0)
+    if at < 0:
+        return " " + line
+    pieces = [" "]
+    start = 0
+    while at >= 0:
+        begin = line.rfind(" ", start, at) + 1
+        end = line.find(" ", at)
+        if end < 0:
+            end = len(line)
+        pieces += (line[start:begin], surface_word(line[begin:end]))
+        start = end
+        at = _apostrophe(line, end)
+    pieces.append(line[start:])
+    return "".join(pieces)
 
 
-def _word_of(found: re.Match[str]) -> str:
-    return surface_word(found.group())
+def _apostrophe(line: str, start: int) -> int:
+    """Where the next apostrophe of either kind is, or -1."""
+    plain, curly = line.find("'", start), line.find("’", start)
+    if plain < 0 or 0 <= curly < plain:
+        return curly
+    return plain
 
 
 class FieldWords:
