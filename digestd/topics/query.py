@@ -59,7 +59,6 @@ from digestd.topics.evaluate import (
     term_points,
 )
 from digestd.topics.normal import Every, Normal, Positive, Some, all_terms, normal_form, unanchored
-from digestd.topics.stem import PREFIXES
 from digestd.topics.syntax import (
     And,
     Element,
@@ -132,12 +131,6 @@ class CompiledQuery:
                 query=source,
                 position=culprit.not_position,
             )
-        PREFIXES.register(
-            text
-            for term in all_terms(self._normal)
-            for text, is_prefix in term.elements
-            if is_prefix
-        )
         self._anchor = anchor(self._normal)
         self._collect = collector(self._normal)
         self._points: dict[tuple[str | None, tuple[Element, ...]], Points] = {

@@ -3,8 +3,8 @@
 Queries and papers must be cut into words the same way, or a query word could never meet its
 text: :func:`split_words` finds the words (runs of letters and digits; ``text-to-image`` is
 three words, ``GPT-4o`` two, ``3D`` one), :func:`normalise` lower-cases one of them, drops a
-possessive ``'s`` and other apostrophes, and stems it. :data:`PREFIXES` remembers which
-words start with the prefixes (``token*``) that queries use.
+possessive ``'s`` and other apostrophes, and stems it; :func:`surface_word` is the
+lower-cased word that prefixes (``token*``) are tested on.
 
 Topic queries are short and written by people who expect ``model`` to find "models" and
 "modeling", not by people who expect ``university`` to find "universe". So this stemmer only
@@ -32,16 +32,11 @@ same function, so the query and the text must both go through :func:`stem`.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Iterable
 from functools import lru_cache
 from itertools import repeat
 
 __all__ = [
-    "PREFIXES",
     "WORD_RE",
-    "PrefixCache",
-    "PrefixIndex",
     "normalise",
     "split_words",
     "stem",
@@ -214,74 +209,3 @@ def surface_stem(surface: str) -> str:
 def surface_word(surface: str) -> str:
     """The lower-case word of one word as written: ``normalise(surface)[0]``, cached."""
     return normalise(surface)[0]
-
-
-class PrefixCache(dict[str, frozenset[str]]):
-    """For one set of prefixes: surface -> the prefixes its word starts with.
-
-    Filled on first sight of each word, so each distinct word is checked once, whatever the
-    number of papers it appears in.
-    """
-
-    def __init__(self, prefixes: frozenset[str]) -> None:
-        super().__init__()
-        self.prefixes = prefixes
-        self._lengths = sorted({len(p) for p in prefixes})
-
-    def __missing__(self, surface: str) -> frozenset[str]:
-        word = surface_word(surface)
-        found = frozenset(
-            word[:n] for n in self._lengths if n <= len(word) and word[:n] in self.prefixes
-        )
-        if len(self) < _PREFIX_CACHE_SIZE:
-            self[surface] = found
-        return found
-
-    def hits(self, surfaces: Iterable[str]) -> frozenset[str]:
-        """The prefixes that some of ``surfaces`` (words as written) start with."""
-        # most words start with no prefix: their empty sets are dropped by filter
-        return frozenset().union(*filter(None, map(self.__getitem__, surfaces)))
-
-    def positions(self, surfaces: Iterable[str], prefix: str) -> list[int]:
-        """Indexes of the words of ``surfaces`` that start with ``prefix``."""
-        return [i for i, hits in enumerate(map(self.__getitem__, surfaces)) if prefix in hits]
-
-
-_PREFIX_CACHE_SIZE = 200_000
-
-
-class PrefixIndex:
-    """The prefixes that compiled queries use (``token*``), and which words start with them.
-
-    Checking every prefix against every word of every paper would cost a scan per prefix per
-    paper; instead each distinct word is checked once against all registered prefixes, and a
-    paper's prefix hits are the union of its words' (see ``Document.has_prefix``). Queries
-    register their prefixes when compiled. Registering a new one replaces the cache by a new
-    one, which documents notice because they remember which cache their hits came from.
-    """
-
-    def __init__(self) -> None:
-        self._cache = PrefixCache(frozenset())
-        self._lock = threading.Lock()
-
-    @property
-    def prefixes(self) -> frozenset[str]:
-        return self._cache.prefixes
-
-    def register(self, prefixes: Iterable[str]) -> None:
-        with self._lock:
-            wanted = self._cache.prefixes.union(prefixes)
-            if wanted != self._cache.prefixes:
-                self._cache = PrefixCache(wanted)
-
-    def cache_for(self, prefix: str) -> PrefixCache:
-        """The current cache, registering ``prefix`` first if it is new."""
-        cache = self._cache
-        if prefix not in cache.prefixes:
-            self.register([prefix])
-            cache = self._cache
-        return cache
-
-
-#: the one prefix index, shared by every compiled query and document of the process
-PREFIXES = PrefixIndex()
