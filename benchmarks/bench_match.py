@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import statistics
 import sys
 import time
 from collections import Counter
@@ -210,9 +211,8 @@ def against(args: argparse.Namespace) -> int:
     print(f"{args.papers:,} papers x 20 topics, the same matches everywhere; CPU, "
           f"median of {args.rounds} rounds (min-max):")
     for (name, loop), times in cpu.items():
-        times.sort()
-        print(f"  {name:<12} {loop:<5} {times[len(times) // 2]:6.2f} s "
-              f"({times[0]:.2f}-{times[-1]:.2f})")
+        print(f"  {name:<12} {loop:<5} {statistics.median(times):6.2f} s "
+              f"({min(times):.2f}-{max(times):.2f})")
     return 0
 
 
