@@ -1,0 +1,150 @@
+"""Re-matching one changed topic with this tree's code and another commit's, taking turns.
+
+    .venv/bin/python benchmarks/rematch_against.py REF [--rounds 5] [--topics reasoning ...]
+
+Builds once (in a temporary directory, a minute or two) a SQLite database of bench_match's
+50,000 synthetic papers, matched against its 20 topics, with the full-text index and each
+paper's kept words, and copies it for each side, since a commit whose kept words are of
+another version would make them again. Each side then runs in a child process of its own
+(the commit's ``digestd`` exported with ``git archive``), re-matching each topic in turn
+(``rematch_topics`` with only that topic, as after its query changed) for ``--rounds``
+rounds after two warm-up runs, and answers the CPU time of each run (of its process) and a
+digest of the topic's stored matches, which must be the same on both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pickle
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_CHILD = r"""
+import hashlib, pickle, sys, time
+tree, bench, db = sys.argv[1:4]
+sys.path.insert(0, tree)
+sys.path.insert(1, bench)
+import digestd
+assert digestd.__file__.startswith(tree), digestd.__file__
+from bench_match import EXTRA_TOPICS
+from bench_rematch import rows
+from digestd.store import Store
+from digestd.topics import STARTER_TOPICS, compile_topics
+from digestd.topics.classify import Classifier
+topics = compile_topics(list(STARTER_TOPICS + EXTRA_TOPICS))
+store = Store.open("sqlite:///" + db)
+stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    try:
+        slug = pickle.load(stdin)
+    except EOFError:
+        break
+    started = time.process_time()
+    store.rematch_topics([slug], Classifier(topics).subset([slug]))
+    cpu = time.process_time() - started
+    pickle.dump((cpu, hashlib.sha256(repr(rows(store, {slug})).encode()).hexdigest()), stdout)
+    stdout.flush()
+"""
+
+
+def build(path: Path) -> None:
+    """50,000 papers matched against the 20 topics, indexed, their words kept."""
+    sys.path.insert(0, str(ROOT))
+    from bench_match import DEFAULT_SEEDS, EXTRA_TOPICS, read_seeds, synthetic_papers
+    from bench_rematch import fill
+
+    from digestd.store import Store
+    from digestd.store.terms import refresh_terms
+    from digestd.topics import STARTER_TOPICS, compile_topics
+    from digestd.topics.classify import Classifier
+
+    topics = compile_topics(list(STARTER_TOPICS + EXTRA_TOPICS))
+    store = Store.open(f"sqlite:///{path}")
+    titles, sentences = read_seeds(DEFAULT_SEEDS)
+    store.sync_topics([t.definition for t in topics])
+    fill(store, synthetic_papers(50_000, titles, sentences, 20240527))
+    store.rematch_topics([t.slug for t in topics], Classifier(topics))
+    with store.write() as session:
+        refresh_terms(session)
+    store.dispose()
+
+
+class Side:
+    """One tree's re-matching, in a child process on its own copy of the database."""
+
+    def __init__(self, ref: str | None, db: Path, tmp: Path) -> None:
+        tree = ROOT
+        if ref is not None:
+            tree = tmp / "ref"
+            archive = subprocess.run(
+                ["git", "archive", ref, "digestd"], cwd=ROOT, capture_output=True, check=True
+            ).stdout
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(tree, filter="data")
+        copy = tmp / f"{'ref' if ref else 'tree'}.db"
+        shutil.copy(db, copy)
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(tree),
+             str(Path(__file__).resolve().parent), str(copy)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+
+    def rematch(self, slug: str) -> tuple[float, str]:
+        assert self.child.stdin is not None and self.child.stdout is not None
+        pickle.dump(slug, self.child.stdin)
+        self.child.stdin.flush()
+        return pickle.load(self.child.stdout)
+
+    def close(self) -> None:
+        if self.child.stdin is not None:
+            self.child.stdin.close()
+        self.child.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("ref", help="the commit to compare with")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--topics", nargs="+", default=["reasoning", "recommendation"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        build(tmp / "bench.db")
+        sides = {"this tree": Side(None, tmp / "bench.db", tmp),
+                 args.ref: Side(args.ref, tmp / "bench.db", tmp)}
+        cpu: dict[tuple[str, str], list[float]] = {}
+        try:
+            for slug in args.topics:  # warm-up: caches, and kept words of this version
+                for side in sides.values():
+                    side.rematch(slug)
+                    side.rematch(slug)
+            for round_ in range(1, args.rounds + 1):
+                for slug in args.topics:
+                    digests = set()
+                    for label, side in sides.items():
+                        seconds, digest = side.rematch(slug)
+                        digests.add(digest)
+                        cpu.setdefault((slug, label), []).append(seconds)
+                        print(f"round {round_}  {slug:<16} {label:<10} CPU {seconds:5.2f} s",
+                              flush=True)
+                    if len(digests) != 1:
+                        raise SystemExit(f"the matches of {slug!r} differ")
+        finally:
+            for side in sides.values():
+                side.close()
+    print(f"CPU of rematch_topics, median of {args.rounds} rounds (min-max); the same matches:")
+    for (slug, label), times in cpu.items():
+        print(f"  {slug:<16} {label:<10} {statistics.median(times):5.2f} s "
+              f"({min(times):.2f}-{max(times):.2f})")
+
+
+if __name__ == "__main__":
+    main()
