@@ -19,7 +19,7 @@ SHIPPED = [
 ]
 
 
-class build_py_with_data(build_py):  # noqa: N801 - setuptools command naming
+class build_py_with_data(build_py):  # lower case, as setuptools names its commands
     def run(self) -> None:
         super().run()
         if self.editable_mode:
