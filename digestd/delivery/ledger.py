@@ -140,6 +140,8 @@ def plan_digests(runtime: Runtime, now: dt.datetime, *, dry_run: bool = False) -
             report.errors += 1
     if not dry_run:
         flush()
+        if report.planned >= PLAN_CHUNK:
+            store.refresh_ledger_statistics()
     return report
 
 
