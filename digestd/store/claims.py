@@ -24,7 +24,17 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, Select, bindparam, func, select, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Engine,
+    Integer,
+    Select,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import OperationalError
 
 from digestd.bounce_score import BounceRules
@@ -81,6 +91,33 @@ _CLEAR_BOUNCES = (
     )
     .values(bounce_count=0)
 )
+
+
+def _sent_and_take() -> Select[Any]:
+    """On PostgreSQL, `_SENT`, `_CLEAR_BOUNCES` when ``sent_clear`` and `_TAKE` as one
+    statement, whose result is the number of rows taken (0 or 1). A statement is a
+    transaction of its own in autocommit: one round trip after the server's acceptance, where
+    the three statements in a transaction were five (BEGIN and COMMIT are round trips too).
+    Nothing needs `take_id`: NULL matches no row."""
+    sent = _SENT.returning(_DELIVERIES.c.subscriber_id).cte("sent")
+    cleared = (
+        update(_SUBSCRIBERS)
+        .where(
+            _SUBSCRIBERS.c.id.in_(select(sent.c.subscriber_id)),
+            _SUBSCRIBERS.c.bounce_count != 0,
+            bindparam("sent_clear", type_=Boolean),
+        )
+        .values(bounce_count=0)
+        .returning(_SUBSCRIBERS.c.id)
+        .cte("cleared")
+    )
+    taken = _TAKE.returning(_DELIVERIES.c.id).cte("taken")
+    # data-modifying WITH clauses run once, to completion, read or not
+    return select(select(func.count()).select_from(taken).scalar_subquery()).add_cte(
+        sent, cleared
+    )
+
+
 _CLAIM = (
     update(_DELIVERIES)
     .where(_DELIVERIES.c.id == bindparam("claim_id"))
@@ -125,8 +162,7 @@ class ClaimStore(Database):
         finally:
             connection, held.connection, held.active = held.connection, None, False
             if connection is not None:
-                with contextlib.suppress(Exception):
-                    connection.close()  # back to the pool
+                _back_to_pool(connection)
 
     def _statement(self, name: str) -> Prepared:
         prepared = self._prepared
@@ -136,34 +172,44 @@ class ClaimStore(Database):
                 "take": Prepared(_TAKE, dialect), "sent": Prepared(_SENT, dialect),
                 "clear": Prepared(_CLEAR_BOUNCES, dialect),
             }
+            if self.is_postgres:
+                prepared["sent_take"] = Prepared(_sent_and_take(), dialect)
         return prepared[name]
 
     @contextmanager
     def _fast_ledger(self) -> Iterator[Any]:
         """One write transaction on a DBAPI cursor: the held connection when a run holds one,
-        else one from the pool for this transaction alone."""
+        else one from the pool for this transaction alone. On PostgreSQL the caller runs one
+        statement, in autocommit: BEGIN and COMMIT would be a round trip each."""
         held = self._held if self._held is not None and getattr(self._held, "active", False) \
             else None
         connection = held.connection if held is not None else None
+        sqlite = self.is_sqlite
         if connection is None:
             try:
                 connection = self.engine.raw_connection()
             except OperationalError as exc:
                 raise StoreError(f"database error: {_first_line(exc)}") from exc
+            if not sqlite:
+                try:
+                    # the pool's other users expect transactions: set back in `_back_to_pool`
+                    connection.driver_connection.autocommit = True
+                except BaseException:
+                    connection.invalidate()
+                    raise
             if held is not None:
                 held.connection = connection
         cursor = connection.cursor()
         try:
-            if self.is_sqlite:  # autocommit mode (see db.py): the transaction is ours to open
+            if sqlite:  # autocommit mode (see db.py): the transaction is ours to open
                 cursor.execute("BEGIN IMMEDIATE")
             yield cursor
-            if self.is_sqlite:
+            if sqlite:
                 cursor.execute("COMMIT")
-            else:
-                connection.commit()
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                connection.rollback()
+            if sqlite:
+                with contextlib.suppress(Exception):
+                    connection.rollback()
             if isinstance(exc, self.engine.dialect.loaded_dbapi.Error):
                 # A connection that failed is not trusted again: the next write takes a fresh one.
                 with contextlib.suppress(Exception):
@@ -177,7 +223,7 @@ class ClaimStore(Database):
             with contextlib.suppress(Exception):
                 cursor.close()
             if held is None and connection is not None:
-                connection.close()
+                _back_to_pool(connection)
 
     @contextmanager
     def _ledger(self) -> Iterator[Connection]:
@@ -270,6 +316,8 @@ class ClaimStore(Database):
         the run's next row in hand in the same transaction, as `take_claimed` would, and the
         result says whether it could; None when nothing was asked.
         """
+        if self.is_postgres:
+            return self._mark_sent_in_one(delivery_id, message_id, now, clear_bounces, take_next)
         sent = self._statement("sent")
         with self._fast_ledger() as cursor:
             cursor.execute(sent.sql, sent.arguments(
@@ -286,6 +334,22 @@ class ClaimStore(Database):
                 {"take_id": next_id, "take_claimer": claimer, "take_until": until}
             ))
             return bool(cursor.rowcount)
+
+    def _mark_sent_in_one(
+        self, delivery_id: int, message_id: str, now: dt.datetime, clear_bounces: bool,
+        take_next: tuple[int, str, dt.datetime] | None,
+    ) -> bool | None:
+        """`mark_sent` on PostgreSQL: one statement (see `_sent_and_take`)."""
+        next_id, claimer, until = take_next if take_next is not None else (None, None, None)
+        statement = self._statement("sent_take")
+        with self._fast_ledger() as cursor:
+            cursor.execute(statement.sql, statement.arguments({
+                "sent_id": delivery_id, "sent_at": now, "sent_message_id": message_id,
+                "sent_clear": clear_bounces,
+                "take_id": next_id, "take_claimer": claimer, "take_until": until,
+            }))
+            taken = cursor.fetchone()[0]
+        return None if take_next is None else bool(taken)
 
     def next_delivery_due(self, now: dt.datetime) -> dt.datetime | None:
         """When a row not claimable at `now` becomes so next: the end of a backoff, or of a
@@ -389,6 +453,18 @@ class ClaimStore(Database):
                 .values(**values)
             )
 
+
+
+def _back_to_pool(connection: Any) -> None:
+    """A DBAPI connection of the pool given back, out of autocommit (PostgreSQL)."""
+    with contextlib.suppress(Exception):
+        if not connection.is_valid:
+            return
+        driver = connection.driver_connection
+        if getattr(driver, "autocommit", False):
+            driver.autocommit = False
+    with contextlib.suppress(Exception):
+        connection.close()
 
 
 def _claim_queries(postgres: bool) -> tuple[Select[Any], ...]:
