@@ -11,6 +11,7 @@ from digestd.config import Config, PathsConfig, TopicConfig
 from digestd.delivery import plan_digests
 from digestd.runtime import Runtime
 from digestd.store import Store
+from digestd.store.models import Delivery
 from digestd.subscribers import add_subscriber
 
 from support import feed_titles
@@ -91,3 +92,44 @@ def test_mark_sent_takes_the_next_row_only_while_the_claim_is_ours(runtime: Runt
     assert rows[third.delivery.id].claimed_until == now + LEASE
     assert store.mark_sent(third.delivery.id, message_id="<c@x>", now=now) is None
     assert store.delivery_counts() == {"sent": 3}
+
+
+def test_mark_sent_clears_the_bounce_count_only_when_asked(runtime: Runtime) -> None:
+    store = runtime.store
+    ids = _planned(runtime, 2)
+    now = dt.datetime.now(dt.UTC)
+    for subscriber_id in ids:
+        store.record_bounce(subscriber_id, error="550 no such user", pause_after=5, now=now)
+    first, second = store.claim_deliveries(now, lease=LEASE, limit=10, claimer="run")
+    store.mark_sent(first.delivery.id, message_id="<a@x>", now=now, clear_bounces=False)
+    store.mark_sent(second.delivery.id, message_id="<b@x>", now=now)
+    counts = [store.subscriber_by_id(i).bounce_count for i in ids]  # type: ignore[union-attr]
+    assert counts == [1, 0]
+    assert store.delivery_counts() == {"sent": 2}
+
+
+def test_the_held_connection_goes_back_to_the_pool_taking_transactions(
+    runtime: Runtime,
+) -> None:
+    """On PostgreSQL the ledger's connection is put in autocommit while a run holds it; the
+    sessions that get it next must still commit or roll back as a whole."""
+    store = runtime.store
+    _planned(runtime, 2)
+    now = dt.datetime.now(dt.UTC)
+    first, second = store.claim_deliveries(now, lease=LEASE, limit=10, claimer="run")
+    with store.holding_ledger():
+        store.take_claimed(first.delivery.id, claimer="run", until=now + LEASE)
+        store.mark_sent(first.delivery.id, message_id="<a@x>", now=now)
+    store.mark_sent(second.delivery.id, message_id="<b@x>", now=now)  # one from the pool
+    pooled = [store.engine.raw_connection() for _ in range(store.engine.pool.checkedin())]
+    try:
+        assert pooled
+        for connection in pooled:
+            assert not getattr(connection.driver_connection, "autocommit", False)
+    finally:
+        for connection in pooled:
+            connection.close()
+    with pytest.raises(RuntimeError), store.write() as session:
+        session.execute(Delivery.__table__.update().values(status="pending"))
+        raise RuntimeError("half-way")
+    assert store.delivery_counts() == {"sent": 2}
