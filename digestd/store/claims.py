@@ -482,22 +482,29 @@ def _claim_queries(postgres: bool) -> tuple[Select[Any], ...]:
     return tuple(queries)
 
 
+#: a claim's subscribers and their topics, built once like the claim queries
+_CLAIMED_SUBSCRIBERS = select(_SUBSCRIBERS).where(
+    _SUBSCRIBERS.c.id.in_(bindparam("claimed_ids", expanding=True))
+)
+_CLAIMED_TOPICS = (
+    select(SubscriberTopic.subscriber_id, Topic.slug)
+    .join(Topic, SubscriberTopic.topic_id == Topic.id)
+    .where(SubscriberTopic.subscriber_id.in_(bindparam("claimed_ids", expanding=True)))
+    .order_by(SubscriberTopic.subscriber_id, Topic.position, Topic.slug)
+)
+
+
 def _subscriber_records(
     connection: Connection, ids: Iterable[int], link_key: bytes | None,
     rules: BounceRules | None,
 ) -> dict[int, SubscriberRecord]:
     """The records of these subscribers, as `_subscriber_record` makes them, in two queries."""
-    wanted = list(ids)
+    wanted = {"claimed_ids": list(ids)}
     rules = rules or BounceRules()
     now = utcnow()
-    rows = connection.execute(select(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id.in_(wanted))).all()
+    rows = connection.execute(_CLAIMED_SUBSCRIBERS, wanted).all()
     topics: dict[int, list[str]] = {row.id: [] for row in rows}
-    for subscriber_id, slug in connection.execute(
-        select(SubscriberTopic.subscriber_id, Topic.slug)
-        .join(Topic, SubscriberTopic.topic_id == Topic.id)
-        .where(SubscriberTopic.subscriber_id.in_(wanted))
-        .order_by(SubscriberTopic.subscriber_id, Topic.position, Topic.slug)
-    ):
+    for subscriber_id, slug in connection.execute(_CLAIMED_TOPICS, wanted):
         topics[subscriber_id].append(slug)
     return {
         row.id: subscriber_record_of(row, topics[row.id], link_key, rules, now) for row in rows
