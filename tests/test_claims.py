@@ -10,7 +10,7 @@ import pytest
 from digestd.config import Config, PathsConfig, TopicConfig
 from digestd.delivery import plan_digests
 from digestd.runtime import Runtime
-from digestd.store import Store
+from digestd.store import Store, StoredModel
 from digestd.store.models import Delivery
 from digestd.subscribers import add_subscriber
 
@@ -133,3 +133,13 @@ def test_the_held_connection_goes_back_to_the_pool_taking_transactions(
         session.execute(Delivery.__table__.update().values(status="pending"))
         raise RuntimeError("half-way")
     assert store.delivery_counts() == {"sent": 2}
+
+
+def test_a_claim_says_which_subscribers_have_a_feedback_model(runtime: Runtime) -> None:
+    store = runtime.store
+    ids = _planned(runtime, 3)
+    store.save_model(StoredModel(ids[1], b"\0", b"\0", 0.1, 12, dt.datetime.now(dt.UTC)))
+    claimed = store.claim_deliveries(dt.datetime.now(dt.UTC), lease=LEASE, limit=10)
+    assert [(c.subscriber.id, c.has_model) for c in claimed] == [
+        (ids[0], False), (ids[1], True), (ids[2], False),
+    ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from digestd.runtime import Runtime
-from digestd.store import PaperRecord, SelectedPaper, SubscriberRecord
+from digestd.store import ClaimedDelivery, PaperRecord, SelectedPaper, SubscriberRecord
 
 if TYPE_CHECKING:
     from digestd.feedback import Feedback, Personalisation
@@ -26,16 +26,17 @@ class Ranker:
         self.store = runtime.store
         self._feedback: Feedback | None = None
         self._candidates: dict[tuple[int, int], list[PaperRecord]] = {}
-        #: whether a subscriber has a model, read for a whole claim at once (`prefetch`)
+        #: whether a subscriber has a model, as a claim read it (`known`)
         self._has_model: dict[int, bool] = {}
 
-    def prefetch(self, subscriber_ids: Sequence[int]) -> None:
-        """Find out in one query which of these subscribers have a model, rather than one
+    def known(self, claimed: Iterable[ClaimedDelivery]) -> None:
+        """Whether these subscribers have a model, as their claim read it, rather than one
         query per message; each answer is used once."""
-        if not self.runtime.config.feedback.enabled or not subscriber_ids:
-            return
-        with_model = self.store.subscribers_with_models(subscriber_ids)
-        self._has_model = {i: i in with_model for i in subscriber_ids}
+        if self.runtime.config.feedback.enabled:
+            self._has_model = {
+                item.subscriber.id: item.has_model for item in claimed
+                if item.has_model is not None
+            }
 
     def ranking(
         self, subscriber: SubscriberRecord, selected: Sequence[SelectedPaper],

@@ -105,7 +105,7 @@ class Worker:
                     return
                 self.open = dict.fromkeys(item.delivery.id for item in claimed)
                 self.taken = {}
-                self.ranker.prefetch([item.subscriber.id for item in claimed])
+                self.ranker.known(claimed)
                 for index, item in enumerate(claimed):
                     if self.should_stop():
                         log.info("stopping: the rest of the claimed digests are given back")

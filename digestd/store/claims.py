@@ -10,8 +10,10 @@ same subscriber is pending or sending: digests reach a subscriber in order.
 
 These run once per message, so the busy ones (claim, take, mark sent) are SQLAlchemy Core
 statements built once, on a connection rather than an ORM session, and the subscribers of a
-claim are read in two queries for the whole batch. `mark_sent` can take the next row in
-hand in the same transaction: one commit per message instead of two.
+claim (with whether each has a feedback model) are read in two queries for the whole batch.
+`mark_sent` can take the next row in hand in the same transaction: one commit per message
+instead of two. On PostgreSQL, where every statement is a round trip, take and mark sent are
+one statement each on a connection in autocommit.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlalchemy import (
     Integer,
     Select,
     bindparam,
+    exists,
     func,
     select,
     update,
@@ -49,7 +52,14 @@ from digestd.store.deliveries import (
     _one_line,
     retry_delay,
 )
-from digestd.store.models import Delivery, Subscriber, SubscriberTopic, Topic, utcnow
+from digestd.store.models import (
+    Delivery,
+    FeedbackModel,
+    Subscriber,
+    SubscriberTopic,
+    Topic,
+    utcnow,
+)
 from digestd.store.prepared import Prepared
 from digestd.store.subscribers import (
     SubscriberRecord,
@@ -268,7 +278,7 @@ class ClaimStore(Database):
             )
             refused, taken, claimed = [], [], []
             for row in rows:
-                subscriber = subscribers.get(row.subscriber_id)
+                subscriber, has_model = subscribers.get(row.subscriber_id, (None, False))
                 if subscriber is None or subscriber.status != "active":
                     state = subscriber.status if subscriber else "gone"
                     refused.append(
@@ -282,7 +292,7 @@ class ClaimStore(Database):
                 claimed.append(
                     ClaimedDelivery(
                         dataclasses.replace(record, status="sending", claimed_until=until),
-                        subscriber,
+                        subscriber, has_model,
                     )
                 )
             if refused:
@@ -482,10 +492,12 @@ def _claim_queries(postgres: bool) -> tuple[Select[Any], ...]:
     return tuple(queries)
 
 
-#: a claim's subscribers and their topics, built once like the claim queries
-_CLAIMED_SUBSCRIBERS = select(_SUBSCRIBERS).where(
-    _SUBSCRIBERS.c.id.in_(bindparam("claimed_ids", expanding=True))
-)
+#: a claim's subscribers, whether each has a feedback model (the ranking asks), and their
+#: topics; built once like the claim queries
+_CLAIMED_SUBSCRIBERS = select(
+    _SUBSCRIBERS,
+    exists().where(FeedbackModel.subscriber_id == _SUBSCRIBERS.c.id).label("has_model"),
+).where(_SUBSCRIBERS.c.id.in_(bindparam("claimed_ids", expanding=True)))
 _CLAIMED_TOPICS = (
     select(SubscriberTopic.subscriber_id, Topic.slug)
     .join(Topic, SubscriberTopic.topic_id == Topic.id)
@@ -497,8 +509,9 @@ _CLAIMED_TOPICS = (
 def _subscriber_records(
     connection: Connection, ids: Iterable[int], link_key: bytes | None,
     rules: BounceRules | None,
-) -> dict[int, SubscriberRecord]:
-    """The records of these subscribers, as `_subscriber_record` makes them, in two queries."""
+) -> dict[int, tuple[SubscriberRecord, bool]]:
+    """The records of these subscribers, as `_subscriber_record` makes them, each with whether
+    the subscriber has a feedback model, in two queries."""
     wanted = {"claimed_ids": list(ids)}
     rules = rules or BounceRules()
     now = utcnow()
@@ -507,5 +520,8 @@ def _subscriber_records(
     for subscriber_id, slug in connection.execute(_CLAIMED_TOPICS, wanted):
         topics[subscriber_id].append(slug)
     return {
-        row.id: subscriber_record_of(row, topics[row.id], link_key, rules, now) for row in rows
+        row.id: (
+            subscriber_record_of(row, topics[row.id], link_key, rules, now), bool(row.has_model)
+        )
+        for row in rows
     }

@@ -64,6 +64,8 @@ class ClaimedDelivery:
 
     delivery: DeliveryRecord
     subscriber: SubscriberRecord
+    #: whether the subscriber has a feedback model, read with the claim (None: not known)
+    has_model: bool | None = None
 
 
 def _delivery_record(row: Delivery) -> DeliveryRecord:

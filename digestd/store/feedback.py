@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -100,17 +100,6 @@ class FeedbackStore(Database):
     def drop_model(self, subscriber_id: int) -> None:
         with self.write() as session:
             _delete_model(session, subscriber_id)
-
-    def subscribers_with_models(self, subscriber_ids: Sequence[int]) -> set[int]:
-        """Which of these subscribers have a feedback model."""
-        with self.read() as session:
-            return set(
-                session.scalars(
-                    select(FeedbackModel.subscriber_id).where(
-                        FeedbackModel.subscriber_id.in_(list(subscriber_ids))
-                    )
-                )
-            )
 
     def feedback_model(self, subscriber_id: int) -> StoredModel | None:
         with self.read() as session:
