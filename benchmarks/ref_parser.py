@@ -1,36 +1,23 @@
 """digestd's parser as of another commit, in a child process, for side-by-side runs.
 
-The commit's ``digestd`` package is exported with ``git archive`` into a temporary directory
-and imported there by a child interpreter, so the two versions never share a module. The
-child reads requests from a pipe: ``load`` keeps a text, ``time`` parses the kept text and
-answers the CPU time of the parse (of the child process), ``read`` answers the parse of a text
-as plain records (see ``records``).
+The child (see refchild.py) reads requests from a pipe: ``load`` keeps a text, ``time``
+parses the kept text and answers the CPU time of the parse (of the child process), ``read``
+answers the parse of a text as plain records (see ``records``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import os
-import pickle
-import subprocess
-import sys
-import tarfile
-import tempfile
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from refchild import ROOT, RefChild
+
+__all__ = ["ROOT", "RefParser", "records"]
 
 _CHILD = r"""
-import os, pickle, sys, time
-sys.path.insert(0, os.environ["REF_PARSER_PATH"])
-import digestd
-assert digestd.__file__.startswith(os.environ["REF_PARSER_PATH"]), digestd.__file__
-sys.path.insert(0, os.environ["REF_PARSER_BENCH"])
+import time
 from ref_parser import records
 from digestd.parse import parse_dump
-stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
 kept = ""
 while True:
     try:
@@ -69,24 +56,10 @@ class RefParser:
     """The parser of commit `ref` of this repository, running in a child process."""
 
     def __init__(self, ref: str) -> None:
-        archive = subprocess.run(
-            ["git", "archive", ref, "digestd"], cwd=ROOT, capture_output=True, check=True
-        ).stdout
-        self._dir = tempfile.TemporaryDirectory()
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(self._dir.name, filter="data")
-        env = dict(os.environ, REF_PARSER_PATH=self._dir.name,
-                   REF_PARSER_BENCH=str(Path(__file__).resolve().parent))
-        self._child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD], env=env, cwd=self._dir.name,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        )
+        self._child = RefChild(ref, _CHILD)
 
     def _ask(self, op: str, payload: str | None = None) -> Any:
-        assert self._child.stdin is not None and self._child.stdout is not None
-        pickle.dump((op, payload), self._child.stdin)
-        self._child.stdin.flush()
-        return pickle.load(self._child.stdout)
+        return self._child.ask((op, payload))
 
     def load(self, text: str) -> None:
         self._ask("load", text)
@@ -99,7 +72,4 @@ class RefParser:
         return self._ask("read", text)
 
     def close(self) -> None:
-        if self._child.stdin is not None:
-            self._child.stdin.close()
-        self._child.wait()
-        self._dir.cleanup()
+        self._child.close()

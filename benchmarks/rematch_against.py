@@ -15,25 +15,17 @@ digest of the topic's stored matches, which must be the same on both sides.
 from __future__ import annotations
 
 import argparse
-import io
-import pickle
 import shutil
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from refchild import ROOT, RefChild
 
 _CHILD = r"""
-import hashlib, pickle, sys, time
-tree, bench, db = sys.argv[1:4]
-sys.path.insert(0, tree)
-sys.path.insert(1, bench)
-import digestd
-assert digestd.__file__.startswith(tree), digestd.__file__
+import hashlib, time
+db = sys.argv[1]
 from bench_match import EXTRA_TOPICS
 from bench_rematch import rows
 from digestd.store import Store
@@ -41,7 +33,6 @@ from digestd.topics import STARTER_TOPICS, compile_topics
 from digestd.topics.classify import Classifier
 topics = compile_topics(list(STARTER_TOPICS + EXTRA_TOPICS))
 store = Store.open("sqlite:///" + db)
-stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
 while True:
     try:
         slug = pickle.load(stdin)
@@ -81,32 +72,16 @@ class Side:
     """One tree's re-matching, in a child process on its own copy of the database."""
 
     def __init__(self, ref: str | None, db: Path, tmp: Path) -> None:
-        tree = ROOT
-        if ref is not None:
-            tree = tmp / "ref"
-            archive = subprocess.run(
-                ["git", "archive", ref, "digestd"], cwd=ROOT, capture_output=True, check=True
-            ).stdout
-            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                tar.extractall(tree, filter="data")
         copy = tmp / f"{'ref' if ref else 'tree'}.db"
         shutil.copy(db, copy)
-        self.child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(tree),
-             str(Path(__file__).resolve().parent), str(copy)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        )
+        self.child = RefChild(ref, _CHILD, str(copy))
 
     def rematch(self, slug: str) -> tuple[float, str]:
-        assert self.child.stdin is not None and self.child.stdout is not None
-        pickle.dump(slug, self.child.stdin)
-        self.child.stdin.flush()
-        return pickle.load(self.child.stdout)
+        answer: tuple[float, str] = self.child.ask(slug)
+        return answer
 
     def close(self) -> None:
-        if self.child.stdin is not None:
-            self.child.stdin.close()
-        self.child.wait()
+        self.child.close()
 
 
 def main() -> None:
