@@ -21,6 +21,8 @@ EXTRA = [
     TopicConfig(slug="tricky", name="Tricky", query='study OR "don\'t" OR naïve'),
     TopicConfig(slug="negated", name="Negated", query="model NOT (video OR image*)"),
     TopicConfig(slug="titles", name="Titles", query='title:agent* OR abstract:"kv cache"'),
+    # re-matching reads a paper's other fields only for topics that name them
+    TopicConfig(slug="orgs", name="Orgs", query='org:"peking university" OR org:alibaba*'),
 ]
 
 
@@ -58,6 +60,7 @@ def test_narrowed_rematch_matches_exactly(
     ingest_paths(store, seed_files, classify=runtime.classify)
     direct = snapshot(store)
     assert len({row[1] for row in direct}) >= 12
+    assert any(row[1] == "orgs" for row in direct)
 
     # each topic's query "changed" in turn: only it is matched again, narrowed by the index
     for slug in [t.slug for t in runtime.topics]:
@@ -65,7 +68,7 @@ def test_narrowed_rematch_matches_exactly(
         assert snapshot(store) == direct, slug
 
     # a few at once
-    few = ["tricky", "negated", "titles"]
+    few = ["tricky", "negated", "titles", "orgs"]
     assert store.rematch_topics(few, runtime.classify.subset(few)) > 0
     assert snapshot(store) == direct
     runtime.close()

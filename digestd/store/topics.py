@@ -428,14 +428,16 @@ _MATCHED_COLUMNS = (
 #: what it reads when no topic names a field other than the title and abstract: the keywords
 #: are part of the abstract (decoding the other JSON lists costs)
 _PLAIN_COLUMNS = (Paper.id, Paper.title, Paper.abstract, Paper.keywords)
-_OTHER_FIELDS = frozenset({"author", "org", "category"})
+#: the fields those columns hold; a query naming any other (author:, org:, or one registered
+#: later) reads every column
+_PLAIN_FIELDS = frozenset({"title", "abstract"})
 
 
 def _plain(classify: Classify) -> bool:
-    """Whether `classify` says its topics name none of the fields other than the title and
-    the abstract (one that does not say may look at all of them)."""
+    """Whether `classify` says its topics name only fields of `_PLAIN_COLUMNS` (one that does
+    not say may look at all of them)."""
     fields = getattr(classify, "fields", None)
-    return isinstance(fields, frozenset) and fields.isdisjoint(_OTHER_FIELDS)
+    return isinstance(fields, frozenset) and fields <= _PLAIN_FIELDS
 
 
 def _plain_fields(row: Any) -> dict[str, str]:
