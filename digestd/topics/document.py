@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import pairwise
 from typing import NamedTuple
 
 from digestd.topics.stem import WORD_RE, split_words, surface_stem, surface_word
@@ -193,30 +192,6 @@ class FieldWords:
                 i = stems.index(stem, i + 1)
                 found.append(i)
         return found
-
-    def has_pair(self, first: str, second: str) -> bool:
-        """Whether the stem ``second`` follows ``first`` within one clause."""
-        stems = self.stems
-        last = len(stems) - 1
-        breaks = self.breaks
-        for i in self._stem_positions(first):
-            if i < last and stems[i + 1] == second and (i + 1) not in breaks:
-                return True
-        return False
-
-    def bigrams(self) -> set[tuple[str, str]]:
-        """Every pair of adjacent stems within one clause."""
-        stems = self.stems
-        if not self.breaks:
-            return set(pairwise(stems))
-        # clause by clause, so that pairwise does the work in C
-        pairs: set[tuple[str, str]] = set()
-        start = 0
-        for end in sorted(self.breaks):
-            pairs.update(pairwise(stems[start:end]))
-            start = end
-        pairs.update(pairwise(stems[start:]))
-        return pairs
 
     def positions(self, element: Element) -> list[int]:
         """Word indexes where one phrase element (a stem, or a word prefix) occurs.
@@ -468,17 +443,6 @@ class Document:
             )
             self._occurrences[elements] = found
         return found
-
-    @property
-    def bigrams(self) -> set[tuple[str, str]]:
-        """Every pair of adjacent stems within one clause of the title or the abstract."""
-        return self.title_field.bigrams() | self.abstract_field.bigrams()
-
-    def has_pair(self, first: str, second: str) -> bool:
-        """Whether the two-word phrase of these stems occurs in the title or the abstract."""
-        return self.title_field.has_pair(first, second) or self.abstract_field.has_pair(
-            first, second
-        )
 
     def has_phrase(self, elements: tuple[Element, ...]) -> bool:
         """Whether the word sequence ``elements`` occurs in the title or the abstract."""
