@@ -58,7 +58,9 @@ def entries(result: Any) -> list[Any]:
 def date_of(entry: Any, *names: str) -> datetime.date | None:
     """The first of the entry's parsed dates (``published_parsed``...) that exists."""
     for name in names:
-        value = entry.get(name)
+        # dict.get: the entry's own key only. feedparser's get would answer a missing
+        # updated_parsed with published_parsed, a fallback it deprecates (with a warning)
+        value = dict.get(entry, name)
         if isinstance(value, time.struct_time):
             try:
                 return datetime.date(value.tm_year, value.tm_mon, value.tm_mday)
