@@ -35,12 +35,13 @@ $(CHROMIUM):
 chromium: $(CHROMIUM)
 
 # The integration tests drive real programs from Debian: a browser, an MTA, a spam filter,
-# a feed reader and an IMAP server. Installed here when missing, the same way as chromium;
-# postfix is preseeded so that its installer asks nothing and configures no delivery, and the
-# system's own dovecot is stopped again (tests run their own instances, on loopback).
+# a feed reader, an IMAP server and nginx (the README's configuration in front of the feeds).
+# Installed here when missing, the same way as chromium; postfix is preseeded so that its
+# installer asks nothing and configures no delivery, and the system's own dovecot and nginx
+# are stopped again (tests run their own instances, on loopback).
 DEB_PROGRAMS := chromium:/usr/bin/chromium postfix:/usr/sbin/postfix \
 	spamassassin:/usr/bin/spamassassin newsboat:/usr/bin/newsboat \
-	dovecot-imapd:/usr/sbin/dovecot
+	dovecot-imapd:/usr/sbin/dovecot nginx-light:/usr/sbin/nginx
 debs:
 	@missing=""; for p in $(DEB_PROGRAMS); do [ -x "$${p#*:}" ] || missing="$$missing $${p%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -48,7 +49,8 @@ debs:
 	  echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
-	  if command -v systemctl >/dev/null; then $(SUDO) systemctl disable --now dovecot || true; fi; \
+	  if command -v systemctl >/dev/null; then \
+	    $(SUDO) systemctl disable --now dovecot nginx 2>/dev/null || true; fi; \
 	fi
 
 # Tests run in parallel, one process per CPU (pytest-xdist; JOBS=0 runs them in this one).

@@ -27,12 +27,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "samples" / "seeds"
+
+# nginx with the README's configuration, and the loopback helpers the tests use
+sys.path.insert(0, str(REPO / "tests"))
+from nginx import listening, nginx_config  # noqa: E402
+
+from support import free_port, wait_for  # noqa: E402
 
 BARE_APP = '''
 import hashlib, sys
@@ -58,49 +62,6 @@ if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
                 access_log=False, server_header=False)
 '''
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def nginx_snippet() -> str:
-    """The server block of the README's nginx section (the one serving `/feeds/`)."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    for found in re.finditer(r"```nginx\n(.*?)```", text, re.DOTALL):
-        if "server {" in found.group(1) and "location /feeds/" in found.group(1):
-            return found.group(1)
-    raise SystemExit("README.md has no ```nginx block with a server serving /feeds/")
-
-
-def nginx_config(prefix: Path, port: int, data_dir: Path, upstream: int) -> Path:
-    snippet = nginx_snippet().replace("/var/lib/digestd", str(data_dir)).replace(
-        "127.0.0.1:8080", f"127.0.0.1:{upstream}"
-    )
-    snippet = re.sub(r"listen [^;]+;", f"listen 127.0.0.1:{port};", snippet)
-    snippet = re.sub(r"server_name [^;]+;", "server_name localhost;", snippet)
-    conf = prefix / "nginx.conf"
-    conf.write_text(textwrap.dedent(f"""
-        daemon off;
-        {"user root;" if os.geteuid() == 0 else ""}
-        worker_processes 1;
-        pid {prefix}/nginx.pid;
-        error_log {prefix}/error.log;
-        events {{ worker_connections 1024; }}
-        http {{
-            access_log off;
-            types {{ application/atom+xml atom; application/rss+xml rss; }}
-            client_body_temp_path {prefix}/body;
-            proxy_temp_path {prefix}/proxy;
-            fastcgi_temp_path {prefix}/fastcgi;
-            uwsgi_temp_path {prefix}/uwsgi;
-            scgi_temp_path {prefix}/scgi;
-        """) + textwrap.indent(snippet, "    ") + "}\n")
-    return conf
 
 
 def etag_of(port: int, path: str) -> str:
@@ -134,18 +95,6 @@ def wrk(port: int, path: str, etag: str, duration: int, connections: int) -> flo
     if found is None:
         raise RuntimeError(out)
     return float(found.group(1))
-
-
-def wait_port(port: int, timeout: float = 20) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
 
 
 def main() -> None:
@@ -203,7 +152,7 @@ def main() -> None:
                        ("nginx", nginx_port))
             etags = {}
             for name, port in servers:
-                wait_port(port)
+                wait_for(lambda port=port: listening(port), 20, f"a server on {port}")
                 etags[name] = etag_of(port, path)
                 check_304(port, path, etags[name])
             # Interleaved rounds: a change in the machine's load hits every server alike.
