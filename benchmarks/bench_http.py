@@ -14,6 +14,12 @@ turns, and measures ``GET`` with ``If-None-Match`` (answered 304) with wrk:
 
 Each server gets its own process; wrk runs with 2 threads, the servers taking turns for
 ``--rounds`` rounds (medians reported). Compare ratios, not absolutes: the machine is shared.
+
+On two cores wrk and the server share the CPU, and such runs of one tree differ by a third.
+``--in-process`` instead times the ASGI call alone, in this process, without sockets: CPU per
+304 of digestd's app (as `make_server` builds it) and of the bare app, taking turns for
+``--rounds`` rounds of ``--calls`` calls. It needs neither wrk nor nginx, and repeats to within
+a few per cent, so it shows what a change to digestd's own answer costs or saves.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "samples" / "seeds"
@@ -97,32 +105,103 @@ def wrk(port: int, path: str, etag: str, duration: int, connections: int) -> flo
     return float(found.group(1))
 
 
+def prepared(tmp: Path) -> tuple[dict[str, str], Path]:
+    """A data directory under `tmp` with the sample dumps ingested and the feeds built: the
+    environment that points digestd at it, and the path of all.atom."""
+    data = tmp / "var"
+    env = {**os.environ, "DIGESTD_SEEDS_DIR": str(tmp / "seeds"), "DIGESTD_DATA_DIR": str(data)}
+    (tmp / "seeds").mkdir()
+    data.mkdir()
+    for seed in SEEDS.glob("*.txt"):
+        shutil.copy(seed, tmp / "seeds" / seed.name)
+    python = sys.executable
+    subprocess.run([python, "-m", "digestd", "ingest", str(tmp / "seeds")], env=env,
+                   check=True, capture_output=True)
+    feed = data / "feeds" / "all.atom"
+    if not feed.exists():
+        subprocess.run([python, "-m", "digestd", "feeds", "build"], env=env, check=True,
+                       capture_output=True)
+    return env, feed
+
+
+def in_process(env: dict[str, str], feed: Path, calls: int, rounds: int) -> None:
+    """CPU per 304 of digestd's ASGI app and of the bare app, called directly, in turns."""
+    import asyncio
+
+    from digestd.config_load import load_config
+    from digestd.runtime import Runtime
+    from digestd.web.server import make_server
+
+    runtime = Runtime.open(load_config(environ=env))
+    ours = make_server(runtime).config.app
+    # the same bare app the wrk runs start, its file read from `feed`
+    bare: dict[str, Any] = {"open": lambda *_: feed.open("rb"), "sys": sys}
+    exec(BARE_APP.split("if __name__")[0], bare)
+    apps = {"digestd": ours, "bare app": bare["app"]}
+    etags = {
+        "digestd": ours.state.feed_files.get(runtime.config.feeds_dir / "all.atom").etag,
+        "bare app": bare["etag"],
+    }
+
+    async def call(app, scope, times):  # type: ignore[no-untyped-def]
+        answered = []
+
+        async def send(message):  # type: ignore[no-untyped-def]
+            answered.append(message)
+
+        async def receive():  # type: ignore[no-untyped-def]
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        for _ in range(times):
+            await app(scope, receive, send)
+        return answered[0]["status"]
+
+    def scope(etag: str) -> dict[str, object]:
+        # the header fields a feed reader sends with its poll
+        return {"type": "http", "method": "GET", "path": "/feeds/all.atom", "headers": [
+            (b"host", b"127.0.0.1"), (b"user-agent", b"bench"), (b"accept", b"*/*"),
+            (b"accept-encoding", b"identity"), (b"if-none-match", etag.encode()),
+        ], "client": ("127.0.0.1", 1), "query_string": b"", "root_path": ""}
+
+    per_call: dict[str, list[float]] = {name: [] for name in apps}
+    for name, app in apps.items():  # warm-up, and the answer is a 304
+        status = asyncio.run(call(app, scope(etags[name]), 100))
+        if status != 304:
+            raise SystemExit(f"{name} answered {status}, not 304")
+    for _ in range(rounds):
+        for name, app in apps.items():
+            started = time.process_time()
+            asyncio.run(call(app, scope(etags[name]), calls))
+            per_call[name].append((time.process_time() - started) / calls * 1e6)
+    for name, times in per_call.items():
+        print(f"{name:<10} {statistics.median(times):6.2f} µs CPU per 304 "
+              f"(rounds: {', '.join(f'{t:.2f}' for t in times)})")
+    runtime.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--in-process", action="store_true",
+                        help="time the ASGI call of each app in this process instead")
+    parser.add_argument("--calls", type=int, default=50_000, help="per round, --in-process")
     args = parser.parse_args()
+    if args.in_process:
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            env, feed = prepared(Path(tmp_dir))
+            in_process(env, feed, args.calls, args.rounds)
+        return
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"{tool} is needed: apt-get install wrk nginx-light")
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
+        env, feed = prepared(tmp)
         data = tmp / "var"
-        env = {**os.environ, "DIGESTD_SEEDS_DIR": str(tmp / "seeds"),
-               "DIGESTD_DATA_DIR": str(data)}
-        (tmp / "seeds").mkdir()
-        data.mkdir()
-        for seed in SEEDS.glob("*.txt"):
-            shutil.copy(seed, tmp / "seeds" / seed.name)
         python = sys.executable
-        subprocess.run([python, "-m", "digestd", "ingest", str(tmp / "seeds")], env=env,
-                       check=True, capture_output=True)
-        feed = data / "feeds" / "all.atom"
-        if not feed.exists():
-            subprocess.run([python, "-m", "digestd", "feeds"], env=env, check=True,
-                           capture_output=True)
         path = "/feeds/all.atom"
         results: dict[str, float] = {}
         processes: list[subprocess.Popen[bytes]] = []

@@ -4,6 +4,7 @@ whatever it does not answer reaches the app unchanged."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -173,3 +174,40 @@ def test_everything_else_reaches_the_app(front: Front) -> None:
     assert front.client.post("/feeds/all.atom", headers={"If-None-Match": etag}).status_code == 405
     assert front.client.get("/", headers={"If-None-Match": "*"}).status_code == 200
     assert front.answered == []
+
+
+def test_a_reloaded_configuration_is_followed(front: Front) -> None:
+    """A reload hands the app a new runtime: the front answers with its max-age and under its
+    path prefix at once, as the app does."""
+    runtime = front.app.state.runtime
+    config = runtime.config
+    reloaded = dataclasses.replace(
+        config,
+        feeds=dataclasses.replace(config.feeds, max_age=60),
+        http=dataclasses.replace(config.http, base_url=config.base_url.replace("/digest", "/news")),
+    )
+    etag = front.client.get("/feeds/all.atom").headers["etag"]
+    front.app.state.runtime = dataclasses.replace(runtime, config=reloaded)
+    try:
+        conditional = {"If-None-Match": etag}
+        del front.answered[:]
+        ours = front.client.get("/news/feeds/all.atom", headers=conditional)
+        assert front.answered == ["/news/feeds/all.atom"]
+        assert ours.status_code == 304
+        assert ours.headers["cache-control"] == "public, max-age=60"
+        front_ = front.without_front()
+        try:
+            apps = front.client.get("/news/feeds/all.atom", headers=conditional)
+        finally:
+            front.app.conditional_feeds = front_
+        assert _headers(ours) == _headers(apps)
+        # the old prefix is no longer the public one
+        del front.answered[:]
+        front.client.get("/digest/feeds/all.atom", headers=conditional)
+        assert front.answered == []
+    finally:
+        front.app.state.runtime = runtime
+    del front.answered[:]
+    again = front.client.get("/digest/feeds/all.atom", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and front.answered == ["/digest/feeds/all.atom"]
+    assert again.headers["cache-control"] == "public, max-age=300"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 from email.utils import format_datetime
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,20 +30,36 @@ FEED_ROUTE = "/feeds/{path:path}"
 _FEEDS = "/feeds/"
 
 
+class _Settings:
+    """What a request needs from one configuration, worked out once per configuration (a
+    reload replaces it): the path prefix, the feeds directory and each feed file's path.
+
+    Paths are remembered only for files that exist, so requests for made-up feed names
+    cannot grow the map.
+    """
+
+    __slots__ = ("access_log", "config", "feeds_dir", "max_age", "paths", "prefix")
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.prefix = links.path_prefix(config.base_url)
+        self.feeds_dir: Path = config.feeds_dir
+        self.max_age: int = config.feeds.max_age
+        self.access_log: bool = config.log.access_log
+        self.paths: dict[str, Path] = {}
+
+
 class ConditionalFeeds:
     """Answers a GET or HEAD of a public feed file whose ETag the client has with a 304."""
 
     def __init__(self, app: Starlette, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self._prefix: tuple[str, str] = ("", "")  # (base_url, its path prefix)
+        self._settings: _Settings | None = None
         self._counters: dict[str, Any] = {}
 
-    def _path(self, scope: Scope, base_url: str) -> str:
+    def _path(self, scope: Scope, prefix: str) -> str:
         """The request path with the public prefix taken off, as `PathPrefix` does."""
-        if self._prefix[0] != base_url:
-            self._prefix = (base_url, links.path_prefix(base_url))
-        prefix = self._prefix[1]
         path: str = scope["path"]
         if prefix and (path == prefix or path.startswith(prefix + "/")):
             return path[len(prefix):] or "/"
@@ -52,9 +70,11 @@ class ConditionalFeeds:
         method = scope["method"]
         if method != "GET" and method != "HEAD":
             return False
-        runtime = self.app.state.runtime
-        config = runtime.config
-        path = self._path(scope, config.base_url)
+        config = self.app.state.runtime.config
+        settings = self._settings
+        if settings is None or settings.config is not config:
+            settings = self._settings = _Settings(config)
+        path = self._path(scope, settings.prefix)
         if not path.startswith(_FEEDS) or not PUBLIC_FEED.fullmatch(name := path[len(_FEEDS):]):
             return False
         if_none_match = accept_encoding = None
@@ -68,14 +88,20 @@ class ConditionalFeeds:
         if if_none_match is None:
             return False
         started = time.monotonic()
-        feed = self.app.state.feed_files.get(config.feeds_dir / name)
+        file_path = settings.paths.get(name)
+        if file_path is None:
+            file_path = settings.feeds_dir / name
+        feed = self.app.state.feed_files.get(file_path)
         if feed is None:
             return False
-        compressed = accept_encoding is not None and gzip_acceptable(
-            accept_encoding.decode("latin-1")
-        )
-        headers = _not_modified_headers(feed, compressed, config.feeds.max_age)
-        if not etag_matches(if_none_match.decode("latin-1"), headers[0][1].decode("latin-1")):
+        settings.paths[name] = file_path
+        compressed = accept_encoding is not None and _gzip_acceptable(accept_encoding)
+        headers = _not_modified_headers(feed, compressed, settings.max_age)
+        etag = headers[0][1]
+        # a reader sends back the ETag it was given: the exact bytes need no parsing
+        if if_none_match != etag and not etag_matches(
+            if_none_match.decode("latin-1"), etag.decode("latin-1")
+        ):
             return False
         try:
             await send({"type": "http.response.start", "status": 304, "headers": headers})
@@ -86,9 +112,15 @@ class ConditionalFeeds:
                 counter = self.metrics.http_requests.labels(FEED_ROUTE, method, "304")
                 self._counters[method] = counter
             counter.inc()
-            if config.log.access_log:
+            if settings.access_log:
                 log_request(scope, path, 304, started)
         return True
+
+
+@lru_cache(maxsize=256)
+def _gzip_acceptable(accept_encoding: bytes) -> bool:
+    # readers send one of a handful of Accept-Encoding values, over and over
+    return gzip_acceptable(accept_encoding.decode("latin-1"))
 
 
 def _not_modified_headers(
