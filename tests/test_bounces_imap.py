@@ -174,7 +174,9 @@ def test_a_certificate_the_ca_did_not_sign_is_refused_before_the_login(
         assert "bounces.imap_ca_file" in str(caught.value)
         assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
     # Both connections ended without a login attempt: the password never left digestd.
-    wait_for(lambda: len(imaps.unauthenticated()) == ended + 2, 5, "the two disconnects")
+    # the server logs a disconnect when it notices it, which a loaded machine may delay; a
+    # late line of an earlier test's connection may come too, so at least two
+    wait_for(lambda: len(imaps.unauthenticated()) >= ended + 2, 30, "the two disconnects")
     assert len(imaps.logins()) == logins
 
 
@@ -187,7 +189,7 @@ def test_starttls_never_falls_back_to_plaintext(imap: Dovecot, tmp_path: Path) -
     # implicit TLS against a plaintext port fails in the handshake, and logs in nowhere either
     with pytest.raises(DeliveryError, match=f"cannot read imap 127.0.0.1:{imap.port}"):
         ImapSource(_tls_config(tmp_path, imap, "tls", port=imap.port))
-    wait_for(lambda: len(imap.unauthenticated()) == ended + 2, 5, "the two disconnects")
+    wait_for(lambda: len(imap.unauthenticated()) >= ended + 2, 30, "the two disconnects")
     assert len(imap.logins()) == logins
 
 
