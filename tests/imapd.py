@@ -123,6 +123,10 @@ service imap-login {{
         """Log lines of connections that ended without any login attempt."""
         return [line for line in self.log().splitlines() if "(no auth attempts" in line]
 
+    def refused(self) -> list[str]:
+        """Log lines of connections that ended after a failed login."""
+        return [line for line in self.log().splitlines() if "(auth failed" in line]
+
     def log(self) -> str:
         path = self.dir / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -125,7 +125,7 @@ class ImapSource:
                 "server on this machine may take a login in clear)"
             )
         password = _imap_password(config, environ)
-        box: Any
+        box: Any = None
         try:
             if settings.imap_security == "none":
                 box = MailBoxUnencrypted(settings.imap_host, settings.imap_port, timeout=30)
@@ -139,9 +139,10 @@ class ImapSource:
         except ConfigError:
             raise
         except Exception as exc:  # imaplib, ssl and socket errors, imap-tools' own
-            # A connection that failed half-way (no STARTTLS, a bad certificate) is held only
-            # by the frames of this traceback: clearing them closes its socket now, not
-            # whenever the logged exception is let go.
+            # A connection that failed half-way (no STARTTLS, a bad certificate, a refused
+            # login) is closed now: left to the garbage collector, the server would see it end
+            # whenever a collection found it (imap-tools' mailbox is a reference cycle).
+            _close_connections(exc, box)
             traceback.clear_frames(exc.__traceback__)
             raise DeliveryError(f"cannot read {self.name}: {_imap_failure(exc)}") from exc
 
@@ -157,6 +158,21 @@ class ImapSource:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._box.logout()
+
+
+def _close_connections(exc: BaseException, box: Any) -> None:
+    """Close the IMAP connections a failed open made: the mailbox's, and any a constructor
+    that raised still holds in the frames of `exc` (imap-tools makes them inside)."""
+    import imaplib
+
+    clients = [getattr(box, "client", None)]
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        clients += [v for v in frame.f_locals.values() if isinstance(v, imaplib.IMAP4)]
+    for client in clients:
+        for part in (getattr(client, "file", None), getattr(client, "sock", None)):
+            if part is not None:
+                with contextlib.suppress(OSError):
+                    part.close()
 
 
 def _imap_failure(exc: Exception) -> str:
