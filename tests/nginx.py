@@ -102,10 +102,11 @@ class Nginx:
 
     def check(self) -> None:
         """`nginx -t`: the configuration is accepted as written."""
-        subprocess.run(
+        result = subprocess.run(
             [self._binary(), "-t", "-q", "-p", str(self.prefix), "-c", str(self.conf)],
-            check=True, capture_output=True,
+            capture_output=True, text=True,
         )
+        assert result.returncode == 0, f"nginx -t refused the configuration: {result.stderr}"
 
     def _binary(self) -> str:
         return NGINX if Path(NGINX).exists() else "nginx"

@@ -14,7 +14,7 @@ import time
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
@@ -24,6 +24,9 @@ from digestd.metrics import Metrics
 from digestd.web.feeds import PUBLIC_FEED, FeedFile
 from digestd.web.http import etag_matches, gzip_acceptable
 from digestd.web.middleware import log_request
+
+if TYPE_CHECKING:
+    from digestd.config import Config
 
 #: the route `digestd.web.feeds.public_feed` answers, as the metrics and the log name it
 FEED_ROUTE = "/feeds/{path:path}"
@@ -40,12 +43,12 @@ class _Settings:
 
     __slots__ = ("access_log", "config", "feeds_dir", "max_age", "paths", "prefix")
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self.prefix = links.path_prefix(config.base_url)
-        self.feeds_dir: Path = config.feeds_dir
-        self.max_age: int = config.feeds.max_age
-        self.access_log: bool = config.log.access_log
+        self.feeds_dir = config.feeds_dir
+        self.max_age = config.feeds.max_age
+        self.access_log = config.log.access_log
         self.paths: dict[str, Path] = {}
 
 
@@ -58,12 +61,6 @@ class ConditionalFeeds:
         self._settings: _Settings | None = None
         self._counters: dict[str, Any] = {}
 
-    def _path(self, scope: Scope, prefix: str) -> str:
-        """The request path with the public prefix taken off, as `PathPrefix` does."""
-        path: str = scope["path"]
-        if prefix and (path == prefix or path.startswith(prefix + "/")):
-            return path[len(prefix):] or "/"
-        return path
 
     async def answer(self, scope: Scope, send: Send) -> bool:
         """Whether the request was answered (with a 304); False leaves it to the app."""
@@ -74,7 +71,7 @@ class ConditionalFeeds:
         settings = self._settings
         if settings is None or settings.config is not config:
             settings = self._settings = _Settings(config)
-        path = self._path(scope, settings.prefix)
+        path = _unprefixed(scope["path"], settings.prefix)
         if not path.startswith(_FEEDS) or not PUBLIC_FEED.fullmatch(name := path[len(_FEEDS):]):
             return False
         if_none_match = accept_encoding = None
@@ -88,13 +85,11 @@ class ConditionalFeeds:
         if if_none_match is None:
             return False
         started = time.monotonic()
-        file_path = settings.paths.get(name)
-        if file_path is None:
-            file_path = settings.feeds_dir / name
+        file_path = settings.paths.get(name) or settings.feeds_dir / name
         feed = self.app.state.feed_files.get(file_path)
         if feed is None:
             return False
-        settings.paths[name] = file_path
+        settings.paths.setdefault(name, file_path)
         compressed = accept_encoding is not None and _gzip_acceptable(accept_encoding)
         headers = _not_modified_headers(feed, compressed, settings.max_age)
         etag = headers[0][1]
@@ -115,6 +110,13 @@ class ConditionalFeeds:
             if settings.access_log:
                 log_request(scope, path, 304, started)
         return True
+
+
+def _unprefixed(path: str, prefix: str) -> str:
+    """The request path with the public prefix taken off, as `PathPrefix` does."""
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        return path[len(prefix):] or "/"
+    return path
 
 
 @lru_cache(maxsize=256)
