@@ -119,8 +119,8 @@ class FieldWords:
     """
 
     __slots__ = (
-        "_at", "_breaks_line", "_surfaces_line", "breaks", "joined", "lowered", "stem_set",
-        "stems", "surfaces", "text", "words",
+        "_at", "_breaks_line", "_surfaces_line", "breaks", "joined", "lowered", "stems",
+        "surfaces", "text", "words",
     )
 
     def __init__(
@@ -158,9 +158,6 @@ class FieldWords:
             value = self._surfaces_line.split(" ") if self.stems else []
         elif name == "breaks":
             value = frozenset(map(int, self._breaks_line.split()))
-        elif name == "stem_set":
-            #: the stems as a set: the quick test before looking for positions
-            value = frozenset(self.stems)
         elif name == "joined":
             value = _joined(self.stems, self.breaks)
         elif name == "lowered":
