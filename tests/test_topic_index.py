@@ -39,16 +39,19 @@ def config_for(tmp_path: Path) -> Config:
 
 
 def snapshot(store: Store) -> list[tuple[object, ...]]:
+    """Every match with its highlights as shown (re-matching stores none, see
+    digestd.store.highlights)."""
     with store.read() as session:
         rows = session.execute(
-            select(
-                Paper.key, Topic.slug, PaperTopic.score, PaperTopic.terms, PaperTopic.highlights
-            )
+            select(Paper.id, Paper.key, Topic.slug, PaperTopic.score, PaperTopic.terms)
             .join(Paper, Paper.id == PaperTopic.paper_id)
             .join(Topic, Topic.id == PaperTopic.topic_id)
         ).all()
-    return sorted((key, slug, repr(score), tuple(terms), tuple(hl))
-                  for key, slug, score, terms, hl in rows)
+    shown = store.paper_matches({row.id for row in rows})
+    highlights = {(paper_id, m.slug): m.highlights for paper_id, found in shown.items()
+                  for m in found}
+    return sorted((key, slug, repr(score), tuple(terms), highlights[paper_id, slug])
+                  for paper_id, key, slug, score, terms in rows)
 
 
 def test_narrowed_rematch_matches_exactly(

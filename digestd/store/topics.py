@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sqlalchemy import Select, delete, exists, func, insert, select
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from digestd.gcpause import collector_paused
 from digestd.ranking import TopicNormaliser
 from digestd.store.db import Database
+from digestd.store.highlights import Highlighter, Wanted
 from digestd.store.models import Batch, Paper, PaperTopic, Topic, utcnow
 from digestd.store.terms import candidate_ids, refresh_terms, save_words, words_table
 from digestd.topics.packed import paper_document as packed_document
@@ -240,29 +242,48 @@ class TopicStore(Database):
         return normaliser
 
     def paper_matches(self, paper_ids: Iterable[int]) -> dict[int, list[PaperMatch]]:
-        """The active topics each paper is in, best normalised score first."""
+        """The active topics each paper is in, best normalised score first.
+
+        A match stored without highlights (re-matched in bulk) gets them here (.highlights).
+        """
         ids = list(paper_ids)
         result: dict[int, list[PaperMatch]] = {i: [] for i in ids}
         normalise = self.topic_normaliser() if ids else None
         with self.read() as session:
+            found: list[tuple[int, PaperMatch, Wanted | None]] = []
             for start in range(0, len(ids), 500):
                 rows = session.execute(
-                    select(PaperTopic, Topic.slug)
+                    select(PaperTopic, Topic.slug, Topic.query, Paper.updated_at)
                     .join(Topic, Topic.id == PaperTopic.topic_id)
+                    .join(Paper, Paper.id == PaperTopic.paper_id)
                     .where(PaperTopic.paper_id.in_(ids[start : start + 500]))
                     .where(Topic.active.is_(True))
                 )
-                for match, slug in rows:
+                for match, slug, query, updated_at in rows:
                     assert normalise is not None
-                    result[match.paper_id].append(
+                    stored = match.highlights
+                    found.append((
+                        match.paper_id,
                         PaperMatch(
-                            slug, match.score, tuple(match.terms), tuple(match.highlights),
+                            slug, match.score, tuple(match.terms),
+                            () if stored is None else tuple(stored),
                             normalise(slug, match.score),
-                        )
-                    )
+                        ),
+                        (match.paper_id, updated_at, query) if stored is None else None,
+                    ))
+            wanted = {key for _, _, key in found if key is not None}
+            made = self._highlighter(session, wanted) if wanted else {}
+        for paper_id, paper_match, key in found:
+            if key is not None:
+                paper_match = replace(paper_match, highlights=made[key])
+            result[paper_id].append(paper_match)
         for matches in result.values():
             matches.sort(key=lambda m: (-m.normalised, -m.score, m.slug))
         return result
+
+    @cached_property
+    def _highlighter(self) -> Highlighter:
+        return Highlighter(match_fields)
 
 
 def _topic_ids(session: Session) -> dict[str, int]:
@@ -275,7 +296,8 @@ def _match_row(paper_id: int, topic_id: int, match: TopicMatch) -> dict[str, obj
         "topic_id": topic_id,
         "score": match.score,
         "terms": list(match.terms),
-        "highlights": list(match.highlights),
+        # None is stored as JSON null: made when the match is shown (.highlights)
+        "highlights": None if match.highlights is None else list(match.highlights),
     }
 
 
@@ -317,7 +339,7 @@ class MatchesDocuments(Protocol):
     def __call__(self, title: str, abstract: str, **fields: str) -> Sequence[TopicMatch]: ...
 
     def match_document(
-        self, doc: Document, slugs: Collection[str] | None = None
+        self, doc: Document, slugs: Collection[str] | None = None, *, highlight: bool = True
     ) -> Sequence[TopicMatch]: ...
 
 
@@ -341,7 +363,8 @@ def _match_rows(
         doc, packed = packed_document(row.words, row.title, row.abstract, **fields_of(row))
         if packed is not None:
             fresh.append({"paper_id": row.id, "words": packed})
-        yield row.id, classify.match_document(doc, slugs)
+        # re-matched in bulk: highlights are made for the matches shown (.highlights)
+        yield row.id, classify.match_document(doc, slugs, highlight=False)
     save_words(session, fresh)
 
 

@@ -32,13 +32,14 @@ class Classifier:
         return match_paper(title, abstract, topics, **fields)
 
     def match_document(
-        self, doc: Document, slugs: Collection[str] | None = None
+        self, doc: Document, slugs: Collection[str] | None = None, *, highlight: bool = True
     ) -> Sequence[TopicMatch]:
-        """The same for a paper prepared already, with all topics or those in `slugs`."""
+        """The same for a paper prepared already, with all topics or those in `slugs`;
+        without `highlight`, the matches' highlights are None (see `match_document`)."""
         if slugs is None:
-            return match_document(doc, self.topics)
+            return match_document(doc, self.topics, highlight=highlight)
         topics = [t for t in self.topics if t.slug in slugs]
-        return match_document(doc, topics) if topics else []
+        return match_document(doc, topics, highlight=highlight) if topics else []
 
     def subset(self, slugs: Collection[str]) -> Classifier:
         """A classifier of only these topics."""

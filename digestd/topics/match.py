@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from digestd.errors import QueryError
 from digestd.topics.document import Document, FieldWords
-from digestd.topics.query import CompiledQuery, compile_query
+from digestd.topics.query import CompiledQuery, QueryMatch, compile_query
 
 __all__ = [
     "CompiledTopic",
@@ -29,6 +29,7 @@ __all__ = [
     "TopicDefinition",
     "TopicMatch",
     "compile_topics",
+    "highlights",
     "match_document",
     "match_paper",
     "paper_document",
@@ -74,8 +75,9 @@ class TopicMatch:
     score: float
     #: the query terms that matched, as the user wrote them, in query order
     terms: tuple[str, ...]
-    #: verbatim pieces of the title, then of the abstract, to highlight; no duplicates
-    highlights: tuple[str, ...]
+    #: verbatim pieces of the title, then of the abstract, to highlight; no duplicates; None
+    #: when matched without them (:func:`highlights` makes them for a match being shown)
+    highlights: tuple[str, ...] | None
 
 
 def compile_topics(defs: Iterable[TopicDefinition]) -> list[CompiledTopic]:
@@ -94,14 +96,20 @@ def compile_topics(defs: Iterable[TopicDefinition]) -> list[CompiledTopic]:
     return compiled
 
 
-def match_document(doc: Document, topics: Sequence[CompiledTopic]) -> list[TopicMatch]:
-    """The topics ``doc`` matches, best score first (ties keep the order of ``topics``)."""
+def match_document(
+    doc: Document, topics: Sequence[CompiledTopic], *, highlight: bool = True
+) -> list[TopicMatch]:
+    """The topics ``doc`` matches, best score first (ties keep the order of ``topics``).
+
+    Without ``highlight`` each match's ``highlights`` is None: re-matching stored papers in
+    bulk leaves them to be made for the few matches that are shown (:func:`highlights`).
+    """
     matches: list[TopicMatch] = []
     for topic in topics:
-        found = topic.query.match(doc, topic.definition.min_score)
+        found = topic.query.match(doc, topic.definition.min_score, highlight=highlight)
         if found is None or found.score < topic.definition.min_score:
             continue
-        highlights = tuple(dict.fromkeys(found.title_terms + found.abstract_terms))
+        highlights = _highlights(found)
         matches.append(
             TopicMatch(
                 slug=topic.definition.slug,
@@ -112,6 +120,19 @@ def match_document(doc: Document, topics: Sequence[CompiledTopic]) -> list[Topic
         )
     matches.sort(key=lambda m: -m.score)
     return matches
+
+
+def _highlights(found: QueryMatch) -> tuple[str, ...] | None:
+    if found.title_terms is None or found.abstract_terms is None:
+        return None
+    return tuple(dict.fromkeys(found.title_terms + found.abstract_terms))
+
+
+def highlights(doc: Document, query: CompiledQuery) -> tuple[str, ...]:
+    """The pieces of ``doc`` to highlight for ``query``: what a match made with highlights
+    holds; empty if ``doc`` does not match (the query changed since the match was made)."""
+    found = query.match(doc)
+    return () if found is None else _highlights(found) or ()
 
 
 def match_paper(

@@ -105,10 +105,11 @@ class QueryMatch:
     score: float
     #: the matched query terms as written (``KV cache``, ``token*``), in query order
     terms: tuple[str, ...]
-    #: verbatim pieces of the title that matched, for highlighting, in text order
-    title_terms: tuple[str, ...]
+    #: verbatim pieces of the title that matched, for highlighting, in text order; None when
+    #: the match was made without them (see :meth:`CompiledQuery.match`)
+    title_terms: tuple[str, ...] | None
     #: the same for the abstract
-    abstract_terms: tuple[str, ...]
+    abstract_terms: tuple[str, ...] | None
     #: each matched term as written with the points it scored, in query order: the "why"
     points: tuple[tuple[str, float], ...] = ()
 
@@ -182,11 +183,16 @@ class CompiledQuery:
             return True
         return any(doc.has_prefix(prefix) for prefix in prefixes)
 
-    def match(self, doc: Document, min_score: float = 0.0) -> QueryMatch | None:
+    def match(
+        self, doc: Document, min_score: float = 0.0, *, highlight: bool = True
+    ) -> QueryMatch | None:
         """Why ``doc`` matches, or None if it does not or scores under ``min_score``.
 
         The score is counted first and the pieces to highlight looked up only for a paper
         that keeps its match: a topic's ``min_score`` drops many of the papers its query finds.
+        Without ``highlight`` they are not looked up at all (``title_terms`` and
+        ``abstract_terms`` are None): finding them costs as much as deciding the match, and
+        re-matching thousands of stored papers shows few of them.
         """
         hits: Hits = {}
         if not (self._anchored(doc) and self._collect(doc, hits)):
@@ -201,6 +207,14 @@ class CompiledQuery:
             points[term.label] = points.get(term.label, 0.0) + earned
         if score < min_score:
             return None
+        if not highlight:
+            return QueryMatch(
+                score=score,
+                terms=tuple(dict.fromkeys(term.label for term in terms)),
+                title_terms=None,
+                abstract_terms=None,
+                points=tuple(points.items()),
+            )
         title_hits: list[tuple[int, str]] = []
         abstract_hits: list[tuple[int, str]] = []
         for term in terms:
