@@ -203,8 +203,11 @@ class ScoreBound:
 
     A query term scores at most :data:`MAX_COUNTED` occurrences in the title and as many in
     the abstract; it can score in the title only if the paper's title meets the term's title
-    condition, and at all only if the paper meets its condition. A paper whose bound is under
-    a topic's ``min_score`` cannot be in the topic, however well its words match.
+    condition, and at all only if the paper meets its condition. A term inside an AND scores
+    only when the whole AND matched (only satisfied branches explain a match, see
+    .evaluate.collector), so its condition includes those of the AND's other operands. A
+    paper whose bound is under a topic's ``min_score`` cannot be in the topic, however well
+    its words match.
     """
 
     fixed: float
@@ -213,9 +216,13 @@ class ScoreBound:
 
 def score_bound(query: CompiledQuery) -> ScoreBound:
     """The bound of `query`'s score; a term the index cannot test counts its most points."""
+    places: dict[tuple[object, ...], tuple[Term, list[tuple[Condition, ...]]]] = {}
+    _places(query.tree, False, (), places)
     fixed = 0.0
     parts: list[tuple[Condition, float]] = []
     for term in query.positive_terms():
+        # a term the walk did not reach (under a node it does not know) scores anywhere
+        contexts = places[term.key][1] if term.key in places else [()]
         if term.field is None:
             scored = [
                 (_term(replace(term, field="title")), TITLE_POINTS),
@@ -227,11 +234,57 @@ def score_bound(query: CompiledQuery) -> ScoreBound:
             scored = [(_term(term), field_spec.points if field_spec else float("inf"))]
         for condition, points in scored:
             most = points * MAX_COUNTED
+            condition = _in_context(condition, contexts)
             if condition is None:
                 fixed += most
             else:
                 parts.append((condition, most))
     return ScoreBound(fixed, tuple(parts))
+
+
+def _places(
+    node: Node, negated: bool, context: tuple[Condition, ...],
+    places: dict[tuple[object, ...], tuple[Term, list[tuple[Condition, ...]]]],
+) -> None:
+    """Every place a positive term holds in the query, with the conditions of the operands
+    of the ANDs around it (those that can be said), in query order; as .normal does, NOT is
+    pushed down to the terms."""
+    kind = type(node)
+    if kind is Term:
+        if not negated:
+            term: Term = node  # type: ignore[assignment]
+            places.setdefault(term.key, (term, []))[1].append(context)
+        return
+    if kind is Not:
+        _places(node.operand, not negated, context, places)  # type: ignore[union-attr]
+        return
+    if kind is not And and kind is not Or:
+        return  # a node this module does not know: its terms score anywhere (score_bound)
+    operands = node.operands  # type: ignore[union-attr]
+    if (kind is And) == negated:  # a disjunction: its operands need nothing of each other
+        for child in operands:
+            _places(child, negated, context, places)
+        return
+    conditions = [_condition(child, negated) for child in operands]
+    for i, child in enumerate(operands):
+        others = tuple(c for j, c in enumerate(conditions) if j != i and c is not None)
+        _places(child, negated, context + others, places)
+
+
+def _in_context(
+    condition: Condition | None, contexts: list[tuple[Condition, ...]]
+) -> Condition | None:
+    """A term's condition where it scores: in any of its places, with the place's context."""
+    if any(not context for context in contexts):
+        return condition  # one place asks for nothing more: the others add nothing
+    alternatives: list[Condition] = []
+    for context in contexts:
+        needed = ((condition,) if condition is not None else ()) + context
+        if not needed:
+            return None  # one place where nothing can be said: no narrowing
+        alternatives.append(needed[0] if len(needed) == 1 else AllOf(needed))
+    alternatives = list(dict.fromkeys(alternatives))
+    return alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
 
 
 def to_fts5(condition: Condition) -> str:

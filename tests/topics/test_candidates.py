@@ -171,3 +171,28 @@ def test_score_bounds_count_each_term_in_the_title_and_anywhere() -> None:
         (Exact("0pkv0cach"), 2.0),
     )
     assert bound.fixed == 6.0  # an author is not in the index: its points always count
+
+
+def test_a_term_inside_an_and_scores_only_with_the_and() -> None:
+    """"reasoning" and math* score only on papers that also have an RL term: two mentions
+    of reasoning and one of maths are not enough for the topic's 3 points without one."""
+    query = compile_query('cot OR title:think OR ((rlvr OR grpo) AND (math* OR reasoning))')
+    bound = score_bound(query)
+
+    def most(title: str, abstract: str) -> float:
+        tokens = paper_tokens(title, abstract)
+        return bound.fixed + sum(p for c, p in bound.parts if meets(c, tokens))
+
+    alone = ("Notes", "We study reasoning. More reasoning helps with mathematics.")
+    assert query.match(Document.from_text(*alone)) is None
+    assert most(*alone) == 0.0  # before: 2 for reasoning, 2 for math*
+    with_rl = ("Notes", "GRPO for reasoning. More reasoning helps with mathematics.")
+    match = query.match(Document.from_text(*with_rl))
+    assert match is not None and match.score == 4.0
+    assert most(*with_rl) >= match.score
+    # a term at the top level and inside an AND scores wherever it is met
+    both = score_bound(compile_query("cot OR (grpo AND cot)"))
+    assert (Exact("cot"), 2.0) in both.parts
+    # the other operand of an AND that cannot be said (a negated term) asks nothing
+    negated = score_bound(compile_query("diffusion NOT video"))
+    assert negated.parts == ((Exact("0tdiffusion"), 6.0), (Exact("diffusion"), 2.0))
