@@ -190,6 +190,18 @@ class FieldWords:
                 found.append(i)
         return found
 
+    def followers(self, stem: str) -> list[str]:
+        """The word after each occurrence of ``stem`` in the same clause, lower-cased as
+        prefixes see them: where ``find([(stem, False), (prefix, True)])`` looks."""
+        surfaces = self.surfaces
+        last = len(surfaces) - 1
+        breaks = self.breaks
+        return [
+            surface_word(surfaces[i + 1])
+            for i in self._stem_positions(stem)
+            if i < last and i + 1 not in breaks
+        ]
+
     def positions(self, element: Element) -> list[int]:
         """Word indexes where one phrase element (a stem, or a word prefix) occurs.
 
@@ -351,6 +363,8 @@ class Document:
     )
     # field name -> its words, for the fields other than title and abstract, built on first use
     _fields: dict[str, FieldWords] = field(init=False, compare=False, repr=False)
+    # stem -> " " and the words that follow it (see followed_by)
+    _followers: dict[str, str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._prepare(FieldWords(self.title), FieldWords(self.abstract))
@@ -374,6 +388,7 @@ class Document:
         object.__setattr__(self, "stems", frozenset(title_field.stems).union(abstract_field.stems))
         object.__setattr__(self, "_occurrences", {})
         object.__setattr__(self, "_starts", {})
+        object.__setattr__(self, "_followers", {})
         object.__setattr__(self, "_fields", {"title": title_field, "abstract": abstract_field})
 
     @classmethod
@@ -440,6 +455,16 @@ class Document:
             )
             self._occurrences[elements] = found
         return found
+
+    def followed_by(self, stem: str, prefix: str) -> bool:
+        """Whether the word after some occurrence of ``stem`` in one clause of the title or
+        the abstract starts with ``prefix``: the phrase ``"stem prefix*"``, the commonest
+        with a prefix (``"language model*"``), tested with one substring search."""
+        words = self._followers.get(stem)
+        if words is None:
+            found = self.title_field.followers(stem) + self.abstract_field.followers(stem)
+            words = self._followers[stem] = " " + " ".join(found) if found else ""
+        return prefix_pattern(prefix) in words
 
     def has_phrase(self, elements: tuple[Element, ...]) -> bool:
         """Whether the word sequence ``elements`` occurs in the title or the abstract."""

@@ -21,6 +21,8 @@ QUERIES = [
     "model", "data", '"very very"', '"very very very"', '"chain of thought"', '"kv cache"',
     "token*", "model*", '"reasoning model*"', '"model data"', "title:model", 'title:"kv cache"',
     "abstract:token*", '"data data"', "οδος", "dont", "title:very",
+    # a stem and a prefix, tested on the words after the stem: across clauses, apostrophes
+    '"model token*"', '"data dont*"', '"model model*"', '"of thought*"', '"kv οδ*"',
 ]
 
 
