@@ -37,9 +37,43 @@ class Classifier:
         """The same for a paper prepared already, with all topics or those in `slugs`;
         without `highlight`, the matches' highlights are None (see `match_document`)."""
         if slugs is None:
-            return match_document(doc, self.topics, highlight=highlight)
-        topics = [t for t in self.topics if t.slug in slugs]
-        return match_document(doc, topics, highlight=highlight) if topics else []
+            topics = self._screen(doc)
+        else:
+            topics = [t for t in self._screen(doc) if t.slug in slugs]
+        return match_document(doc, topics, highlight=highlight, anchored=True) if topics else []
+
+    def _screen(self, doc: Document) -> list[CompiledTopic]:
+        """The topics one of whose anchor words `doc` has, in order: one set intersection
+        for the stems of all topics instead of a test per topic."""
+        by_stem, by_prefix, unanchored, stems = self._anchors
+        wanted = set(unanchored)
+        for stem in doc.stems & stems:
+            wanted.update(by_stem[stem])
+        for prefix, indexes in by_prefix.items():
+            if not wanted.issuperset(indexes) and doc.has_prefix(prefix):
+                wanted.update(indexes)
+        topics = self.topics
+        return [topics[i] for i in sorted(wanted)]
+
+    @cached_property
+    def _anchors(
+        self,
+    ) -> tuple[dict[str, list[int]], dict[str, list[int]], list[int], frozenset[str]]:
+        """Topic indexes by anchor stem and by anchor prefix, those without an anchor, and
+        every anchor stem (see CompiledQuery.anchor)."""
+        by_stem: dict[str, list[int]] = {}
+        by_prefix: dict[str, list[int]] = {}
+        unanchored: list[int] = []
+        for i, topic in enumerate(self.topics):
+            anchor = topic.query.anchor
+            if anchor is None:
+                unanchored.append(i)
+                continue
+            for stem in anchor[0]:
+                by_stem.setdefault(stem, []).append(i)
+            for prefix in anchor[1]:
+                by_prefix.setdefault(prefix, []).append(i)
+        return by_stem, by_prefix, unanchored, frozenset(by_stem)
 
     def subset(self, slugs: Collection[str]) -> Classifier:
         """A classifier of only these topics."""

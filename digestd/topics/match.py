@@ -97,16 +97,20 @@ def compile_topics(defs: Iterable[TopicDefinition]) -> list[CompiledTopic]:
 
 
 def match_document(
-    doc: Document, topics: Sequence[CompiledTopic], *, highlight: bool = True
+    doc: Document, topics: Sequence[CompiledTopic], *, highlight: bool = True,
+    anchored: bool = False,
 ) -> list[TopicMatch]:
     """The topics ``doc`` matches, best score first (ties keep the order of ``topics``).
 
     Without ``highlight`` each match's ``highlights`` is None: re-matching stored papers in
     bulk leaves them to be made for the few matches that are shown (:func:`highlights`).
+    ``anchored`` says ``doc`` has one of each topic's anchor words (see .classify).
     """
     matches: list[TopicMatch] = []
     for topic in topics:
-        found = topic.query.match(doc, topic.definition.min_score, highlight=highlight)
+        found = topic.query.match(
+            doc, topic.definition.min_score, highlight=highlight, anchored=anchored
+        )
         if found is None or found.score < topic.definition.min_score:
             continue
         highlights = _highlights(found)

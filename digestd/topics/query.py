@@ -174,6 +174,11 @@ class CompiledQuery:
         """Whether ``doc`` matches; cheaper than :meth:`match` when the reasons are not needed."""
         return self._anchored(doc) and self._collect(doc, {})
 
+    @property
+    def anchor(self) -> tuple[frozenset[str], frozenset[str]] | None:
+        """Stems and word prefixes of which a matching document has one; None: unknown."""
+        return self._anchor
+
     def _anchored(self, doc: Document) -> bool:
         """Whether ``doc`` has any of the words the query cannot match without."""
         if self._anchor is None:
@@ -184,7 +189,8 @@ class CompiledQuery:
         return any(doc.has_prefix(prefix) for prefix in prefixes)
 
     def match(
-        self, doc: Document, min_score: float = 0.0, *, highlight: bool = True
+        self, doc: Document, min_score: float = 0.0, *, highlight: bool = True,
+        anchored: bool = False,
     ) -> QueryMatch | None:
         """Why ``doc`` matches, or None if it does not or scores under ``min_score``.
 
@@ -192,10 +198,11 @@ class CompiledQuery:
         that keeps its match: a topic's ``min_score`` drops many of the papers its query finds.
         Without ``highlight`` they are not looked up at all (``title_terms`` and
         ``abstract_terms`` are None): finding them costs as much as deciding the match, and
-        re-matching thousands of stored papers shows few of them.
+        re-matching thousands of stored papers shows few of them. ``anchored`` says the
+        caller found one of the :attr:`anchor` words in ``doc`` already.
         """
         hits: Hits = {}
-        if not (self._anchored(doc) and self._collect(doc, hits)):
+        if not ((anchored or self._anchored(doc)) and self._collect(doc, hits)):
             return None
         terms = sorted(hits.values(), key=_by_position)
         score = 0.0
