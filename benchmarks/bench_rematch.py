@@ -58,20 +58,23 @@ def fill(store: Store, papers: list[tuple[str, str]]) -> None:
 
 
 def rows(store: Store, slugs: set[str] | None = None) -> list[tuple[object, ...]]:
-    """Every stored match, with its highlights as shown (re-matching stores none since they
-    are made when a match is read; older code stored them, which reads the same)."""
+    """Every stored match, with its highlights as shown: re-matching stores none since they
+    are made when a match is read (paper_matches); older code stored them."""
     with store.read() as session:
         query = select(
             PaperTopic.paper_id, Topic.slug, PaperTopic.score, PaperTopic.terms,
+            PaperTopic.highlights,
         ).join(Topic, Topic.id == PaperTopic.topic_id)
         if slugs is not None:
             query = query.where(Topic.slug.in_(slugs))
         found = session.execute(query).all()
-    shown = store.paper_matches({row.paper_id for row in found})
-    highlights = {(paper_id, m.slug): m.highlights
-                  for paper_id, matches in shown.items() for m in matches}
+    missing = {row.paper_id for row in found if row.highlights is None}
+    shown = store.paper_matches(missing) if missing else {}
+    made = {(paper_id, m.slug): m.highlights for paper_id, matches in shown.items()
+            for m in matches}
     return sorted(
-        (p, s, repr(score), tuple(t), tuple(highlights[p, s])) for p, s, score, t in found
+        (p, s, repr(score), tuple(t), tuple(made[p, s] if h is None else h))
+        for p, s, score, t, h in found
     )
 
 
