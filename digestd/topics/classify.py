@@ -11,7 +11,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cached_property
 
 from digestd.topics.candidates import Condition, ScoreBound, condition_for, score_bound
-from digestd.topics.match import CompiledTopic, Document, TopicMatch, match_document, match_paper
+from digestd.topics.match import (
+    CompiledTopic,
+    Document,
+    TopicMatch,
+    match_document,
+    paper_document,
+)
 
 
 class Classifier:
@@ -20,16 +26,15 @@ class Classifier:
 
     def __call__(self, title: str, abstract: str, **fields: str) -> Sequence[TopicMatch]:
         """Every topic the paper matches, best score first (see `match_paper`)."""
-        return match_paper(title, abstract, self.topics, **fields)
+        return self.match_document(paper_document(title, abstract, **fields))
 
     def match_some(
         self, title: str, abstract: str, slugs: Collection[str], **fields: str
     ) -> Sequence[TopicMatch]:
         """The same as calling the classifier, with only the topics named in `slugs`."""
-        topics = [t for t in self.topics if t.slug in slugs]
-        if not topics:
+        if not any(t.slug in slugs for t in self.topics):
             return []
-        return match_paper(title, abstract, topics, **fields)
+        return self.match_document(paper_document(title, abstract, **fields), slugs)
 
     def match_document(
         self, doc: Document, slugs: Collection[str] | None = None, *, highlight: bool = True

@@ -35,6 +35,11 @@ def test_screened_matches_are_every_topic_matched_alone() -> None:
         assert list(classifier.match_document(doc, some)) == [
             m for m in expected if m.slug in some
         ]
+        # from the text, as at ingest
+        assert list(classifier(title, abstract, author="Ada Lovelace")) == expected
+        assert list(classifier.match_some(title, abstract, some, author="Ada Lovelace")) == [
+            m for m in expected if m.slug in some
+        ]
         screened_out += len(topics) - len(classifier._screen(doc))
         matched += len(expected)
     assert matched > 100 and screened_out > 100
