@@ -145,7 +145,7 @@ def main() -> None:
                 condition = condition_for(query)
                 found = candidate_ids(session, condition) if condition else set()
                 indexed = len(found) if condition else len(papers)
-                # as the store narrows it (store.topics._reaching)
+                # as the store narrows it (store.matching._reaching)
                 if condition and definition.min_score > 0:
                     bound = score_bound(query)
                     most = dict.fromkeys(found, bound.fixed)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from digestd.errors import DumpError, StoreError
 from digestd.parse import decode_dump, parse_dump
 from digestd.store import Store
-from digestd.store.topics import Classify
+from digestd.store.matching import Classify
 
 log = logging.getLogger(__name__)
 

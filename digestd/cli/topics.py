@@ -43,7 +43,7 @@ def cmd_topics_test(args: argparse.Namespace, config: Config) -> int:
     """
     from digestd.ranking import Percentiles
     from digestd.runtime import topic_definitions
-    from digestd.store.topics import match_fields
+    from digestd.store.matching import match_fields
     from digestd.topics import compile_query
     from digestd.topics.match import paper_document
 

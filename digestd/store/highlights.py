@@ -45,7 +45,7 @@ class Highlighter:
     """Makes and remembers the highlights of matches stored without them."""
 
     def __init__(self, fields_of: Callable[[Any], dict[str, str]]) -> None:
-        #: a paper row's other matchable fields (see digestd.store.topics.match_fields)
+        #: a paper row's other matchable fields (see digestd.store.matching.match_fields)
         self._fields_of = fields_of
         self._made: dict[Wanted, tuple[str, ...]] = {}
         self._queries: dict[str, CompiledQuery | None] = {}

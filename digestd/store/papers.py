@@ -16,6 +16,7 @@ from digestd.parse import ParsedDump, ParsedPaper, identity_key, paper_key
 from digestd.store.db import Database, bulk_insert
 from digestd.store.dumps import _dump_for_update
 from digestd.store.identity import merge_papers, resolve
+from digestd.store.matching import Classify, MatchRow, match_fields, record_matches
 from digestd.store.models import (
     Batch,
     Paper,
@@ -27,7 +28,6 @@ from digestd.store.models import (
     utcnow,
 )
 from digestd.store.records import PaperRecord, StoredDump
-from digestd.store.topics import Classify, MatchRow, match_fields, record_matches
 
 if TYPE_CHECKING:
     import datetime as dt

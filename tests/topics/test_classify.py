@@ -20,7 +20,8 @@ ODD_TOPICS = [
 def test_screened_matches_are_every_topic_matched_alone() -> None:
     topics = compile_topics([*STARTER_TOPICS, *ODD_TOPICS])
     classifier = Classifier(topics)
-    papers = list(seed_papers().items()) + [
+    papers = [
+        *seed_papers().items(),
         ("Tokenizers", "No other words."), ("", "Ada wrote this. Reasoning modelling."),
     ]
     screened_out = matched = 0
