@@ -8,24 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 
-from digestd.config import Config, PathsConfig, TopicConfig
-from digestd.ingest import ingest_paths
-from digestd.runtime import Runtime
 from digestd.store import Store
 from digestd.store.models import Paper, PaperTopic, Topic
-from digestd.topics import STARTER_TOPICS
 from digestd.topics.match import highlights, paper_document
-
-
-def config_for(tmp_path: Path) -> Config:
-    return Config(
-        paths=PathsConfig(seeds_dir=tmp_path / "seeds", data_dir=tmp_path / "var"),
-        topics=[
-            TopicConfig(slug=t.slug, name=t.name, description=t.description, query=t.query,
-                        min_score=t.min_score)
-            for t in STARTER_TOPICS
-        ],
-    )
+from tests.test_topic_index import ingested
 
 
 def shown(store: Store) -> dict[int, list[tuple[str, tuple[str, ...]]]]:
@@ -47,9 +33,8 @@ def stored_without_highlights(store: Store) -> tuple[int, int]:
 def test_highlights_are_made_when_shown(
     database_url: str, seed_files: list[Path], tmp_path: Path
 ) -> None:
-    runtime = Runtime.open(config_for(tmp_path), store=Store.open(database_url))
+    runtime = ingested(database_url, seed_files, tmp_path)
     store = runtime.store
-    ingest_paths(store, seed_files, classify=runtime.classify)
     # matched at ingest: stored with their highlights, the papers shown next
     assert stored_without_highlights(store)[0] == 0
     at_ingest = shown(store)

@@ -38,6 +38,14 @@ def config_for(tmp_path: Path) -> Config:
     )
 
 
+def ingested(database_url: str, seed_files: list[Path], tmp_path: Path) -> Runtime:
+    """A runtime of config_for's topics over a store holding the seed papers, each matched
+    directly, paper by paper, as at ingest."""
+    runtime = Runtime.open(config_for(tmp_path), store=Store.open(database_url))
+    ingest_paths(runtime.store, seed_files, classify=runtime.classify)
+    return runtime
+
+
 def snapshot(store: Store) -> list[tuple[object, ...]]:
     """Every match with its highlights as shown (re-matching stores none, see
     digestd.store.highlights)."""
@@ -57,10 +65,9 @@ def snapshot(store: Store) -> list[tuple[object, ...]]:
 def test_narrowed_rematch_matches_exactly(
     database_url: str, seed_files: list[Path], tmp_path: Path
 ) -> None:
-    runtime = Runtime.open(config_for(tmp_path), store=Store.open(database_url))
-    store = runtime.store
     # a small dump is matched directly, paper by paper: the reference
-    ingest_paths(store, seed_files, classify=runtime.classify)
+    runtime = ingested(database_url, seed_files, tmp_path)
+    store = runtime.store
     direct = snapshot(store)
     assert len({row[1] for row in direct}) >= 12
     assert any(row[1] == "orgs" for row in direct)
@@ -107,9 +114,8 @@ def test_papers_without_kept_words_are_matched_from_their_text(
 ) -> None:
     """Papers stored before their words were kept (or whose text changed since) match as
     papers whose words are kept, and have them kept once matched."""
-    runtime = Runtime.open(config_for(tmp_path), store=Store.open(database_url))
+    runtime = ingested(database_url, seed_files, tmp_path)
     store = runtime.store
-    ingest_paths(store, seed_files, classify=runtime.classify)
     direct = snapshot(store)
     with store.read() as session:
         papers = session.scalar(select(func.count(Paper.id)))
