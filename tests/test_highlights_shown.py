@@ -1,5 +1,6 @@
-"""Re-matching in bulk stores matches without highlights; they are made when a match is read,
-the same as a match made at ingest, and made again when the paper or the query changed."""
+"""Matches are stored without highlights, at ingest and when re-matched; they are made when a
+match is read, the same as matching a paper with them makes, and made again when the paper or
+the query changed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 
 from digestd.store import Store
+from digestd.store.matching import match_fields
 from digestd.store.models import Paper, PaperTopic, Topic
 from digestd.topics.match import highlights, paper_document
 from tests.test_topic_index import ingested
@@ -35,16 +37,25 @@ def test_highlights_are_made_when_shown(
 ) -> None:
     runtime = ingested(database_url, seed_files, tmp_path)
     store = runtime.store
-    # matched at ingest: stored with their highlights, the papers shown next
-    assert stored_without_highlights(store)[0] == 0
+    # matched at ingest (the classifier matches prepared papers): stored without highlights
+    without, total = stored_without_highlights(store)
+    assert without == total > 100
     at_ingest = shown(store)
     assert sum(bool(h) for found in at_ingest.values() for _, h in found) > 100
+    # the same as matching each paper with its highlights
+    with store.read() as session:
+        papers = session.execute(
+            select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.organization_id,
+                   Paper.organization, Paper.categories, Paper.keywords)
+        ).all()
+    for paper in papers:
+        expected = runtime.classify(paper.title, paper.abstract, **match_fields(paper))
+        assert sorted(at_ingest[paper.id]) == sorted((m.slug, m.highlights) for m in expected)
 
     slugs = [t.slug for t in runtime.topics]
     store.rematch_topics(slugs, runtime.classify)  # every paper, directly
     store.rematch_topics(["reasoning"], runtime.classify.subset(["reasoning"]))  # narrowed
-    without, total = stored_without_highlights(store)
-    assert without == total > 100
+    assert stored_without_highlights(store) == (total, total)
     assert shown(store) == at_ingest
     # another process, nothing remembered: the same
     other = Store.open(database_url)

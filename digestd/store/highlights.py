@@ -1,11 +1,11 @@
 """The pieces of a paper to highlight for a topic, made when a match is shown.
 
-Finding the verbatim pieces a query matched costs as much as deciding the match. Re-matching
-the stored papers after a query changed decides tens of thousands of matches of which a few
-hundred are ever shown (a feed's newest papers, a digest's batch), so it stores them without
-highlights (JSON ``null``) and :class:`Highlighter` makes them when they are read, from the
-paper's kept words and the topic's query as stored next to the match. Papers matched at
-ingest, the ones shown next, keep theirs as before.
+Finding the verbatim pieces a query matched costs as much as deciding the match. Matching a
+dump of tens of thousands of papers, or re-matching the stored papers after a query changed,
+decides thousands of matches of which a few hundred are ever shown (a feed's newest papers, a
+digest's batch), so matches are stored without highlights (JSON ``null``) and
+:class:`Highlighter` makes them when they are read, from the paper's kept words and the
+topic's query as stored next to the match.
 
 What is made is remembered per process, keyed by the paper's ``updated_at`` and the query
 text, so a paper whose text changed, or a topic whose query did, is highlighted afresh.

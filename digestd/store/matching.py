@@ -65,7 +65,9 @@ def record_matches(session: Session, papers: Iterable[MatchRow], classify: Class
     """Store the topic matches of freshly inserted papers, inside the ingest's transaction.
 
     With a classify that matches prepared papers, each paper's packed words are kept too, so
-    that re-matching it later does not cut its words again.
+    that re-matching it later does not cut its words again, and its matches are stored without
+    highlights: they are made when a match is read (.highlights), for the few papers of a big
+    dump that a feed or a digest shows.
     """
     topic_ids = active_topic_ids(session)
     with collector_paused():
@@ -77,7 +79,7 @@ def record_matches(session: Session, papers: Iterable[MatchRow], classify: Class
                 words.append({"paper_id": paper_id, "words": packed})
                 values += [
                     match_row(paper_id, topic_ids[m.slug], m)
-                    for m in classify.match_document(doc)
+                    for m in classify.match_document(doc, highlight=False)
                     if m.slug in topic_ids
                 ]
             save_words(session, words)
