@@ -2,10 +2,11 @@
 
 The child (see refchild.py) imports the commit's package alone, so two versions never share
 a module (nor the stemmer's caches). It makes the same synthetic papers as bench_match and
-answers requests from a pipe: ``text`` matches every paper from its text, ``kept`` from its
-kept words (packed before the clock starts; None when that commit has no kept words), as
-re-matching stored papers does: without highlights where the commit makes them when a match
-is shown (made after the clock stops, for the digest). Each
+answers requests from a pipe: ``text`` matches every paper from its text, as ingest does,
+``kept`` from its kept words (packed before the clock starts; None when that commit has no
+kept words), as re-matching stored papers does; where the commit makes highlights when a match
+is shown, both go through its classifier without them, and they are made after the clock
+stops, for the digest. Each
 answers the CPU time of the loop (of the child process) and a digest of every match (slug,
 score, terms, highlights, paper by paper), so that runs of two commits can be compared.
 """
@@ -34,10 +35,20 @@ except ImportError:
     packed = None
 try:  # highlights made when a match is shown
     from dataclasses import replace
+    from digestd.topics.classify import Classifier
     from digestd.topics.match import highlights
     lazy = True
+    classifier = Classifier(topics)
+    queries = {t.slug: t.query for t in topics}
 except ImportError:
     lazy = False
+
+def shown(results, docs):
+    # each match with its highlights, as the store makes them when a match is read
+    return [
+        [replace(m, highlights=highlights(doc, queries[m.slug])) for m in found]
+        for doc, found in zip(docs, results)
+    ]
 
 def digest(results):
     h = hashlib.sha256()
@@ -54,27 +65,31 @@ while True:
     except EOFError:
         break
     results = None
-    if op == "text":
+    if op == "text" and lazy:
+        # as ingest does since highlights are made when a match is shown: the classifier, no
+        # highlights; they are made after the clock stops, for the digest only
+        started = time.process_time()
+        results = [
+            classifier.match_document(paper_document(t, a), highlight=False) for t, a in papers
+        ]
+        cpu = time.process_time() - started
+        answer = (cpu, digest(shown(results, [paper_document(t, a) for t, a in papers])))
+    elif op == "text":
         started = time.process_time()
         results = [match_paper(t, a, topics) for t, a in papers]
         answer = (time.process_time() - started, digest(results))
     elif packed is None:
         answer = None
     elif lazy:
-        # as re-matching stored papers does since highlights are made when a match is shown:
-        # the clock stops before they are made, for the digest only
+        # as re-matching stored papers does, the same way
         started = time.process_time()
         results = [
-            match_document(unpack(p, t, a), topics, highlight=False)
+            classifier.match_document(unpack(p, t, a), highlight=False)
             for p, (t, a) in zip(packed, papers)
         ]
         cpu = time.process_time() - started
-        queries = {t.slug: t.query for t in topics}
-        results = [
-            [replace(m, highlights=highlights(unpack(p, t, a), queries[m.slug])) for m in found]
-            for p, (t, a), found in zip(packed, papers, results)
-        ]
-        answer = (cpu, digest(results))
+        docs = (unpack(p, t, a) for p, (t, a) in zip(packed, papers))
+        answer = (cpu, digest(shown(results, docs)))
     else:
         started = time.process_time()
         results = [
