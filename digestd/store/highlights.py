@@ -14,21 +14,17 @@ text, so a paper whose text changed, or a topic whose query did, is highlighted 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection
+from functools import lru_cache
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digestd.errors import QueryError
+from digestd.store.matching import match_fields, papers_with_words
 from digestd.store.models import Paper
-from digestd.store.terms import words_table
 from digestd.topics.match import highlights
 from digestd.topics.packed import paper_document
-from digestd.topics.query import compile_query
-
-if TYPE_CHECKING:
-    from digestd.topics.query import CompiledQuery
+from digestd.topics.query import CompiledQuery, compile_query
 
 __all__ = ["Highlighter", "Wanted"]
 
@@ -44,57 +40,41 @@ _CHUNK = 500
 class Highlighter:
     """Makes and remembers the highlights of matches stored without them."""
 
-    def __init__(self, fields_of: Callable[[Any], dict[str, str]]) -> None:
-        #: a paper row's other matchable fields (see digestd.store.matching.match_fields)
-        self._fields_of = fields_of
+    def __init__(self) -> None:
         self._made: dict[Wanted, tuple[str, ...]] = {}
-        self._queries: dict[str, CompiledQuery | None] = {}
 
     def __call__(
         self, session: Session, wanted: Collection[Wanted]
     ) -> dict[Wanted, tuple[str, ...]]:
-        """The highlights of each of ``wanted``."""
-        found = {key: self._made[key] for key in wanted if key in self._made}
+        """The highlights of each of ``wanted`` (a paper no longer stored has none)."""
+        found: dict[Wanted, tuple[str, ...]] = {}
         missing: dict[int, list[Wanted]] = {}
         for key in wanted:
-            if key not in found:
+            if key in self._made:
+                found[key] = self._made[key]
+            else:
                 missing.setdefault(key[0], []).append(key)
         ids = sorted(missing)
         for start in range(0, len(ids), _CHUNK):
             rows = session.execute(
-                select(*_COLUMNS, words_table.c.words)
-                .outerjoin(words_table, words_table.c.paper_id == Paper.id)
-                .where(Paper.id.in_(ids[start : start + _CHUNK]))
+                papers_with_words().where(Paper.id.in_(ids[start : start + _CHUNK]))
             ).all()
             for row in rows:
-                doc = None
+                doc, _ = paper_document(row.words, row.title, row.abstract, **match_fields(row))
                 for key in missing[row.id]:
-                    query = self._query(key[2])
-                    if query is None:
-                        found[key] = ()
-                        continue
-                    if doc is None:
-                        doc, _ = paper_document(
-                            row.words, row.title, row.abstract, **self._fields_of(row)
-                        )
-                    found[key] = highlights(doc, query)
+                    query = _compiled(key[2])
+                    found[key] = () if query is None else highlights(doc, query)
         if len(self._made) + len(found) > _REMEMBERED:
             self._made.clear()
         self._made.update(found)
         return found
 
-    def _query(self, text: str) -> CompiledQuery | None:
-        if text not in self._queries:
-            try:
-                self._queries[text] = compile_query(text)
-            except QueryError:
-                # a stored query this version cannot read: nothing to highlight
-                self._queries[text] = None
-        return self._queries[text]
 
-
-_COLUMNS = (
-    Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.organization_id,
-    Paper.organization, Paper.categories, Paper.keywords,
-)
-
+@lru_cache(maxsize=256)
+def _compiled(text: str) -> CompiledQuery | None:
+    """A stored topic query, compiled; None for one this version cannot read (nothing to
+    highlight)."""
+    try:
+        return compile_query(text)
+    except QueryError:
+        return None

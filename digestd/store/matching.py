@@ -231,8 +231,13 @@ def _plain_fields(row: Any) -> dict[str, str]:
 
 
 def _matched(classify: Classify) -> Select[Any]:
-    """What matching reads of papers, with their packed words where kept."""
-    columns = _PLAIN_COLUMNS if _plain(classify) else _MATCHED_COLUMNS
+    """What matching reads of papers for `classify`, with their packed words where kept."""
+    return papers_with_words(_PLAIN_COLUMNS if _plain(classify) else _MATCHED_COLUMNS)
+
+
+def papers_with_words(columns: Sequence[Any] = _MATCHED_COLUMNS) -> Select[Any]:
+    """Papers' `columns` (by default all that `match_fields` reads) and their packed words
+    where kept: what a paper is matched, or highlighted, from."""
     return select(*columns, words_table.c.words).outerjoin(
         words_table, words_table.c.paper_id == Paper.id
     )

@@ -18,7 +18,6 @@ from digestd.store.matching import (
     Classify,
     Narrowing,
     active_topic_ids,
-    match_fields,
     match_row,
     match_rows,
     papers_to_match,
@@ -226,7 +225,7 @@ class TopicStore(Database):
     def paper_matches(self, paper_ids: Iterable[int]) -> dict[int, list[PaperMatch]]:
         """The active topics each paper is in, best normalised score first.
 
-        A match stored without highlights (re-matched in bulk) gets them here (.highlights).
+        Matches are stored without highlights; they are made here (.highlights).
         """
         ids = list(paper_ids)
         result: dict[int, list[PaperMatch]] = {i: [] for i in ids}
@@ -266,4 +265,4 @@ class TopicStore(Database):
 
     @cached_property
     def _highlighter(self) -> Highlighter:
-        return Highlighter(match_fields)
+        return Highlighter()
