@@ -8,7 +8,7 @@ import random
 import pytest
 
 from digestd.topics import compile_query
-from digestd.topics.document import Document
+from digestd.topics.document import Document, FieldWords
 from digestd.topics.evaluate import MAX_COUNTED, term_points, term_test
 from digestd.topics.packed import pack, unpack
 
@@ -83,3 +83,27 @@ def test_prefix_positions_count_the_words_before() -> None:
     assert found is not None and found.score == 3.0 + 2.0
     assert found.title_terms == ("Tokens",)
     assert found.abstract_terms == ("tokenizer's", "tokens", "token")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_stem_positions_found_in_the_joined_stems_are_the_list_indexes(seed: int) -> None:
+    # a stem's positions, in words cut from the text and in kept words, are its list indexes
+    rng = random.Random(seed)
+    for _ in range(300):
+        made = Document("", random_text(rng, rng.randint(0, 40)))
+        kept = unpack(pack(made), "", made.abstract)
+        assert kept is not None
+        stems = made.abstract_field.stems
+        for stem in set(stems):
+            expected = [i for i, s in enumerate(stems) if s == stem]
+            assert made.abstract_field.positions((stem, False)) == expected
+            assert kept.abstract_field.positions((stem, False)) == expected
+
+
+def test_stem_positions_count_empty_stems_and_clause_marks() -> None:
+    # an empty stem (a word of apostrophes only, should the tokeniser make one) is a word of
+    # its own, in the joined stems too; clause marks before, between and after words are not
+    words = FieldWords("'' a, '' a. a.", (["''", "a", "''", "a", "a"], ["", "a", "", "a", "a"],
+                                           frozenset({0, 2, 4, 5})))
+    assert words.joined == " |    a  |    a  |  a  | "
+    assert words.positions(("a", False)) == [1, 3, 4]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from digestd.topics import STARTER_TOPICS, compile_topics, match_document
-from digestd.topics.match import paper_document
+from digestd.topics.match import Document, FieldWords, paper_document
 from digestd.topics.packed import VERSION, pack, unpack
 from digestd.topics.packed import paper_document as packed_document
 from tests.topics.test_match import seed_papers
@@ -19,6 +19,8 @@ ODD = [
     ("tabs\tand\nnew\r\nlines", "  leading and trailing  "),
     ("...", ". , ;"),
     ("A. B", "One, two; three... four: five! six? seven … eight."),
+    # words of apostrophes only (an empty stem) next to clause breaks, a break at the end
+    ("Trailing.", "'s. ' 's, ’; x 's."),
 ]
 
 
@@ -59,3 +61,15 @@ def test_kept_words_of_other_text_are_not_used() -> None:
     assert unpack("garbage", "KV cache", "Sparse attention.") is None
     doc, again = packed_document(packed, "KV cache", "Dense attention.")
     assert again is not None and unpack(again, "KV cache", "Dense attention.") == doc
+
+
+def test_kept_stems_keep_empty_stems_and_breaks_at_either_end() -> None:
+    # an empty stem (a word of apostrophes only, should the tokeniser make one) and clause
+    # breaks before the first and after the last word come back as they were
+    title = FieldWords("'' a", (["''", "a"], ["", "a"], frozenset({0})))
+    abstract = FieldWords("b '', ''.", (["b", "''", "''"], ["b", "", ""], frozenset({2, 3})))
+    made = Document.prepared(title, abstract)
+    kept = unpack(pack(made), made.title, made.abstract)
+    assert kept is not None
+    assert fields_of(kept) == fields_of(made)
+    assert kept.stems == made.stems == frozenset({"", "a", "b"})
