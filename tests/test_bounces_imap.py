@@ -5,7 +5,6 @@ refusing a certificate the CA did not sign, and never falling back to plaintext.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import imaplib
 import ssl
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from digestd import links
 from digestd.config import BouncesConfig, Config
 from digestd.delivery.intake import ImapSource, kept_messages, read_bounces
 from digestd.errors import ConfigError, DeliveryError
+from digestd.gcpause import collector_paused
 from digestd.runtime import Runtime
 from digestd.subscribers import add_subscriber
 
@@ -101,7 +101,7 @@ def test_a_wrong_imap_password_is_one_clear_error(imap: Dovecot, tmp_path: Path)
     runtime = Runtime.open(config)
     refused = len(imap.refused())
     try:
-        with collector_off():
+        with collector_paused():
             with pytest.raises(DeliveryError, match=f"cannot read imap 127.0.0.1:{imap.port}"):
                 read_bounces(runtime)
             # the refused connection is closed at once, not when a garbage collection finds
@@ -109,16 +109,6 @@ def test_a_wrong_imap_password_is_one_clear_error(imap: Dovecot, tmp_path: Path)
             wait_for(lambda: len(imap.refused()) > refused, 30, "the refused login's end")
     finally:
         runtime.close()
-
-
-@contextmanager
-def collector_off() -> Iterator[None]:
-    """The cyclic garbage collector off: a connection left in a reference cycle stays open."""
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 # Over TLS -----------------------------------------------------------------------------------
@@ -199,7 +189,7 @@ def test_a_certificate_the_ca_did_not_sign_is_refused_before_the_login(
 def test_starttls_never_falls_back_to_plaintext(imap: Dovecot, tmp_path: Path) -> None:
     """A server that does not offer STARTTLS (or an attacker who strips it) gets no login."""
     logins, ended = len(imap.logins()), len(imap.unauthenticated())
-    with collector_off():  # and both connections are closed at once
+    with collector_paused():  # and both connections are closed at once
         with pytest.raises(DeliveryError, match="does not offer STARTTLS") as caught:
             ImapSource(_tls_config(tmp_path, imap, "starttls"))
         assert "not sent in clear" in str(caught.value)

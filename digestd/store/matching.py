@@ -168,7 +168,7 @@ class _Candidates:
 
 
 def _candidates(
-    session: Session, classify: Narrowing, slugs: set[str], *, within: set[int] | None = None
+    session: Session, classify: Narrowing, slugs: set[str]
 ) -> _Candidates:
     """Which of `slugs` each paper may match (call refresh_terms first)."""
     everywhere: set[str] = set()
@@ -179,8 +179,6 @@ def _candidates(
             everywhere.add(slug)
             continue
         found = candidate_ids(session, condition)
-        if within is not None:
-            found &= within
         bound = getattr(classify, "score_bounds", {}).get(slug)
         if bound is not None:
             found = _reaching(session, found, *bound)

@@ -61,7 +61,6 @@ class ConditionalFeeds:
         self._settings: _Settings | None = None
         self._counters: dict[str, Any] = {}
 
-
     async def answer(self, scope: Scope, send: Send) -> bool:
         """Whether the request was answered (with a 304); False leaves it to the app."""
         method = scope["method"]
