@@ -19,7 +19,10 @@ matcher itself would pass:
   them: "chain of thought" needs the pairs "chain of" and "of thought", not merely the words
   somewhere in the paper; a stem followed by a prefix ("reasoning model*") is a token of the
   stem, :data:`WORD_PAIR_MARK` and the next word, which must start with the prefix;
-- in ``title:`` terms all of these look at the title's tokens only.
+- in ``title:`` terms all of these look at the title's tokens only;
+- a stem or a pair of stems that occurs twice or more in the abstract is also a token behind
+  :data:`REPEAT_MARK` (in the title: behind both marks), so that the score bound can tell a
+  term mentioned once from one mentioned twice (see :class:`ScoreBound`).
 
 A term needs all of its elements (their order and adjacency are left to the matcher), AND needs
 all of its operands and OR any of them. Anything the condition cannot express safely means
@@ -31,6 +34,7 @@ still matched exactly, only without the index's help.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
@@ -50,6 +54,7 @@ from digestd.topics.query import (
 
 __all__ = [
     "PAIR_MARK",
+    "REPEAT_MARK",
     "TITLE_MARK",
     "WORD_PAIR_MARK",
     "AllOf",
@@ -73,6 +78,8 @@ TITLE_MARK = "0t"
 PAIR_MARK = "0p"
 #: a stem and the next word (lower case, not stemmed): WORD_PAIR_MARK, the stem, "0", the word
 WORD_PAIR_MARK = "0q"
+#: a stem or a pair of stems that occurs at least twice in one part: REPEAT_MARK and the token
+REPEAT_MARK = "0r"
 _ASCII_WORD_RE = re.compile(r"[a-z0-9]+")
 #: fields whose text the index holds (a term without a field searches both)
 _INDEXED_FIELDS = frozenset({None, "title", "abstract"})
@@ -127,6 +134,19 @@ def _tokens(words: FieldWords) -> set[str]:
     return tokens
 
 
+def _repeated(words: FieldWords) -> list[str]:
+    """The stems and pairs of stems that occur at least twice in a field (positions counted,
+    as the matcher counts a phrase's occurrences)."""
+    stems = words.stems
+    counts = Counter(stems)
+    pair = f"{PAIR_MARK}{{}}0{{}}".format
+    ends = [0, *sorted(words.breaks), len(stems)]
+    for start, end in pairwise(ends):
+        clause = stems[start:end]
+        counts.update(map(pair, clause, clause[1:]))
+    return [REPEAT_MARK + token for token, count in counts.items() if count > 1 and token]
+
+
 def paper_tokens(title: str, abstract: str) -> list[str]:
     """The distinct index tokens of a paper, sorted (see the module docstring)."""
     return sorted(document_tokens(Document.from_text(title, abstract)))
@@ -137,6 +157,9 @@ def document_tokens(doc: Document) -> set[str]:
     in_title = _tokens(doc.title_field)
     tokens = in_title | _tokens(doc.abstract_field)
     tokens.update(TITLE_MARK + token for token in in_title)
+    # repeats are counted per part: an unmarked one says the abstract has it twice
+    tokens.update(_repeated(doc.abstract_field))
+    tokens.update(TITLE_MARK + token for token in _repeated(doc.title_field))
     return tokens
 
 
@@ -166,11 +189,16 @@ def _condition(node: Node, negated: bool) -> Condition | None:
     return None  # a node this module does not know: no narrowing
 
 
-def _term(term: Term) -> Condition | None:
+def _term(term: Term, *, repeated: bool = False) -> Condition | None:
+    """The term's condition; ``repeated``: that it occurs twice or more in its part (the
+    title, or the abstract for a term without a field)."""
     field = getattr(term, "field", None)
     if field not in _INDEXED_FIELDS:
         return None
     mark = TITLE_MARK if field == "title" else ""
+    # two occurrences of a term are two of each of its stems and pairs of stems; the word
+    # after a stem and a prefix are not counted, only asked to be there
+    again = mark + REPEAT_MARK if repeated else mark
     elements = term.elements
     usable = [
         bool(text) and _ASCII_WORD_RE.fullmatch(text) is not None for text, _ in elements
@@ -183,13 +211,15 @@ def _term(term: Term) -> Condition | None:
         if usable[i] and usable[i + 1] and not first_prefix:
             if second_prefix:
                 tests.append(Prefix(mark + _pair(first, second, WORD_PAIR_MARK)))
+                if repeated:
+                    tests.append(Exact(again + first))
             else:
-                tests.append(Exact(mark + _pair(first, second)))
+                tests.append(Exact(again + _pair(first, second)))
             paired.update((i, i + 1))
     for i, (text, is_prefix) in enumerate(elements):
         if not usable[i] or i in paired:
             continue  # no narrowing by this element; the others still apply
-        tests.append(Prefix(mark + text) if is_prefix else Exact(mark + text))
+        tests.append(Prefix(mark + text) if is_prefix else Exact(again + text))
     tests = list(dict.fromkeys(tests))  # "of the" twice in a phrase is one test
     if not tests:
         return None
@@ -203,11 +233,12 @@ class ScoreBound:
 
     A query term scores at most :data:`MAX_COUNTED` occurrences in the title and as many in
     the abstract; it can score in the title only if the paper's title meets the term's title
-    condition, and at all only if the paper meets its condition. A term inside an AND scores
-    only when the whole AND matched (only satisfied branches explain a match, see
-    .evaluate.collector), so its condition includes those of the AND's other operands. A
-    paper whose bound is under a topic's ``min_score`` cannot be in the topic, however well
-    its words match.
+    condition, and at all only if the paper meets its condition; more than once in a part only
+    if the part repeats each stem and pair of stems of the term (:data:`REPEAT_MARK`), when the
+    term has any. A term inside an AND scores only when the whole AND matched (only satisfied
+    branches explain a match, see .evaluate.collector), so its condition includes those of the
+    AND's other operands. A paper whose bound is under a topic's ``min_score`` cannot be in the
+    topic, however well its words match.
     """
 
     fixed: float
@@ -219,27 +250,36 @@ def score_bound(query: CompiledQuery) -> ScoreBound:
     places: dict[tuple[object, ...], tuple[Term, list[tuple[Condition, ...]]]] = {}
     _places(query.tree, False, (), places)
     fixed = 0.0
-    parts: list[tuple[Condition, float]] = []
+    # one part per distinct condition, each asked of the index once
+    parts: dict[Condition, float] = {}
     for term in query.positive_terms():
         # a term the walk did not reach (under a node it does not know) scores anywhere
         contexts = places[term.key][1] if term.key in places else [()]
         if term.field is None:
+            in_title = replace(term, field="title")
             scored = [
-                (_term(replace(term, field="title")), TITLE_POINTS),
-                (_term(term), ABSTRACT_POINTS),  # anywhere: the abstract's words and more
+                (_term(in_title), _term(in_title, repeated=True), TITLE_POINTS),
+                # anywhere: the abstract's words and more; repeated: in the abstract
+                (_term(term), _term(term, repeated=True), ABSTRACT_POINTS),
             ]
         else:
             field_spec = FIELDS.get(term.field)
             # a field the index does not hold has no condition: its points always count
-            scored = [(_term(term), field_spec.points if field_spec else float("inf"))]
-        for condition, points in scored:
-            most = points * MAX_COUNTED
-            condition = _in_context(condition, contexts)
+            points = field_spec.points if field_spec else float("inf")
+            scored = [(_term(term), _term(term, repeated=True), points)]
+        for term_condition, repeated, points in scored:
+            condition = _in_context(term_condition, contexts)
             if condition is None:
-                fixed += most
+                fixed += points * MAX_COUNTED
+            elif repeated is None or term_condition is None:
+                parts[condition] = parts.get(condition, 0.0) + points * MAX_COUNTED
             else:
-                parts.append((condition, most))
-    return ScoreBound(fixed, tuple(parts))
+                # the first occurrence where the term is met, the others where it repeats
+                again = _in_context(repeated, contexts)
+                assert again is not None  # a context adds to a condition, never takes it
+                parts[condition] = parts.get(condition, 0.0) + points
+                parts[again] = parts.get(again, 0.0) + points * (MAX_COUNTED - 1)
+    return ScoreBound(fixed, tuple(parts.items()))
 
 
 def _places(

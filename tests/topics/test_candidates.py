@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -163,14 +164,76 @@ def test_a_matching_paper_can_reach_its_score(definition) -> None:  # type: igno
 
 def test_score_bounds_count_each_term_in_the_title_and_anywhere() -> None:
     bound = score_bound(compile_query('cot OR title:think OR author:ada OR "kv cache"'))
+    # the first occurrence in a part where the term is met, the second where it repeats
     assert bound.parts == (
-        (Exact("0tcot"), 6.0),
-        (Exact("cot"), 2.0),
-        (Exact("0tthink"), 6.0),
-        (Exact("0t0pkv0cach"), 6.0),
-        (Exact("0pkv0cach"), 2.0),
+        (Exact("0tcot"), 3.0),
+        (Exact("0t0rcot"), 3.0),
+        (Exact("cot"), 1.0),
+        (Exact("0rcot"), 1.0),
+        (Exact("0tthink"), 3.0),
+        (Exact("0t0rthink"), 3.0),
+        (Exact("0t0pkv0cach"), 3.0),
+        (Exact("0t0r0pkv0cach"), 3.0),
+        (Exact("0pkv0cach"), 1.0),
+        (Exact("0r0pkv0cach"), 1.0),
     )
     assert bound.fixed == 6.0  # an author is not in the index: its points always count
+    # a prefix is not counted: twice "reasoning model*" is twice "reason"; token* alone
+    # scores both occurrences wherever it is met
+    assert score_bound(compile_query('"reasoning model*" OR token*')).parts == (
+        (Prefix("0t0qreason0model"), 3.0),
+        (AllOf((Prefix("0t0qreason0model"), Exact("0t0rreason"))), 3.0),
+        (Prefix("0qreason0model"), 1.0),
+        (AllOf((Prefix("0qreason0model"), Exact("0rreason"))), 1.0),
+        (Prefix("0ttoken"), 6.0),
+        (Prefix("token"), 2.0),
+    )
+
+
+def test_repeated_stems_and_pairs_are_tokens_of_their_part() -> None:
+    tokens = paper_tokens("KV cache, KV cache", "the KV cache and the kv caches")
+    repeats = [token for token in tokens if "0r" in token]
+    # a clause break parts the title's pair: "cache, KV" is no pair
+    assert repeats == [
+        "0r0pkv0cach", "0r0pthe0kv", "0rcach", "0rkv", "0rthe",
+        "0t0r0pkv0cach", "0t0rcach", "0t0rkv",
+    ]
+    # once in the title and once in the abstract is no repeat of either
+    assert not [t for t in paper_tokens("KV cache", "a KV cache") if "0r" in t]
+
+
+def test_a_term_mentioned_once_cannot_score_twice() -> None:
+    """Two terms each mentioned once in the abstract score 2: under a min_score of 3, a paper
+    the index says has no repeats needs no exact match."""
+    query = compile_query('"chain of thought" OR cot OR "reasoning model*"')
+    bound = score_bound(query)
+
+    def most(title: str, abstract: str) -> float:
+        tokens = paper_tokens(title, abstract)
+        return bound.fixed + sum(p for c, p in bound.parts if meets(c, tokens))
+
+    once = ("Notes", "Chain of thought helps. Reasoning models think; CoT is cheap.")
+    match = query.match(Document.from_text(*once))
+    assert match is not None and match.score == 3.0
+    assert most(*once) == 3.0  # before: 6, two points for each term
+    twice = ("Notes", "Chain of thought and chain of thought again, then CoT.")
+    match = query.match(Document.from_text(*twice))
+    assert match is not None and match.score == 3.0
+    assert most(*twice) == 3.0
+    # "reasoning model*" twice: the prefix is not counted, "reason" twice is enough
+    prefixed = ("Notes", "Reasoning models and reasoning modes.")
+    match = query.match(Document.from_text(*prefixed))
+    assert match is not None and match.score == 1.0
+    assert most(*prefixed) == 2.0
+    # a stem that repeats is a second occurrence only of the terms met once already: four
+    # terms sharing "reason" add one point, not four
+    shared = compile_query(
+        '"reasoning model*" OR "reasoning trace*" OR "reasoning chain*" OR "long reasoning"'
+    )
+    paper = ("Notes", "Reasoning models. Reasoning is good.")
+    tokens = paper_tokens(*paper)
+    bound = score_bound(shared)
+    assert bound.fixed + sum(p for c, p in bound.parts if meets(c, tokens)) == 2.0
 
 
 def test_a_term_inside_an_and_scores_only_with_the_and() -> None:
@@ -192,7 +255,35 @@ def test_a_term_inside_an_and_scores_only_with_the_and() -> None:
     assert most(*with_rl) >= match.score
     # a term at the top level and inside an AND scores wherever it is met
     both = score_bound(compile_query("cot OR (grpo AND cot)"))
-    assert (Exact("cot"), 2.0) in both.parts
+    assert (Exact("cot"), 1.0) in both.parts and (Exact("0rcot"), 1.0) in both.parts
     # the other operand of an AND that cannot be said (a negated term) asks nothing
     negated = score_bound(compile_query("diffusion NOT video"))
-    assert negated.parts == ((Exact("0tdiffusion"), 6.0), (Exact("diffusion"), 2.0))
+    assert negated.parts == (
+        (Exact("0tdiffusion"), 3.0), (Exact("0t0rdiffusion"), 3.0),
+        (Exact("diffusion"), 1.0), (Exact("0rdiffusion"), 1.0),
+    )
+
+
+@pytest.mark.parametrize("definition", STARTER_TOPICS, ids=lambda d: d.slug)
+def test_no_score_exceeds_its_bound_on_repetitive_text(definition) -> None:  # type: ignore[no-untyped-def]
+    """Papers made of the query's own words, many times over: repeats, phrases broken by
+    clause marks and prefixes followed by other words; no score may exceed the bound."""
+    query = compile_query(definition.query)
+    bound = score_bound(query)
+    vocabulary = [*split_words(definition.query.replace("*", "s")), "the", "models", "of"]
+    rng = random.Random(definition.slug)
+    scored = 0
+    for _ in range(400):
+        def text(size: int) -> str:
+            words = rng.choices(vocabulary, k=size)
+            return " ".join(w + rng.choice(["", "", "", ",", "."]) for w in words)
+
+        title, abstract = text(rng.randint(0, 8)), text(rng.randint(0, 40))
+        match = query.match(Document.from_text(title, abstract))
+        if match is None:
+            continue
+        scored += 1
+        tokens = paper_tokens(title, abstract)
+        most = bound.fixed + sum(p for c, p in bound.parts if meets(c, tokens))
+        assert match.score <= most, (title, abstract)
+    assert scored > 50
