@@ -16,8 +16,10 @@ digest of the topic's stored matches, which must be the same on both sides.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -71,12 +73,31 @@ def build(path: Path) -> None:
     store.dispose()
 
 
+def _migrate_back(path: Path, ref: str) -> None:
+    """Bring the database to the newest revision `ref` knows, with this tree's downgrades: an
+    older commit refuses a database a newer digestd migrated."""
+    from digestd.store import Store
+    from digestd.store.schema import revisions
+
+    listed = subprocess.run(
+        ["git", "grep", "-h", "^revision: str = ", ref, "--", "digestd/store/migrations"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout
+    known = set(re.findall(r'"([^"]+)"', listed))
+    target = [revision for revision in revisions() if revision in known][-1]
+    store = Store.open(f"sqlite:///{path}")
+    store.migrate(target, downgrade=True)
+    store.dispose()
+
+
 class Side:
     """One tree's re-matching, in a child process on its own copy of the database."""
 
     def __init__(self, ref: str | None, db: Path, tmp: Path) -> None:
         copy = tmp / f"{'ref' if ref else 'tree'}.db"
         shutil.copy(db, copy)
+        if ref is not None:
+            _migrate_back(copy, ref)
         self.child = RefChild(ref, _CHILD, str(copy))
 
     def rematch(self, slug: str) -> tuple[float, str]:
