@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from digestd.config import Config, PathsConfig, TopicConfig
 from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
-from digestd.store import Store
+from digestd.store import Store, matching
+from digestd.store import topics as topics_store
 from digestd.store.models import Paper, PaperTopic, Topic
 from digestd.store.terms import refresh_terms, words_table
 from digestd.topics import STARTER_TOPICS
@@ -134,4 +137,43 @@ def test_papers_without_kept_words_are_matched_from_their_text(
     for slug in slugs[:4]:  # narrowed, from the kept words
         store.rematch_topics([slug], runtime.classify.subset([slug]))
         assert snapshot(store) == direct, slug
+    runtime.close()
+
+
+def test_a_bulk_rematch_narrows_once_the_index_holds_the_papers(
+    database_url: str, seed_files: list[Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every topic matched again: paper by paper while the index lacks the papers (building
+    it would cost more than it saves), narrowed by it once it holds them; the same matches."""
+    runtime = ingested(database_url, seed_files, tmp_path)
+    store = runtime.store
+    direct = snapshot(store)
+    slugs = [t.slug for t in runtime.topics]
+    narrowed: list[int] = []
+
+    def counting(session: Session) -> int:
+        narrowed.append(1)
+        return refresh_terms(session)
+
+    monkeypatch.setattr(matching, "refresh_terms", counting)
+    store.rematch_topics(slugs, runtime.classify)  # nothing indexed yet
+    assert narrowed == [] and snapshot(store) == direct
+    with store.write() as session:
+        assert refresh_terms(session) > 0
+    store.rematch_topics(slugs, runtime.classify)
+    assert narrowed == [1] and snapshot(store) == direct
+    # one changed paper in fifty or more is indexed again on the way, and matched as directly
+    with store.write() as session:
+        assert session.scalar(select(func.count()).select_from(Paper)) >= 50
+        first = session.scalars(select(Paper.id).order_by(Paper.id)).first()
+        session.execute(update(Paper).where(Paper.id == first).values(
+            title="Speculative decoding: " + Paper.title))
+    store.rematch_topics(slugs, runtime.classify)
+    assert narrowed == [1, 1]
+    changed = snapshot(store)
+    assert changed != direct
+    monkeypatch.setattr(topics_store, "mostly_indexed", lambda session: False)
+    store.rematch_topics(slugs, runtime.classify)
+    assert narrowed == [1, 1] and snapshot(store) == changed
     runtime.close()

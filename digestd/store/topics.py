@@ -23,6 +23,7 @@ from digestd.store.matching import (
     papers_to_match,
 )
 from digestd.store.models import Batch, Paper, PaperTopic, Topic, utcnow
+from digestd.store.terms import mostly_indexed
 
 if TYPE_CHECKING:
     from digestd.topics import TopicDefinition
@@ -150,8 +151,10 @@ class TopicStore(Database):
             live = {s for s in slugs if s in topic_ids}
             # Most topics changed (a new database, a new topic set): nearly every paper is
             # some topic's candidate, so matching each paper directly is cheaper than building
-            # the index first.
-            narrow = isinstance(classify, Narrowing) and len(live) * 2 <= len(topic_ids)
+            # the index first; narrowing still pays when the index is there already.
+            narrow = isinstance(classify, Narrowing) and (
+                len(live) * 2 <= len(topic_ids) or mostly_indexed(session)
+            )
             session.execute(
                 delete(PaperTopic).where(PaperTopic.topic_id.in_([topic_ids[s] for s in live]))
             )
