@@ -190,17 +190,17 @@ class FieldWords:
                 found.append(i)
         return found
 
-    def followers(self, stem: str) -> list[str]:
-        """The word after each occurrence of ``stem`` in the same clause, lower-cased as
-        prefixes see them: where ``find([(stem, False), (prefix, True)])`` looks."""
-        surfaces = self.surfaces
-        last = len(surfaces) - 1
+    def follows(self, stem: str, prefix: str) -> bool:
+        """Whether a word starting with ``prefix`` comes right after ``stem`` in one clause:
+        the phrase ``"stem prefix*"``. The words starting with the prefix are found in
+        :attr:`lowered` (a few substring searches, no word list made) and the stem before each
+        is checked."""
+        found = self._prefix_positions(prefix)
+        if not found:
+            return False
+        stems = self.stems
         breaks = self.breaks
-        return [
-            surface_word(surfaces[i + 1])
-            for i in self._stem_positions(stem)
-            if i < last and i + 1 not in breaks
-        ]
+        return any(at and stems[at - 1] == stem and at not in breaks for at in found)
 
     def positions(self, element: Element) -> list[int]:
         """Word indexes where one phrase element (a stem, or a word prefix) occurs.
@@ -363,8 +363,6 @@ class Document:
     )
     # field name -> its words, for the fields other than title and abstract, built on first use
     _fields: dict[str, FieldWords] = field(init=False, compare=False, repr=False)
-    # stem -> " " and the words that follow it (see followed_by)
-    _followers: dict[str, str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._prepare(FieldWords(self.title), FieldWords(self.abstract))
@@ -388,7 +386,6 @@ class Document:
         object.__setattr__(self, "stems", frozenset(title_field.stems).union(abstract_field.stems))
         object.__setattr__(self, "_occurrences", {})
         object.__setattr__(self, "_starts", {})
-        object.__setattr__(self, "_followers", {})
         object.__setattr__(self, "_fields", {"title": title_field, "abstract": abstract_field})
 
     @classmethod
@@ -459,12 +456,8 @@ class Document:
     def followed_by(self, stem: str, prefix: str) -> bool:
         """Whether the word after some occurrence of ``stem`` in one clause of the title or
         the abstract starts with ``prefix``: the phrase ``"stem prefix*"``, the commonest
-        with a prefix (``"language model*"``), tested with one substring search."""
-        words = self._followers.get(stem)
-        if words is None:
-            found = self.title_field.followers(stem) + self.abstract_field.followers(stem)
-            words = self._followers[stem] = " " + " ".join(found) if found else ""
-        return prefix_pattern(prefix) in words
+        with a prefix (``"language model*"``)."""
+        return self.title_field.follows(stem, prefix) or self.abstract_field.follows(stem, prefix)
 
     def has_phrase(self, elements: tuple[Element, ...]) -> bool:
         """Whether the word sequence ``elements`` occurs in the title or the abstract."""
