@@ -85,7 +85,7 @@ def term_test(term: Term) -> Test:
         if prefix is not None:
             return lambda doc: doc.has_prefix(prefix)
         if len(elements) == 2 and elements[0][0] and not elements[0][1] and elements[1][1]:
-            # "stem prefix*": the words after the stem, looked up once for every topic
+            # "stem prefix*": the words starting with the prefix, each after the stem?
             (first, _), (then, _) = elements
             return lambda doc: first in doc.stems and doc.followed_by(first, then)
         required = frozenset(text for text, is_prefix in elements if not is_prefix)
