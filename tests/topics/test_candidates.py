@@ -16,6 +16,7 @@ from digestd.topics.candidates import (
     Condition,
     Exact,
     Prefix,
+    ScoreBound,
     condition_for,
     paper_tokens,
     score_bound,
@@ -37,6 +38,12 @@ def meets(condition: Condition | None, tokens: list[str]) -> bool:
         return condition.text in tokens
     results = [meets(child, tokens) for child in condition.children]
     return all(results) if isinstance(condition, AllOf) else any(results)
+
+
+def most(bound: ScoreBound, title: str, abstract: str) -> float:
+    """The most a paper can score by `bound`, as the index would tell from its tokens."""
+    tokens = paper_tokens(title, abstract)
+    return bound.fixed + sum(points for c, points in bound.parts if meets(c, tokens))
 
 
 def test_conditions_follow_the_query() -> None:
@@ -156,9 +163,7 @@ def test_a_matching_paper_can_reach_its_score(definition) -> None:  # type: igno
             if match is None:
                 continue
             found += 1
-            tokens = paper_tokens(*paper)
-            most = bound.fixed + sum(p for c, p in bound.parts if meets(c, tokens))
-            assert match.score <= most, paragraph[:80]
+            assert match.score <= most(bound, *paper), paragraph[:80]
     assert found
 
 
@@ -208,32 +213,26 @@ def test_a_term_mentioned_once_cannot_score_twice() -> None:
     query = compile_query('"chain of thought" OR cot OR "reasoning model*"')
     bound = score_bound(query)
 
-    def most(title: str, abstract: str) -> float:
-        tokens = paper_tokens(title, abstract)
-        return bound.fixed + sum(p for c, p in bound.parts if meets(c, tokens))
 
     once = ("Notes", "Chain of thought helps. Reasoning models think; CoT is cheap.")
     match = query.match(Document.from_text(*once))
     assert match is not None and match.score == 3.0
-    assert most(*once) == 3.0  # before: 6, two points for each term
+    assert most(bound, *once) == 3.0  # before: 6, two points for each term
     twice = ("Notes", "Chain of thought and chain of thought again, then CoT.")
     match = query.match(Document.from_text(*twice))
     assert match is not None and match.score == 3.0
-    assert most(*twice) == 3.0
+    assert most(bound, *twice) == 3.0
     # "reasoning model*" twice: the prefix is not counted, "reason" twice is enough
     prefixed = ("Notes", "Reasoning models and reasoning modes.")
     match = query.match(Document.from_text(*prefixed))
     assert match is not None and match.score == 1.0
-    assert most(*prefixed) == 2.0
+    assert most(bound, *prefixed) == 2.0
     # a stem that repeats is a second occurrence only of the terms met once already: four
     # terms sharing "reason" add one point, not four
     shared = compile_query(
         '"reasoning model*" OR "reasoning trace*" OR "reasoning chain*" OR "long reasoning"'
     )
-    paper = ("Notes", "Reasoning models. Reasoning is good.")
-    tokens = paper_tokens(*paper)
-    bound = score_bound(shared)
-    assert bound.fixed + sum(p for c, p in bound.parts if meets(c, tokens)) == 2.0
+    assert most(score_bound(shared), "Notes", "Reasoning models. Reasoning is good.") == 2.0
 
 
 def test_a_term_inside_an_and_scores_only_with_the_and() -> None:
@@ -242,17 +241,14 @@ def test_a_term_inside_an_and_scores_only_with_the_and() -> None:
     query = compile_query('cot OR title:think OR ((rlvr OR grpo) AND (math* OR reasoning))')
     bound = score_bound(query)
 
-    def most(title: str, abstract: str) -> float:
-        tokens = paper_tokens(title, abstract)
-        return bound.fixed + sum(p for c, p in bound.parts if meets(c, tokens))
 
     alone = ("Notes", "We study reasoning. More reasoning helps with mathematics.")
     assert query.match(Document.from_text(*alone)) is None
-    assert most(*alone) == 0.0  # before: 2 for reasoning, 2 for math*
+    assert most(bound, *alone) == 0.0  # before: 2 for reasoning, 2 for math*
     with_rl = ("Notes", "GRPO for reasoning. More reasoning helps with mathematics.")
     match = query.match(Document.from_text(*with_rl))
     assert match is not None and match.score == 4.0
-    assert most(*with_rl) >= match.score
+    assert most(bound, *with_rl) >= match.score
     # a term at the top level and inside an AND scores wherever it is met
     both = score_bound(compile_query("cot OR (grpo AND cot)"))
     assert (Exact("cot"), 1.0) in both.parts and (Exact("0rcot"), 1.0) in both.parts
@@ -283,7 +279,5 @@ def test_no_score_exceeds_its_bound_on_repetitive_text(definition) -> None:  # t
         if match is None:
             continue
         scored += 1
-        tokens = paper_tokens(title, abstract)
-        most = bound.fixed + sum(p for c, p in bound.parts if meets(c, tokens))
-        assert match.score <= most, (title, abstract)
+        assert match.score <= most(bound, title, abstract), (title, abstract)
     assert scored > 50

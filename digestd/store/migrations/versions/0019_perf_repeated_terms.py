@@ -22,6 +22,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# 0014's own steps, written out again: a migration stays as it was written, so two of them
+# share no code that a later change could alter under one of them
 def _forget_index() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DELETE FROM paper_terms")
