@@ -116,8 +116,10 @@ def _pair(first: str, second: str, mark: str = PAIR_MARK) -> str:
     return f"{mark}{first}0{second}"
 
 
-def _tokens(words: FieldWords) -> set[str]:
-    """A field's stems, lower-cased words and adjacent pairs, as the matcher sees them."""
+def _tokens(words: FieldWords) -> tuple[set[str], list[str]]:
+    """A field's stems, lower-cased words and adjacent pairs, as the matcher sees them; and,
+    behind REPEAT_MARK, its stems and pairs of stems that occur twice or more (positions
+    counted, as the matcher counts a phrase's occurrences)."""
     stems = words.stems
     lowered = words.words
     tokens = set(stems)
@@ -125,26 +127,18 @@ def _tokens(words: FieldWords) -> set[str]:
     # pairs never span a clause break, as phrases do not (see FieldWords.find): clause by
     # clause, so that map makes them in C
     pair, word_pair = f"{PAIR_MARK}{{}}0{{}}".format, f"{WORD_PAIR_MARK}{{}}0{{}}".format
+    pairs: list[str] = []
     ends = [0, *sorted(words.breaks), len(stems)]
     for start, end in pairwise(ends):
         clause = stems[start:end]
-        tokens.update(map(pair, clause, clause[1:]))
+        pairs += map(pair, clause, clause[1:])
         tokens.update(map(word_pair, clause, lowered[start + 1 : end]))
+    tokens.update(pairs)
     tokens.discard("")  # a word of apostrophes only
-    return tokens
-
-
-def _repeated(words: FieldWords) -> list[str]:
-    """The stems and pairs of stems that occur at least twice in a field (positions counted,
-    as the matcher counts a phrase's occurrences)."""
-    stems = words.stems
     counts = Counter(stems)
-    pair = f"{PAIR_MARK}{{}}0{{}}".format
-    ends = [0, *sorted(words.breaks), len(stems)]
-    for start, end in pairwise(ends):
-        clause = stems[start:end]
-        counts.update(map(pair, clause, clause[1:]))
-    return [REPEAT_MARK + token for token, count in counts.items() if count > 1 and token]
+    counts.update(pairs)
+    repeated = [REPEAT_MARK + token for token, count in counts.items() if count > 1 and token]
+    return tokens, repeated
 
 
 def paper_tokens(title: str, abstract: str) -> list[str]:
@@ -154,12 +148,13 @@ def paper_tokens(title: str, abstract: str) -> list[str]:
 
 def document_tokens(doc: Document) -> set[str]:
     """The distinct index tokens of a prepared paper (the index wants them in no order)."""
-    in_title = _tokens(doc.title_field)
-    tokens = in_title | _tokens(doc.abstract_field)
+    in_title, repeated_in_title = _tokens(doc.title_field)
+    in_abstract, repeated_in_abstract = _tokens(doc.abstract_field)
+    tokens = in_title | in_abstract
     tokens.update(TITLE_MARK + token for token in in_title)
     # repeats are counted per part: an unmarked one says the abstract has it twice
-    tokens.update(_repeated(doc.abstract_field))
-    tokens.update(TITLE_MARK + token for token in _repeated(doc.title_field))
+    tokens.update(repeated_in_abstract)
+    tokens.update(TITLE_MARK + token for token in repeated_in_title)
     return tokens
 
 
