@@ -193,14 +193,23 @@ class FieldWords:
     def follows(self, stem: str, prefix: str) -> bool:
         """Whether a word starting with ``prefix`` comes right after ``stem`` in one clause:
         the phrase ``"stem prefix*"``. The words starting with the prefix are found in
-        :attr:`lowered` (a few substring searches, no word list made) and the stem before each
-        is checked."""
-        found = self._prefix_positions(prefix)
-        if not found:
+        :attr:`lowered` one at a time (a substring search each, no word list made), the stem
+        before each checked, and the clause breaks read only for a word that has it."""
+        lowered = self.lowered
+        pattern = prefix_pattern(prefix)
+        at = lowered.find(pattern)
+        if at < 0:
             return False
         stems = self.stems
-        breaks = self.breaks
-        return any(at and stems[at - 1] == stem and at not in breaks for at in found)
+        index = last = 0
+        while at >= 0:
+            # a word's index is the number of spaces before it (see _prefix_positions)
+            index += lowered.count(" ", last, at)
+            last = at
+            if index and stems[index - 1] == stem and index not in self.breaks:
+                return True
+            at = lowered.find(pattern, at + 1)
+        return False
 
     def positions(self, element: Element) -> list[int]:
         """Word indexes where one phrase element (a stem, or a word prefix) occurs.
@@ -457,7 +466,11 @@ class Document:
         """Whether the word after some occurrence of ``stem`` in one clause of the title or
         the abstract starts with ``prefix``: the phrase ``"stem prefix*"``, the commonest
         with a prefix (``"language model*"``)."""
-        return self.title_field.follows(stem, prefix) or self.abstract_field.follows(stem, prefix)
+        title = self.title_field
+        # most titles lack the stem: a look at their few stems skips the substring searches
+        return (stem in title.stems and title.follows(stem, prefix)) or self.abstract_field.follows(
+            stem, prefix
+        )
 
     def has_phrase(self, elements: tuple[Element, ...]) -> bool:
         """Whether the word sequence ``elements`` occurs in the title or the abstract."""
