@@ -172,3 +172,53 @@ def _inspect_columns(connection: Connection, table: str) -> list[dict[str, objec
     from sqlalchemy import inspect
 
     return inspect(connection).get_columns(table)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_index_forgets_changed_papers_by_trigger_from_0020(backend: str,
+                                                                tmp_path: Path) -> None:
+    """0020 keeps the state rows the comparison before it called fresh, drops the others,
+    and from then on a change of a paper's words deletes its row; its downgrade stops that."""
+    def state(connection: Connection) -> list[int]:
+        return list(connection.scalars(
+            text("SELECT paper_id FROM paper_terms_state ORDER BY paper_id")))
+
+    size = ("length(title) + length(abstract) "
+            "+ coalesce(length(CAST(keywords AS TEXT)), 0)")
+    with backend_database(backend, tmp_path / "digestd.db") as url:
+        store = Store.open(url, migrate=False)
+        try:
+            store.migrate(_before("0020_perf_forget"))
+            with store.engine.begin() as connection:
+                _fill_empty_tables(connection)  # a paper
+                meta = MetaData()
+                meta.reflect(connection, only=["papers"])
+                papers = meta.tables["papers"]
+                ids = {fk.column.table.name: list(connection.scalars(select(fk.column)))
+                       for c in papers.columns for fk in c.foreign_keys}
+                row = {c.name: _value(c, "papers", ids) for c in papers.columns}
+                connection.execute(insert(papers).values(**row))  # and another
+                first, second = connection.scalars(select(papers.c.id).order_by(papers.c.id))
+                connection.execute(text(
+                    "INSERT INTO paper_terms_state (paper_id, updated_at, size) "
+                    f"SELECT id, updated_at, {size} FROM papers"))
+                # the second changed since it was indexed, by its size
+                connection.execute(text(
+                    "UPDATE paper_terms_state SET size = size + 1 WHERE paper_id = :id"),
+                    {"id": second})
+            store.migrate("0020_perf_forget")
+            with store.engine.begin() as connection:
+                assert state(connection) == [first]
+                connection.execute(text("UPDATE papers SET title = 'Other' WHERE id = :id"),
+                                   {"id": first})
+                assert state(connection) == []
+            store.migrate(_before("0020_perf_forget"), downgrade=True)
+            with store.engine.begin() as connection:
+                connection.execute(text(
+                    "INSERT INTO paper_terms_state (paper_id, updated_at, size) "
+                    f"SELECT id, updated_at, {size} FROM papers"))
+                connection.execute(text("UPDATE papers SET title = 'Again' WHERE id = :id"),
+                                   {"id": first})
+                assert state(connection) == [first, second]
+        finally:
+            store.dispose()

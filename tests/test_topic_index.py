@@ -14,7 +14,7 @@ from digestd.runtime import Runtime
 from digestd.store import Store, matching
 from digestd.store import topics as topics_store
 from digestd.store.models import Paper, PaperTopic, Topic
-from digestd.store.terms import refresh_terms, words_table
+from digestd.store.terms import refresh_terms, state_table, words_table
 from digestd.topics import STARTER_TOPICS
 from digestd.topics.match import paper_document
 from digestd.topics.packed import pack
@@ -110,6 +110,53 @@ def test_a_changed_paper_is_indexed_again(database_url: str, seed_files: list[Pa
     )
     assert store.topic_paper_counts()["zebra"] == 1
     zebra.close()
+
+
+def test_the_database_forgets_a_paper_whose_words_change_whoever_writes_it(
+    database_url: str, seed_files: list[Path], tmp_path: Path
+) -> None:
+    """Triggers on papers (migration 0020) tell which papers to index again: a change of the
+    words the index holds, by any writer, and nothing else."""
+    runtime = Runtime.open(config_for(tmp_path), store=Store.open(database_url))
+    store = runtime.store
+    ingest_paths(store, seed_files[:1], classify=runtime.classify)
+    with store.write() as session:
+        assert refresh_terms(session) > 0
+        first, second, third, fourth = session.scalars(
+            select(Paper.id).order_by(Paper.id).limit(4)
+        )
+        abstract = session.scalar(select(Paper.abstract).where(Paper.id == first))
+        # a new upvote count, as a later listing writes it: the words are the same
+        session.execute(update(Paper).where(Paper.id == second).values(
+            upvotes=Paper.upvotes + 7, updated_at=func.current_timestamp()))
+        assert refresh_terms(session) == 0
+        # a rewrite of the same length that leaves updated_at alone (the size and time
+        # compared before could not see it)
+        rewritten = ("zebra " + abstract)[: len(abstract)]
+        session.execute(update(Paper).where(Paper.id == first).values(abstract=rewritten))
+        session.execute(update(Paper).where(Paper.id == third).values(keywords=["okapi"]))
+        assert refresh_terms(session) == 2
+        assert refresh_terms(session) == 0
+        session.execute(delete(PaperTopic).where(PaperTopic.paper_id == fourth))
+        session.execute(delete(Paper).where(Paper.id == fourth))
+        assert refresh_terms(session) == 0
+        assert session.scalar(
+            select(func.count()).select_from(state_table).where(state_table.c.paper_id == fourth)
+        ) == 0
+    animals = Runtime.open(
+        Config(paths=runtime.config.paths, topics=[
+            TopicConfig(slug="zebra", name="Zebra", query="zebra"),
+            TopicConfig(slug="okapi", name="Okapi", query="okapi"),
+        ]),
+        store=store,
+    )
+    # a new topic set is matched directly; one changed topic is narrowed by the index
+    for slug in ("zebra", "okapi"):
+        store.rematch_topics([slug], animals.classify.subset([slug]))
+    counts = store.topic_paper_counts()
+    assert (counts["zebra"], counts["okapi"]) == (1, 1)
+    animals.close()
+    runtime.close()
 
 
 def test_papers_without_kept_words_are_matched_from_their_text(

@@ -6,10 +6,13 @@ text), PostgreSQL in a ``tsvector`` column with a GIN index; both hold, per pape
 the ids of the papers that meet it. The exact matcher then runs on those papers only.
 
 Freshness does not depend on every code path that writes papers remembering the index:
-``paper_terms_state`` records, per indexed paper, its ``updated_at`` and text size, and
-`refresh_terms` indexes any paper whose row differs (new, or changed by a later listing)
-before candidates are read. On SQLite a changed paper's old tokens stay in the index next to
-the new ones (a contentless FTS5 table cannot delete); that only adds candidates.
+``paper_terms_state`` holds a row per paper indexed as it is now, triggers on ``papers``
+(migration 0020) delete a paper's row when its title, abstract or keywords change or the paper
+is deleted, by whatever writer, and `refresh_terms` indexes every paper without a row before
+candidates are read: finding them is an anti-join on ids, not a read of every paper's text,
+and a paper whose upvotes changed stays indexed. On SQLite a changed paper's old tokens stay
+in the index next to the new ones (a contentless FTS5 table cannot delete); that only adds
+candidates.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ from digestd.topics.packed import paper_document as packed_document
 TABLE_PREFIX = "paper_terms"
 
 _metadata = MetaData()
+#: the papers indexed as they are now; ``updated_at`` and ``size`` are what was indexed, which
+#: versions before migration 0020 compared with the paper to tell (still written, so that a
+#: downgrade finds them right)
 state_table = Table(
     "paper_terms_state",
     _metadata,
@@ -84,18 +90,14 @@ def _tokens(row: Any, fresh: list[dict[str, Any]]) -> set[str]:
     return document_tokens(doc)
 
 
-def _stale(*columns: Any) -> Select[Any]:
-    """`columns` of the papers the index does not hold as they are now (new or changed)."""
+def _unindexed() -> Select[Any]:
+    """Ids of the papers the index does not hold as they are now (new, or changed since)."""
     state = state_table
+    # no ORDER BY: SQLite then reads the ids from a small index instead of the whole table
     return (
-        select(*columns)
-        .select_from(Paper)
+        select(Paper.id)
         .outerjoin(state, state.c.paper_id == Paper.id)
-        .where(
-            (state.c.paper_id.is_(None))
-            | (state.c.size != _size())
-            | (state.c.updated_at != Paper.updated_at)
-        )
+        .where(state.c.paper_id.is_(None))
     )
 
 
@@ -107,25 +109,26 @@ def mostly_indexed(session: Session) -> bool:
     7.8 s narrowed, 9.4 s not), so a bulk re-match narrows only when little is left to index.
     """
     papers = session.scalar(select(func.count()).select_from(Paper)) or 0
-    stale = session.scalar(_stale(func.count())) or 0
+    stale = session.scalar(select(func.count()).select_from(_unindexed().subquery())) or 0
     return stale * 50 <= papers
 
 
 def refresh_terms(session: Session) -> int:
     """Index every paper that is new or changed since it was indexed; returns how many."""
     state = state_table
-    stale = (
-        _stale(Paper.id, Paper.title, Paper.abstract, Paper.keywords, words_table.c.words)
-        .outerjoin(words_table, words_table.c.paper_id == Paper.id)
-        .order_by(Paper.id)
-        .limit(_CHUNK)
-    )
+    ids = sorted(session.scalars(_unindexed()))
+    papers = select(
+        Paper.id, Paper.title, Paper.abstract, Paper.keywords, words_table.c.words
+    ).outerjoin(words_table, words_table.c.paper_id == Paper.id)
     postgres = session.get_bind().dialect.name == "postgresql"
+    done = 0
     # a page at a time: the kept words are a few times the size of the text
-    last_id, done = 0, 0
-    while chunk := session.execute(stale.where(Paper.id > last_id)).all():
-        ids = [row.id for row in chunk]
-        last_id = ids[-1]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = session.execute(
+            papers.where(Paper.id.in_(ids[start : start + _CHUNK])).order_by(Paper.id)
+        ).all()
+        if not chunk:
+            continue  # deleted since
         done += len(chunk)
         fresh: list[dict[str, Any]] = []
         tokens = [_tokens(row, fresh) for row in chunk]
@@ -150,12 +153,13 @@ def refresh_terms(session: Session) -> int:
                 ],
             )
         save_words(session, fresh)
-        session.execute(state.delete().where(state.c.paper_id.in_(ids)))
+        indexed = [row.id for row in chunk]
+        session.execute(state.delete().where(state.c.paper_id.in_(indexed)))
         # copied in SQL, so the stored updated_at is the same value, byte for byte
         session.execute(
             state.insert().from_select(
                 ["paper_id", "updated_at", "size"],
-                select(Paper.id, Paper.updated_at, _size()).where(Paper.id.in_(ids)),
+                select(Paper.id, Paper.updated_at, _size()).where(Paper.id.in_(indexed)),
             )
         )
     return done
