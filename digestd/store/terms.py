@@ -154,6 +154,7 @@ def refresh_terms(session: Session) -> int:
             )
         save_words(session, fresh)
         indexed = [row.id for row in chunk]
+        # a row is there only if another process indexed the paper meanwhile: replaced
         session.execute(state.delete().where(state.c.paper_id.in_(indexed)))
         # copied in SQL, so the stored updated_at is the same value, byte for byte
         session.execute(
