@@ -32,10 +32,7 @@ from bench_match import DEFAULT_SEEDS, EXTRA_TOPICS, read_seeds, synthetic_paper
 
 from digestd.store import Store
 from digestd.store.models import Batch, Dump, Paper, PaperTopic, Topic
-from digestd.store.terms import candidate_ids, refresh_terms
 from digestd.topics import STARTER_TOPICS, compile_query, compile_topics, match_paper
-from digestd.topics.candidates import condition_for, score_bound
-from digestd.topics.classify import Classifier
 
 
 def fill(store: Store, papers: list[tuple[str, str]]) -> None:
@@ -87,6 +84,12 @@ def timed(label: str, work):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
+    # here, not at the top: rematch_against's children import fill and rows from this module
+    # with the code of commits that had none of these
+    from digestd.store.terms import candidate_ids, refresh_terms
+    from digestd.topics.candidates import condition_for, score_bound
+    from digestd.topics.classify import Classifier
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--papers", type=int, default=50_000)
     parser.add_argument("--database", help="SQLAlchemy URL (default: a fresh SQLite file)")
