@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Text, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from digestd.config import Config, PathsConfig, TopicConfig
@@ -13,7 +14,7 @@ from digestd.ingest import ingest_paths
 from digestd.runtime import Runtime
 from digestd.store import Store, matching
 from digestd.store import topics as topics_store
-from digestd.store.models import Paper, PaperTopic, Topic
+from digestd.store.models import Batch, Dump, Paper, PaperTopic, Topic
 from digestd.store.terms import refresh_terms, state_table, words_table
 from digestd.topics import STARTER_TOPICS
 from digestd.topics.match import paper_document
@@ -224,3 +225,37 @@ def test_a_bulk_rematch_narrows_once_the_index_holds_the_papers(
     store.rematch_topics(slugs, runtime.classify)
     assert narrowed == [1, 1] and snapshot(store) == changed
     runtime.close()
+
+
+def test_json_columns_hold_the_same_text_whether_given_tuples_or_lists(store: Store) -> None:
+    """A match's terms are written as the tuple the matcher made, whose JSON text the engine
+    remembers (store.db._json_text): what is stored and read back is what a list gives,
+    for text that JSON escapes too, and a tuple holding a list is not remembered but written."""
+    values = [
+        ("study", "don't", "naïve", 'say "hi"'),
+        ["study", "don't", "naïve", 'say "hi"'],
+        (["nested"], "x"),
+        (),
+        ("study", "don't", "naïve", 'say "hi"'),  # the remembered text, a second time
+    ]
+    with store.write() as session:
+        dump = Dump(path="json", status="ingested")
+        session.add(dump)
+        session.flush()
+        batch = Batch(dump_id=dump.id, new_count=len(values))
+        session.add(batch)
+        session.flush()
+        session.execute(insert(Paper), [
+            {"key": f"j{i}", "title_key": f"j{i}", "slug": f"j{i}", "title": "t",
+             "abstract": "a", "links": value, "batch_id": batch.id}
+            for i, value in enumerate(values)
+        ])
+    with store.read() as session:
+        stored = dict(session.execute(select(Paper.key, Paper.links)).all())
+        as_text = dict(session.execute(
+            select(Paper.key, func.cast(Paper.links, Text()))
+        ).all())
+    for i, value in enumerate(values):
+        assert stored[f"j{i}"] == json.loads(json.dumps(value))
+        assert json.loads(as_text[f"j{i}"]) == json.loads(json.dumps(value))
+    assert as_text["j0"] == as_text["j1"] == as_text["j4"]

@@ -8,9 +8,11 @@ timeout instead of failing with "database is locked" half-way through a transact
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -52,18 +54,36 @@ def create_store_engine(url: str) -> Engine:
             raise StoreError(
                 f"the directory of the SQLite database {database} does not exist"
             )
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json_text)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         # psycopg 3 is the driver we install; plain postgresql:// would pick psycopg2.
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, json_serializer=_json_text)
     except (ArgumentError, ImportError) as exc:
         raise StoreError(
             f"cannot use database URL {parsed.render_as_string(hide_password=True)!r}: {exc}"
         ) from exc
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's text. Matches' terms are tuples of a few strings, the same ones in
+    thousands of rows of a re-match: their text is made once."""
+    if value is None:
+        return "null"
+    if type(value) is tuple:
+        try:
+            return _tuple_json(value)
+        except TypeError:  # an element that cannot be a key (a list): not remembered
+            pass
+    return json.dumps(value)
+
+
+@lru_cache(maxsize=4096)
+def _tuple_json(value: tuple[Any, ...]) -> str:
+    return json.dumps(value)
 
 
 def redact_url(url: str) -> str:

@@ -55,7 +55,7 @@ def match_row(paper_id: int, topic_id: int, match: TopicMatch) -> dict[str, obje
         "paper_id": paper_id,
         "topic_id": topic_id,
         "score": match.score,
-        "terms": list(match.terms),
+        "terms": match.terms,  # a tuple: its JSON text is remembered (db._json_text)
         # None is stored as JSON null: made when the match is shown (.highlights)
         "highlights": None if match.highlights is None else list(match.highlights),
     }
