@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from digestd.config import BouncesConfig, Config, HttpConfig, MailConfig, PathsConfig
+from digestd.delivery import smtp as smtp_module
 from digestd.delivery.maildir import MaildirTransport
 from digestd.delivery.signing import DkimSigner
 from digestd.digest import Composer, slots
@@ -85,7 +86,7 @@ def test_assembled_bytes_are_the_email_packages(
     found, topic_names = selections
     composer = Composer(_config(tmp_path, base_url, verp=verp))
     rng = random.Random(16)
-    assembled = fallback = 0
+    assembled = fallback = stuffed = 0
     for number in range(150):
         topics, selected = found[number % len(found)]
         subscriber = _subscriber(
@@ -107,6 +108,11 @@ def test_assembled_bytes_are_the_email_packages(
         data = composed.assembled.data
         # the email package's generator on the same message, and on the bytes parsed back
         assert data == message_bytes(message, SMTP_POLICY), (subscriber.name, subscriber.email)
+        # as SMTP carries it, quoted from the body's template quoted once (not made where
+        # the token has no slots: the transport quotes the message then)
+        if composed.assembled.stuffed is not None:
+            assert composed.assembled.stuffed == smtp_module._stuffed(data)[:-3]
+            stuffed += 1
         parsed = email.message_from_bytes(data, policy=POLICY)
         assert message_bytes(parsed, SMTP_POLICY) == data
         assert composed.assembled.recipients == (subscriber.email,)
@@ -122,6 +128,7 @@ def test_assembled_bytes_are_the_email_packages(
         assert html_part.replace("\r\n", "\n") == composed.html.replace("\r\n", "\n")
         assert text_part.replace("\r\n", "\n") == composed.text.replace("\r\n", "\n")
     assert assembled >= 80 and fallback >= 10
+    assert stuffed >= assembled // 2, (stuffed, assembled)
 
 
 def _plain_address(address: str) -> bool:
@@ -207,7 +214,9 @@ def test_token_slots_encode_as_the_whole_line_would(seed: int) -> None:
     fields = ["reader_query", "feedback_url", "name"]
 
     def text() -> str:
-        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200)))
+        # now and then a line that starts with a dot: SMTP quotes it
+        start = "." if rng.random() < 0.3 else ""
+        return start + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200)))
 
     lines = []
     for _ in range(rng.randint(1, 6)):
@@ -229,7 +238,8 @@ def test_token_slots_encode_as_the_whole_line_would(seed: int) -> None:
         for parts, used in lines
     )
     made = slots.TokenLines(fixed, source, dict(zip(fields, shapes, strict=True)), length)
-    data = made.template % tuple(made.arguments(token.encode(), values))
+    plain, stuffed = made.arguments(token.encode(), values)
+    data = made.template % plain
     expected = [fixed[0]]
     for index, (parts, used) in enumerate(lines):
         pairs = zip(used, parts[1:], strict=True)
@@ -237,6 +247,8 @@ def test_token_slots_encode_as_the_whole_line_would(seed: int) -> None:
         encoded = binascii.b2a_qp(line.encode(), istext=True).replace(b"\n", b"\r\n")
         expected += [encoded, fixed[index + 1]]
     assert data == b"".join(expected)
+    # quoted for SMTP from the template quoted once: what quoting the whole message gives
+    assert slots.dot_stuffed(made.template) % stuffed == smtp_module._stuffed(data)[:-3]
 
 
 def test_token_lines_kept_per_line_fit_other_bodies_and_token_lengths() -> None:
@@ -252,7 +264,7 @@ def test_token_lines_kept_per_line_fit_other_bodies_and_token_lengths() -> None:
             count = source.count("\n")
             fixed = [f"<fixed {len(token)} {i}>\r\n".encode() for i in range(count + 1)]
             made = slots.TokenLines(fixed, source, {"reader": shapes[0]}, len(token))
-            data = made.template % tuple(made.arguments(token.encode(), values))
+            data = made.template % made.arguments(token.encode(), values)[0]
             expected = [fixed[0]]
             for index, line in enumerate(source.format_map(values).splitlines(keepends=True)):
                 encoded = binascii.b2a_qp(line.encode(), istext=True)

@@ -82,6 +82,11 @@ def _stuffed(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
+class _Stuffed(bytes):
+    """A message dot-stuffed already (Assembled.stuffed), ending in CRLF: DATA sends it as
+    it is, with the closing "."."""
+
+
 #: an address smtplib's quoteaddr would only put in angle brackets (it parses each one with
 #: the email package's address parser first, which costs more than the rest of the command)
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_+.-]+@[A-Za-z0-9.-]+")
@@ -113,7 +118,7 @@ class _Data:
         code, reply = self.getreply()  # type: ignore[attr-defined]
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        self.send(_stuffed(msg))  # type: ignore[attr-defined]
+        self.send(msg + b".\r\n" if isinstance(msg, _Stuffed) else _stuffed(msg))  # type: ignore[attr-defined]
         return self.getreply()  # type: ignore[attr-defined, no-any-return]
 
 
@@ -256,6 +261,9 @@ class SmtpTransport:
             recipients = list(message.recipients)
             international = not all(a.isascii() for a in [sender, *recipients])
             data = message.data
+            # quoted once per body; a signature is made over the message as it is
+            if message.stuffed is not None and self.signer is None:
+                data = _Stuffed(message.stuffed)
         else:
             sender = envelope_from or message["From"].addresses[0].addr_spec
             recipients = [a.addr_spec for a in message["To"].addresses]

@@ -45,7 +45,7 @@ class TokenLines:
     the lines between `fixed` chunks, the token slices that fill it, and the lines left to
     encode per message."""
 
-    __slots__ = ("recipe", "slow_source", "template")
+    __slots__ = ("_cuts", "_pick", "recipe", "slow_source", "template")
 
     def __init__(
         self, fixed: Sequence[bytes], source: str, shapes: Mapping[str, str | None],
@@ -77,17 +77,43 @@ class TokenLines:
         self.recipe = recipe
         #: the slow lines as one format source, each ending in a newline
         self.slow_source = "".join(slow)
+        # a body has hundreds of slots but few different token slices (the whole token, and
+        # the two halves of one cut by a soft break): each slot picks from those and the slow
+        # lines by index, in C, instead of a slice per slot in Python
+        self._cuts = sorted({(start, end) for source, start, end in recipe if source == 0})
+        at = {cut: i for i, cut in enumerate(self._cuts)}
+        self._pick = [
+            at[start, end] if source == 0 else len(self._cuts) + source - 1
+            for source, start, end in recipe
+        ]
 
-    def arguments(self, token: bytes, values: Mapping[str, str]) -> list[bytes]:
-        """What fills the template for one subscriber: token slices and slow lines."""
-        pool = [token]
-        if self.slow_source:
-            encoded = binascii.b2a_qp(self.slow_source.format_map(values).encode(), istext=True)
-            pool += [
-                line.replace(b"=\r\x00", b"=\r\n")
-                for line in encoded.replace(b"=\n", b"=\r\x00").split(b"\n")[:-1]
-            ]
-        return [pool[source][start:end] for source, start, end in self.recipe]
+    def arguments(
+        self, token: bytes, values: Mapping[str, str]
+    ) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """What fills the template for one subscriber: token slices and slow lines; and the
+        same for the template dot-stuffed for SMTP (`dot_stuffed`), where a slow line that
+        starts with "." gets another one (a token slice never starts a line with one)."""
+        pool = [token[start:end] for start, end in self._cuts]
+        if not self.slow_source:
+            plain = tuple(map(pool.__getitem__, self._pick))
+            return plain, plain
+        encoded = binascii.b2a_qp(self.slow_source.format_map(values).encode(), istext=True)
+        lines = [
+            line.replace(b"=\r\x00", b"=\r\n")
+            for line in encoded.replace(b"=\n", b"=\r\x00").split(b"\n")[:-1]
+        ]
+        stuffed = pool + [dot_stuffed(line) for line in lines]
+        pool += lines
+        return tuple(map(pool.__getitem__, self._pick)), tuple(map(stuffed.__getitem__, self._pick))
+
+
+def dot_stuffed(lines: bytes) -> bytes:
+    """Lines as SMTP's DATA carries them (RFC 5321 4.5.2): one that starts with "." gets
+    another; `lines` starts a line. What a template and its slot values are quoted with once,
+    so that no message is scanned for them (a tenth of a millisecond for 96 KiB)."""
+    if lines.startswith(b"."):
+        lines = b"." + lines
+    return lines.replace(b"\n.", b"\n..")
 
 
 @functools.lru_cache(maxsize=16_384)

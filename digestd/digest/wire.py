@@ -28,7 +28,7 @@ import html
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from digestd.digest.fragments import Fragment
@@ -42,7 +42,7 @@ from digestd.digest.message import (
     set_header,
 )
 from digestd.digest.render import PERSONAL_FIELDS, Body, Personal
-from digestd.digest.slots import TOKEN, TokenLines, shape
+from digestd.digest.slots import TOKEN, TokenLines, dot_stuffed, shape
 
 #: the policy the SMTP transport flattens with (CRLF); the Maildir one differs only in that
 SMTP_POLICY = POLICY.clone(linesep="\r\n")
@@ -70,6 +70,9 @@ class Assembled:
     #: the From address (the envelope sender unless the caller names another)
     sender: str
     recipients: tuple[str, ...]
+    #: `data` as SMTP's DATA carries it, each line that starts with "." doubled, when it was
+    #: made from a template quoted once per body (slots.dot_stuffed); None: quote `data`
+    stuffed: bytes | None = field(default=None, compare=False, repr=False)
 
     def with_linesep(self, linesep: str) -> bytes:
         """The bytes with other line ends (a Maildir file takes "\\n"); nothing in them
@@ -272,11 +275,13 @@ class WireBody:
             _text_line("List-Unsubscribe", unsubscribe),
         )
         shaped = self._by_token(token, values, escaped) if token else None
+        stuffed = None
         if shaped is not None:
-            data = shaped.template % (
-                *headers, *shaped.text.arguments(token.encode(), values),
-                *shaped.html.arguments(token.encode(), escaped),
-            )
+            text, text_stuffed = shaped.text.arguments(token.encode(), values)
+            html_lines, html_stuffed = shaped.html.arguments(token.encode(), escaped)
+            data = shaped.template % (*headers, *text, *html_lines)
+            # the header lines start with their names: only the slow lines need quoting
+            stuffed = shaped.stuffed % (*headers, *text_stuffed, *html_stuffed)
         else:
             data = self.template % (
                 *headers,
@@ -285,7 +290,7 @@ class WireBody:
             )
             data = data.replace(b"\x00", b"\n")
         sender = _sender(self.envelope.from_address)
-        return Assembled(data, sender, (to_email,))
+        return Assembled(data, sender, (to_email,), stuffed if data.endswith(b"\r\n") else None)
 
 
     def _by_token(
@@ -321,7 +326,7 @@ class _Shaped:
     """A body's message template for one shape of personal values (see `WireBody._by_token`):
     header slots, then the two parts' lines with their token slots."""
 
-    __slots__ = ("html", "template", "text")
+    __slots__ = ("html", "stuffed", "template", "text")
 
     def __init__(
         self, frame: tuple[bytes, bytes, bytes], text: _Part, html_part: _Part,
@@ -339,6 +344,10 @@ class _Shaped:
         )
         head, middle, tail = frame
         self.template = b"".join([head, self.text.template, middle, self.html.template, tail])
+        #: the same, dot-stuffed for SMTP once instead of every message (it starts with a
+        #: header line; every slot holds whole lines or part of one that is not its start,
+        #: except the slow lines, which TokenLines.arguments quotes)
+        self.stuffed = dot_stuffed(self.template)
 
 
 #: a boundary of the shape `build_message` makes, standing in for each body's own
