@@ -35,6 +35,7 @@ from digestd.delivery.replies import refuses_sender
 from digestd.delivery.signing import DkimSigner
 from digestd.delivery.tls import client_context, is_loopback
 from digestd.digest.message import message_bytes
+from digestd.digest.slots import dot_stuffed
 from digestd.digest.wire import Assembled
 from digestd.errors import (
     ConfigError,
@@ -71,12 +72,10 @@ def _by_reply(code: int, message: bytes | str, what: str) -> DeliveryError:
 
 def _stuffed(data: bytes) -> bytes:
     """The message as DATA carries it: every line starting with "." gets another one
-    (RFC 5321 4.5.2), and a CRLF before the closing ".". What smtplib does with a regular
-    expression over the whole message, here with bytes.replace: a tenth of the CPU on a
-    90 KiB message, where it was as much as the rest of the exchange."""
-    if data.startswith(b"."):
-        data = b"." + data
-    data = data.replace(b"\n.", b"\n..")
+    (RFC 5321 4.5.2, `dot_stuffed`), and a CRLF before the closing ".". What smtplib does
+    with a regular expression over the whole message, here with bytes.replace: a tenth of
+    the CPU on a 90 KiB message, where it was as much as the rest of the exchange."""
+    data = dot_stuffed(data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"

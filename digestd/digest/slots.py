@@ -45,7 +45,7 @@ class TokenLines:
     the lines between `fixed` chunks, the token slices that fill it, and the lines left to
     encode per message."""
 
-    __slots__ = ("_cuts", "_pick", "recipe", "slow_source", "template")
+    __slots__ = ("_cuts", "_pick", "slow_source", "template")
 
     def __init__(
         self, fixed: Sequence[bytes], source: str, shapes: Mapping[str, str | None],
@@ -61,7 +61,7 @@ class TokenLines:
         if len(texts) != len(sources) or len(fixed) != len(texts) + 1:
             raise ValueError("a value holds a line end")
         whole = [fixed[0]]
-        #: (0, start, end): a slice of the token; (k, 0, None): the k-th slow line, whole
+        # (0, start, end): a slice of the token; (k, 0, None): the k-th slow line, whole
         recipe: list[tuple[int, int, int | None]] = []
         slow: list[str] = []
         for text, line_source, after in zip(texts, sources, fixed[1:], strict=True):
@@ -74,7 +74,6 @@ class TokenLines:
             whole += [template, after]
             recipe += slices
         self.template = b"".join(whole)
-        self.recipe = recipe
         #: the slow lines as one format source, each ending in a newline
         self.slow_source = "".join(slow)
         # a body has hundreds of slots but few different token slices (the whole token, and

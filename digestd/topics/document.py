@@ -468,9 +468,9 @@ class Document:
         with a prefix (``"language model*"``)."""
         title = self.title_field
         # most titles lack the stem: a look at their few stems skips the substring searches
-        return (stem in title.stems and title.follows(stem, prefix)) or self.abstract_field.follows(
-            stem, prefix
-        )
+        if stem in title.stems and title.follows(stem, prefix):
+            return True
+        return self.abstract_field.follows(stem, prefix)
 
     def has_phrase(self, elements: tuple[Element, ...]) -> bool:
         """Whether the word sequence ``elements`` occurs in the title or the abstract."""
