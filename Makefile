@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine: `make run` and `make test`.
 # Each creates the virtual environment in .venv on first use and reinstalls
-# only when pyproject.toml changes.
+# only when pyproject.toml or what setup.py builds changes (the C query evaluator).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,7 +13,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-all lint bench clean chromium debs
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py digestd/topics/_program.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'

@@ -1,4 +1,4 @@
-"""Ships the templates, sample dumps, sample configuration and systemd unit as package data.
+"""Builds the optional C query evaluator, and ships the templates, sample dumps, sample configuration and systemd unit as package data.
 
 They live at the top of the source tree, where operators and contributors look for them;
 building copies them under ``digestd/_data/`` in the package, where `digestd.resources`
@@ -8,7 +8,7 @@ finds them with importlib.resources. Everything else is in pyproject.toml.
 import shutil
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
@@ -34,4 +34,11 @@ class build_py_with_data(build_py):  # lower case, as setuptools names its comma
                 shutil.copy2(source, target / relative)
 
 
-setup(cmdclass={"build_py": build_py_with_data})
+# The query evaluator in C (digestd.topics.native): optional, so that a machine without a
+# compiler installs digestd all the same and matches in Python.
+NATIVE = Extension(
+    "digestd.topics._program", ["digestd/topics/_program.c"], optional=True,
+    extra_compile_args=["-O2"],
+)
+
+setup(cmdclass={"build_py": build_py_with_data}, ext_modules=[NATIVE])

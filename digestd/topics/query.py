@@ -58,6 +58,7 @@ from digestd.topics.evaluate import (
     collector,
     term_points,
 )
+from digestd.topics.native import program
 from digestd.topics.normal import Every, Normal, Positive, Some, all_terms, normal_form, unanchored
 from digestd.topics.syntax import (
     And,
@@ -117,7 +118,7 @@ class QueryMatch:
 class CompiledQuery:
     """A parsed query, ready to match many documents. Build it with :func:`compile_query`."""
 
-    __slots__ = ("_anchor", "_collect", "_normal", "_points", "source", "tree")
+    __slots__ = ("_anchor", "_collect", "_normal", "_points", "_program", "source", "tree")
 
     def __init__(self, source: str, tree: Node) -> None:
         self.source = source
@@ -137,6 +138,8 @@ class CompiledQuery:
         self._points: dict[tuple[str | None, tuple[Element, ...]], Points] = {
             term.key: term_points(term) for term in self.positive_terms()
         }
+        # the same match, score and terms in C where it is built (see .native)
+        self._program = program(self._normal, self._anchor)
 
     def __repr__(self) -> str:
         return f"CompiledQuery({self.source!r})"
@@ -201,6 +204,12 @@ class CompiledQuery:
         re-matching thousands of stored papers shows few of them. ``anchored`` says the
         caller found one of the :attr:`anchor` words in ``doc`` already.
         """
+        if not highlight and self._program is not None:
+            found = self._program.match(doc, min_score, anchored)
+            if found is None:
+                return None
+            score, labels, earned = found
+            return QueryMatch(score, labels, None, None, earned)
         hits: Hits = {}
         if not ((anchored or self._anchored(doc)) and self._collect(doc, hits)):
             return None

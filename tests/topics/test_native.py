@@ -1,0 +1,183 @@
+"""The query evaluator in C (digestd.topics.native) answers what the Python closures answer:
+the same matches, scores, terms and points, on random queries and papers and on the seeds."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from digestd.errors import QueryError
+from digestd.topics import STARTER_TOPICS, compile_query, native
+from digestd.topics.document import Document
+from digestd.topics.packed import pack, unpack
+from digestd.topics.query import CompiledQuery
+
+from .test_document import random_text
+from .test_match import seed_documents
+
+pytestmark = pytest.mark.skipif(
+    not native.AVAILABLE,
+    reason="the C extension is not built: install a C compiler (apt-get install gcc) and run "
+    "`.venv/bin/pip install -e .` (or unset DIGESTD_PURE_PYTHON)",
+)
+
+ATOMS = [
+    "model",
+    "data",
+    "models",
+    "reasoning",
+    "thought",
+    "cache",
+    "οδος",
+    "dont",
+    "very",
+    '"very very"',
+    '"very very very"',
+    '"chain of thought"',
+    '"kv cache"',
+    "kv-cache",
+    '"KV cache"',
+    "token*",
+    "model*",
+    "tok*",
+    '"reasoning model*"',
+    '"model data"',
+    '"model token*"',
+    '"data dont*"',
+    '"model model*"',
+    '"of thought*"',
+    '"kv οδ*"',
+    '"chain of tho* model"',
+    "title:model",
+    'title:"kv cache"',
+    "title:token*",
+    "abstract:token*",
+    "abstract:data",
+    'abstract:"model data"',
+    "title:very",
+    "author:smith",
+    'author:"ada lovelace"',
+    "category:cs.CL",
+]
+AUTHORS = ["Ada Lovelace", "John Smith", "Smith, J.", "Grace Hopper", "Alan Turing"]
+
+
+def random_query(rng: random.Random, depth: int = 0) -> str:
+    roll = rng.random()
+    if depth > 2 or roll < 0.35:
+        return rng.choice(ATOMS)
+    left, right = random_query(rng, depth + 1), random_query(rng, depth + 1)
+    if roll < 0.6:
+        return f"({left} OR {right})"
+    if roll < 0.8:
+        return f"({left} {rng.choice(['AND ', ''])}{right})"
+    return f"({left} NOT {rng.choice(ATOMS)})"
+
+
+def python_only(query: CompiledQuery) -> CompiledQuery:
+    """The same query matched by its Python closures alone."""
+    plain = copy.copy(query)
+    plain._program = None
+    return plain
+
+
+def random_document(rng: random.Random) -> Document:
+    title, abstract = random_text(rng, rng.randint(0, 6)), random_text(rng, rng.randint(0, 40))
+    extra = {}
+    if rng.random() < 0.5:
+        extra["author"] = "; ".join(rng.sample(AUTHORS, rng.randint(1, 3)))
+    if rng.random() < 0.3:
+        extra["category"] = rng.choice(["cs.CL", "cs.LG; cs.CL", "stat.ML"])
+    return Document.from_text(title, abstract, **extra)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_queries_match_the_same_in_c_and_in_python(seed: int) -> None:
+    rng = random.Random(seed)
+    queries: list[CompiledQuery] = []
+    while len(queries) < 60:
+        try:
+            queries.append(compile_query(random_query(rng)))
+        except QueryError:
+            continue  # NOT alone, say: not a query anyone can save
+    assert all(q._program is not None for q in queries)
+    pairs = [(q, python_only(q)) for q in queries]
+    matched = 0
+    for _ in range(150):
+        made = random_document(rng)
+        kept = unpack(pack(made), made.title, made.abstract)
+        assert kept is not None
+        for doc in (made, kept) if not made.extra else (made,):
+            for query, plain in pairs:
+                min_score = rng.choice([0.0, 0.0, 1.0, 3.0, 4.5])
+                got = query.match(doc, min_score, highlight=False)
+                assert got == plain.match(doc, min_score, highlight=False), (
+                    query.source,
+                    doc,
+                    min_score,
+                )
+                matched += got is not None
+                # and what the highlighting path (always Python) scores
+                shown = query.match(doc, min_score)
+                assert (shown is None) == (got is None), (query.source, doc)
+                if got is not None and shown is not None:
+                    assert (shown.score, shown.terms, shown.points) == (
+                        got.score,
+                        got.terms,
+                        got.points,
+                    )
+    assert matched > 1000
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_anchored_documents_are_asked_only_the_query(seed: int) -> None:
+    # a caller that found an anchor word already (Classifier's screen) skips the anchor test
+    rng = random.Random(seed)
+    query = compile_query('"chain of thought" OR reasoning OR token*')
+    plain = python_only(query)
+    for _ in range(300):
+        doc = random_document(rng)
+        if query._anchored(doc):
+            got = query.match(doc, 0.0, highlight=False, anchored=True)
+            assert got == plain.match(doc, 0.0, highlight=False, anchored=True)
+
+
+def test_seed_papers_match_the_starter_topics_the_same() -> None:
+    docs = list(seed_documents().values())
+    found = 0
+    for definition in STARTER_TOPICS:
+        query = compile_query(definition.query)
+        plain = python_only(query)
+        for doc in docs:
+            got = query.match(doc, definition.min_score, highlight=False)
+            assert got == plain.match(doc, definition.min_score, highlight=False)
+            found += got is not None
+    assert found > 300
+
+
+def test_a_bad_description_is_refused() -> None:
+    from digestd.topics import _program  # type: ignore[attr-defined]
+
+    with pytest.raises(ValueError):
+        _program.Program((9, ()), (), (), None)
+    with pytest.raises(ValueError):
+        _program.Program((0, 3, (0, "model")), ((0, 0, "model"),), ((0, " model "),), None)
+    with pytest.raises(TypeError):
+        _program.Program((0, 0, (0, 42)), ((0, 0, "x"),), ((0, " x "),), None)
+
+
+def test_pure_python_can_be_asked_for() -> None:
+    env = {**os.environ, "DIGESTD_PURE_PYTHON": "1"}
+    script = (
+        "from digestd.topics import native, compile_query;"
+        "print(native.AVAILABLE, compile_query('model')._program)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "None"]
