@@ -107,6 +107,13 @@ def match_document(
     ``anchored`` says ``doc`` has one of each topic's anchor words (see .classify).
     """
     matches: list[TopicMatch] = []
+    if not highlight:
+        for topic in topics:
+            scored = topic.query.scored(doc, topic.definition.min_score, anchored=anchored)
+            if scored is not None:
+                matches.append(TopicMatch(topic.definition.slug, scored[0], scored[1], None))
+        matches.sort(key=lambda m: -m.score)
+        return matches
     for topic in topics:
         found = topic.query.match(
             doc, topic.definition.min_score, highlight=highlight, anchored=anchored

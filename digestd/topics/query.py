@@ -191,6 +191,16 @@ class CompiledQuery:
             return True
         return any(doc.has_prefix(prefix) for prefix in prefixes)
 
+    def scored(
+        self, doc: Document, min_score: float = 0.0, *, anchored: bool = False
+    ) -> tuple[float, tuple[str, ...], tuple[tuple[str, float], ...]] | None:
+        """``(score, terms, points)`` of :meth:`match` without highlights, or None: what
+        matching in bulk stores, made without a :class:`QueryMatch`."""
+        if self._program is not None:
+            return self._program.match(doc, min_score, anchored)  # type: ignore[no-any-return]
+        found = self.match(doc, min_score, highlight=False, anchored=anchored)
+        return None if found is None else (found.score, found.terms, found.points)
+
     def match(
         self, doc: Document, min_score: float = 0.0, *, highlight: bool = True,
         anchored: bool = False,
