@@ -18,7 +18,7 @@ from digestd.store import topics as topics_store
 from digestd.store.models import Paper, PaperTopic, Topic
 from digestd.store.terms import refresh_terms, state_table, words_table
 from digestd.topics import STARTER_TOPICS
-from digestd.topics.match import paper_document
+from digestd.topics.match import TopicMatch, paper_document
 from digestd.topics.packed import pack
 
 # The starter topics plus queries that exercise what narrowing must leave alone.
@@ -230,7 +230,7 @@ def test_a_bulk_rematch_narrows_once_the_index_holds_the_papers(
 
 def test_json_columns_hold_the_same_text_whether_given_tuples_or_lists(store: Store) -> None:
     """A match's terms are written as the tuple the matcher made, whose JSON text the engine
-    remembers (store.db._json_text): what is stored and read back is what a list gives,
+    remembers (store.db.json_text): what is stored and read back is what a list gives,
     for text that JSON escapes too, and a tuple holding a list is not remembered but written."""
     values = [
         ("study", "don't", "naïve", 'say "hi"'),
@@ -251,3 +251,46 @@ def test_json_columns_hold_the_same_text_whether_given_tuples_or_lists(store: St
         assert stored[i] == json.loads(json.dumps(value))
         assert json.loads(as_text[i]) == json.loads(json.dumps(value))
     assert as_text[0] == as_text[1] == as_text[4]
+
+
+def test_matches_written_by_the_driver_read_back_as_sqlalchemy_writes_them(
+    database_url: str, seed_files: list[Path], tmp_path: Path
+) -> None:
+    """insert_matches writes the JSON columns' text itself: the same text, and the same
+    values read back, as the JSON type writes for the same match (terms that JSON escapes,
+    highlights of a shown match and none of a bulk one)."""
+    runtime = ingested(database_url, seed_files[:1], tmp_path)
+    store = runtime.store
+    with store.read() as session:
+        paper_ids = list(session.scalars(select(Paper.id).order_by(Paper.id).limit(2)))
+        topic_id = session.scalars(select(Topic.id).order_by(Topic.id)).first()
+    matches = [
+        TopicMatch("t", 4.0, ("don't", "naïve", 'say "hi"', "a\\b"), None),
+        TopicMatch("t", 1.5, ("kv cache",), ("KV cache", "naïve “x”")),
+    ]
+    columns = (PaperTopic.score, PaperTopic.terms, PaperTopic.highlights)
+
+    def written(by_driver: bool) -> list[tuple[object, ...]]:
+        with store.write() as session:
+            session.execute(delete(PaperTopic))
+            if by_driver:
+                matching.insert_matches(
+                    session, [matching.match_row(p, topic_id, m)
+                              for p, m in zip(paper_ids, matches, strict=True)]
+                )
+            else:
+                session.execute(insert(PaperTopic), [
+                    {"paper_id": p, "topic_id": topic_id, "score": m.score,
+                     "terms": list(m.terms), "highlights": m.highlights}
+                    for p, m in zip(paper_ids, matches, strict=True)
+                ])
+        with store.read() as session:
+            query = select(*columns, *(sa.cast(c, sa.Text).label(f"{c.key}_text")
+                                       for c in columns[1:]))
+            return [tuple(row) for row in session.execute(query.order_by(PaperTopic.paper_id))]
+
+    by_driver, by_sqlalchemy = written(True), written(False)
+    assert by_driver == by_sqlalchemy
+    assert by_driver[0][:3] == (4.0, ["don't", "naïve", 'say "hi"', "a\\b"], None)
+    assert by_driver[1][2] == ["KV cache", "naïve “x”"]
+    runtime.close()

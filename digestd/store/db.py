@@ -54,21 +54,21 @@ def create_store_engine(url: str) -> Engine:
             raise StoreError(
                 f"the directory of the SQLite database {database} does not exist"
             )
-        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json_text)
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=json_text)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         # psycopg 3 is the driver we install; plain postgresql:// would pick psycopg2.
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(parsed, pool_pre_ping=True, json_serializer=_json_text)
+        return create_engine(parsed, pool_pre_ping=True, json_serializer=json_text)
     except (ArgumentError, ImportError) as exc:
         raise StoreError(
             f"cannot use database URL {parsed.render_as_string(hide_password=True)!r}: {exc}"
         ) from exc
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     """A JSON column's text. Matches' terms are tuples of a few strings, the same ones in
     thousands of rows of a re-match: their text is made once."""
     if value is None:

@@ -8,6 +8,7 @@ from each paper's kept words where the classifier can use them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -15,6 +16,7 @@ from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session
 
 from digestd.gcpause import collector_paused
+from digestd.store.db import json_text
 from digestd.store.models import Paper, PaperTopic, Topic
 from digestd.store.terms import candidate_ids, refresh_terms, save_words, words_table
 from digestd.topics.packed import paper_document as packed_document
@@ -50,15 +52,49 @@ def active_topic_ids(session: Session) -> dict[str, int]:
     return dict(session.execute(select(Topic.slug, Topic.id).where(Topic.active.is_(True))).all())
 
 
-def match_row(paper_id: int, topic_id: int, match: TopicMatch) -> dict[str, object]:
-    return {
-        "paper_id": paper_id,
-        "topic_id": topic_id,
-        "score": match.score,
-        "terms": match.terms,  # a tuple: its JSON text is remembered (db._json_text)
+#: a paper_topics row as insert_matches writes it: ids, score, and the JSON columns' text
+MatchValues = tuple[int, int, float, str, str]
+
+
+def match_row(paper_id: int, topic_id: int, match: TopicMatch) -> MatchValues:
+    return (
+        paper_id,
+        topic_id,
+        match.score,
+        json_text(match.terms),  # a tuple: its JSON text is remembered
         # None is stored as JSON null: made when the match is shown (.highlights)
-        "highlights": None if match.highlights is None else list(match.highlights),
-    }
+        "null" if match.highlights is None else json.dumps(list(match.highlights)),
+    )
+
+
+#: the driver's own statement for the two databases digestd runs on (the same text in the
+#: JSON columns as SQLAlchemy's JSON type writes)
+_INSERT_MATCHES = {
+    "sqlite": "INSERT INTO paper_topics (paper_id, topic_id, score, terms, highlights) "
+    "VALUES (?, ?, ?, ?, ?)",
+    "postgresql": "INSERT INTO paper_topics (paper_id, topic_id, score, terms, highlights) "
+    "VALUES (%s, %s, %s, CAST(%s AS JSON), CAST(%s AS JSON))",
+}
+
+
+def insert_matches(session: Session, rows: Sequence[MatchValues]) -> None:
+    """Write match rows: a bulk re-match writes a hundred thousand, and SQLAlchemy's work
+    per row (parameters, JSON processing) costs more than the database's."""
+    if not rows:
+        return
+    connection = session.connection()
+    sql = _INSERT_MATCHES.get(connection.dialect.name)
+    for start in range(0, len(rows), 2000):
+        chunk = rows[start : start + 2000]
+        if sql is not None:
+            connection.exec_driver_sql(sql, list(chunk))
+            continue
+        columns = ("paper_id", "topic_id", "score", "terms", "highlights")
+        connection.execute(
+            insert(PaperTopic.__table__),
+            [dict(zip(columns, (*row[:3], *map(json.loads, row[3:])), strict=True))
+             for row in chunk],
+        )
 
 
 def record_matches(session: Session, papers: Iterable[MatchRow], classify: Classify) -> None:
@@ -90,8 +126,7 @@ def record_matches(session: Session, papers: Iterable[MatchRow], classify: Class
                 for m in classify(title, abstract, **fields)
                 if m.slug in topic_ids
             ]
-    for start in range(0, len(values), 2000):
-        session.execute(insert(PaperTopic.__table__), values[start : start + 2000])
+    insert_matches(session, values)
 
 
 @runtime_checkable
@@ -245,6 +280,8 @@ def papers_to_match(
     session: Session, classify: Classify, slugs: set[str], page: int, *, narrow: bool
 ) -> Iterator[tuple[Sequence[Any], Callable[[int], frozenset[str] | None]]]:
     """Pages of paper rows to match, with the topics to match each against."""
+    # plain rows, read without the ORM's result handling: tens of thousands of them
+    connection = session.connection()
     wanted: Callable[[int], frozenset[str] | None] = lambda _paper_id: None  # noqa: E731
     if slugs and narrow and isinstance(classify, Narrowing):
         refresh_terms(session)
@@ -254,7 +291,7 @@ def papers_to_match(
             # every topic narrowed: only candidate papers are read at all
             ids = sorted(candidates.by_paper)
             for start in range(0, len(ids), page):
-                rows = session.execute(
+                rows = connection.execute(
                     _matched(classify)
                     .where(Paper.id.in_(ids[start : start + page]))
                     .order_by(Paper.id)
@@ -263,7 +300,7 @@ def papers_to_match(
             return
     last_id = 0
     while True:
-        rows = session.execute(
+        rows = connection.execute(
             _matched(classify)
             .where(Paper.id > last_id)
             .order_by(Paper.id)

@@ -167,12 +167,24 @@ def refresh_terms(session: Session) -> int:
 
 
 def candidate_ids(session: Session, condition: Condition) -> set[int]:
-    """Ids of the indexed papers that meet `condition` (call `refresh_terms` first)."""
+    """Ids of the indexed papers that meet `condition` (call `refresh_terms` first).
+
+    Asked hundreds of times per bulk re-match (see matching._reaching) for up to every paper
+    each: the ids are read with the driver's own cursor, in one fetch, not row by row
+    through result objects (a third of the time).
+    """
     if session.get_bind().dialect.name == "postgresql":
-        query = text("SELECT paper_id FROM paper_terms WHERE terms @@ CAST(:q AS tsquery)")
-        return set(session.scalars(query, {"q": to_tsquery(condition)}))
-    query = text("SELECT rowid FROM paper_terms WHERE paper_terms MATCH :q")
-    return set(session.scalars(query, {"q": to_fts5(condition)}))
+        sql = "SELECT paper_id FROM paper_terms WHERE terms @@ CAST(%s AS tsquery)"
+        query = to_tsquery(condition)
+    else:
+        sql = "SELECT rowid FROM paper_terms WHERE paper_terms MATCH ?"
+        query = to_fts5(condition)
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(sql, (query,))
+        return {row[0] for row in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 def save_words(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, exists, func, insert, select
+from sqlalchemy import delete, exists, func, select
 
 from digestd.gcpause import collector_paused
 from digestd.ranking import TopicNormaliser
@@ -18,6 +18,7 @@ from digestd.store.matching import (
     Classify,
     Narrowing,
     active_topic_ids,
+    insert_matches,
     match_row,
     match_rows,
     papers_to_match,
@@ -165,8 +166,7 @@ class TopicStore(Database):
                     for m in matches
                     if m.slug in live
                 ]
-                if values:
-                    session.execute(insert(PaperTopic.__table__), values)
+                insert_matches(session, values)
                 total += len(values)
         return total
 
