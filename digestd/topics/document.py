@@ -119,8 +119,8 @@ class FieldWords:
     """
 
     __slots__ = (
-        "_at", "_breaks_line", "_surfaces_line", "breaks", "joined", "lowered", "stems",
-        "surfaces", "text", "words",
+        "_at", "_surfaces_line", "breaks", "joined", "lowered", "stems", "surfaces", "text",
+        "words",
     )
 
     def __init__(
@@ -139,25 +139,41 @@ class FieldWords:
         self._at: dict[str, list[int]] | None = None
 
     @classmethod
-    def kept(cls, text: str, surfaces: str, stems: list[str], breaks: str) -> FieldWords:
+    def kept(cls, text: str, surfaces: str, joined: str) -> FieldWords:
         """The words of ``text`` from kept lines (see .packed): the words as written joined by
-        spaces, their stems, and the clause breaks' indexes; the first and last are split
-        only when asked for."""
+        spaces, and :attr:`joined`, from which the stems and clause breaks are read back
+        only when asked for (matching mostly asks the joined line itself)."""
         words = object.__new__(cls)
         words.text = text
-        words.stems = stems
+        words.joined = joined
         words._surfaces_line = surfaces
-        words._breaks_line = breaks
         words._at = None
         return words
+
+    def _split_joined(self) -> None:
+        """The stems and clause breaks of a kept :attr:`joined` line: its tokens are the stems
+        with "|" where a clause starts, two spaces apart (see _joined)."""
+        stems = self.joined[1:-1].split("  ")
+        breaks: list[int] = []
+        at = 0
+        for _ in range(stems.count("|")):
+            # with the marks before it taken out, a mark's index is the stem it comes before
+            at = stems.index("|", at)
+            breaks.append(at)
+            del stems[at]
+        if not self._surfaces_line:
+            stems = []  # no words: "  " is no word of an empty stem
+        object.__setattr__(self, "stems", stems)
+        object.__setattr__(self, "breaks", frozenset(breaks))
 
     def __getattr__(self, name: str) -> object:
         # called only for a slot not set yet: build it once
         value: object
+        if name in ("stems", "breaks") and self._surfaces_line is not None:
+            self._split_joined()
+            return object.__getattribute__(self, name)
         if name == "surfaces":
             value = self._surfaces_line.split(" ") if self.stems else []
-        elif name == "breaks":
-            value = frozenset(map(int, self._breaks_line.split()))
         elif name == "joined":
             value = _joined(self.stems, self.breaks)
         elif name == "lowered":
@@ -379,20 +395,26 @@ class Document:
     @classmethod
     def prepared(
         cls, title_field: FieldWords, abstract_field: FieldWords,
-        extra: tuple[tuple[str, str], ...] = (),
+        extra: tuple[tuple[str, str], ...] = (), stems: frozenset[str] | None = None,
     ) -> Document:
-        """A document whose title and abstract words were made already (see .packed)."""
+        """A document whose title and abstract words were made already (see .packed), and
+        its :attr:`stems` if known."""
         doc = object.__new__(cls)
         object.__setattr__(doc, "title", title_field.text)
         object.__setattr__(doc, "abstract", abstract_field.text)
         object.__setattr__(doc, "extra", extra)
-        doc._prepare(title_field, abstract_field)
+        doc._prepare(title_field, abstract_field, stems)
         return doc
 
-    def _prepare(self, title_field: FieldWords, abstract_field: FieldWords) -> None:
+    def _prepare(
+        self, title_field: FieldWords, abstract_field: FieldWords,
+        stems: frozenset[str] | None = None,
+    ) -> None:
         object.__setattr__(self, "title_field", title_field)
         object.__setattr__(self, "abstract_field", abstract_field)
-        object.__setattr__(self, "stems", frozenset(title_field.stems).union(abstract_field.stems))
+        if stems is None:
+            stems = frozenset(title_field.stems).union(abstract_field.stems)
+        object.__setattr__(self, "stems", stems)
         object.__setattr__(self, "_occurrences", {})
         object.__setattr__(self, "_starts", {})
         object.__setattr__(self, "_fields", {"title": title_field, "abstract": abstract_field})

@@ -21,8 +21,8 @@ from digestd.topics.match import Document, FieldWords, paper_texts
 
 __all__ = ["VERSION", "pack", "paper_document", "unpack"]
 
-#: the tokeniser's version; a string packed by another one is not used
-VERSION = "1"
+#: the version of the tokeniser and of this layout; a string packed by another one is not used
+VERSION = "2"
 
 
 def _stamp(title: str, abstract: str) -> str:
@@ -34,37 +34,39 @@ def _stamp(title: str, abstract: str) -> str:
     return f"{VERSION} {len(title)} {len(abstract)} {digest}"
 
 
-def _field_lines(words: FieldWords) -> list[str]:
-    # words never hold white space, so a space joins them; a stem may be empty (a word of
-    # apostrophes), which " ".join and split(" ") keep, as the word count says how many
-    return [
-        " ".join(words.surfaces),
-        " ".join(words.stems),
-        " ".join(map(str, sorted(words.breaks))),
-    ]
-
-
 def pack(doc: Document) -> str:
-    """The title's and the abstract's words of ``doc``, as one string (see the docstring)."""
+    """The title's and the abstract's words of ``doc``, as one string (see the docstring).
+
+    Lines: the stamp; the paper's distinct stems (what its stem set is made from, each once);
+    then per part the words as written and :attr:`FieldWords.joined`, which holds the stems
+    and the clause breaks (matching asks it directly; the stems list is read back from it
+    only for the few questions about word positions). Words never hold white space, so a
+    space joins them; a stem may be empty (a word of apostrophes), which join and split keep.
+    """
+    title, abstract = doc.title_field, doc.abstract_field
     return "\n".join(
         [
             _stamp(doc.title, doc.abstract),
-            *_field_lines(doc.title_field),
-            *_field_lines(doc.abstract_field),
+            " ".join(sorted(doc.stems)),
+            " ".join(title.surfaces),
+            title.joined,
+            " ".join(abstract.surfaces),
+            abstract.joined,
         ]
     )
 
 
-def _field(text: str, surfaces: str, stems: str, breaks: str) -> FieldWords | None:
-    if not surfaces:
-        # no words, at most clause breaks (a title of "...")
-        if stems:
-            return None
-        return FieldWords(text, ([], [], frozenset(map(int, breaks.split()))))
-    # as many stems as words (the words themselves are split only if they are looked at)
-    if surfaces.count(" ") != stems.count(" "):
+def _field(text: str, surfaces: str, joined: str) -> FieldWords | None:
+    if len(joined) < 2 or joined[0] != " " or joined[-1] != " ":
         return None
-    return FieldWords.kept(text, surfaces, stems.split(" "), breaks)
+    if surfaces:
+        # as many stems as words: tokens two spaces apart, less the clause marks
+        stems = joined.count("  ", 1, len(joined) - 1) + 1 - joined.count("|")
+        if surfaces.count(" ") + 1 != stems:
+            return None
+    elif joined.strip(" |"):
+        return None  # no words, at most clause breaks (a title of "...")
+    return FieldWords.kept(text, surfaces, joined)
 
 
 def unpack(packed: str | None, title: str, abstract: str, **fields: str) -> Document | None:
@@ -76,14 +78,18 @@ def unpack(packed: str | None, title: str, abstract: str, **fields: str) -> Docu
         return None
     abstract, extra = paper_texts(abstract, fields)
     lines = packed.split("\n")
-    if len(lines) != 7 or lines[0] != _stamp(title, abstract):
+    if len(lines) != 6 or lines[0] != _stamp(title, abstract):
         return None
-    title_field = _field(title, *lines[1:4])
-    abstract_field = _field(abstract, *lines[4:7])
+    title_field = _field(title, lines[2], lines[3])
+    abstract_field = _field(abstract, lines[4], lines[5])
     if title_field is None or abstract_field is None:
         return None
+    # "" is the stem set {""} of a paper whose only words are apostrophes, and no stems at all
+    # of a paper without words
+    stems = frozenset(lines[1].split(" ")) if lines[2] or lines[4] else frozenset()
     return Document.prepared(
-        title_field, abstract_field, tuple(sorted((k, v or "") for k, v in extra.items()))
+        title_field, abstract_field, tuple(sorted((k, v or "") for k, v in extra.items())),
+        stems,
     )
 
 
