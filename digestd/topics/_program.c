@@ -10,9 +10,11 @@
  * Program(root, leaves, points, anchor) where
  *   root   = (kind, ...) nested: (POS, leaf, test), (NEG, test), (ALL, children), (ANY, children)
  *   test   = (STEM, stem) | (PHRASE, where, needed_stems_tuple, pattern) | (PREFIX, pattern)
- *            | (FOLLOWS, stem, prefix_pattern) | (CALL, callable(doc) -> bool)
+ *            | (FOLLOWS, stem, prefix_pattern, stem_pattern) | (CALL, callable(doc) -> bool)
  *   leaves = ((key_index, position, label), ...) one per positive term node
- *   points = ((JOINED | LOWERED, pattern) | (CALL, callable(doc) -> float), ...) per key
+ *   points = ((JOINED | LOWERED, pattern) | (FIELD_JOINED | FIELD_LOWERED, pattern, where,
+ *            points per occurrence) | (FOLLOWS, stem, prefix_pattern)
+ *            | (CALL, callable(doc) -> float), ...) one per key
  *   anchor = None | (stems_tuple, prefix_patterns_tuple)
  * Program.match(doc, min_score, anchored) -> None | (score, terms, points)
  */
@@ -22,12 +24,13 @@
 
 /* Raised with any change to what Program takes or answers; digestd/topics/native.py uses
  * only the version it was written for, so a stale build is never asked. */
-#define PROGRAM_VERSION 2
+#define PROGRAM_VERSION 4
 
 enum { N_POS = 0, N_NEG = 1, N_ALL = 2, N_ANY = 3 };
 enum { T_STEM = 0, T_PHRASE = 1, T_PREFIX = 2, T_CALL = 3, T_FOLLOWS = 4 };
 enum { IN_BOTH = 0, IN_TITLE = 1, IN_ABSTRACT = 2 };
-enum { P_JOINED = 0, P_LOWERED = 1, P_CALL = 2 };
+enum { P_JOINED = 0, P_LOWERED = 1, P_CALL = 2, P_FIELD_JOINED = 3, P_FIELD_LOWERED = 4,
+       P_FOLLOWS = 5 };
 
 #define TITLE_POINTS 3.0
 #define ABSTRACT_POINTS 1.0
@@ -38,6 +41,7 @@ typedef struct {
     int where;
     PyObject *text;   /* the stem, the pattern or the callable (a new reference) */
     PyObject *needed; /* T_PHRASE: a tuple of stems; T_FOLLOWS: the prefix pattern */
+    PyObject *word;   /* T_FOLLOWS: the stem as a pattern of joined stems, " stem " */
 } Test;
 
 typedef struct Node {
@@ -56,7 +60,10 @@ typedef struct {
 
 typedef struct {
     int kind;
-    PyObject *obj;
+    PyObject *obj;    /* the pattern, the stem (P_FOLLOWS) or the callable */
+    PyObject *prefix; /* P_FOLLOWS: the prefix pattern */
+    int where;        /* P_FIELD_*: IN_TITLE or IN_ABSTRACT */
+    double weight;    /* P_FIELD_*: points per occurrence */
 } Points;
 
 typedef struct {
@@ -152,87 +159,83 @@ has_prefix(Doc *d, PyObject *pattern)
     return holds(lowered_of(d, 0), pattern);
 }
 
-/* Whether a word starting with ``pattern`` (" prefix") comes right after ``stem`` in one
- * clause of ``field``: FieldWords.follows. A word's index is the number of spaces before it
- * in the lower-cased line. */
+/* How many times (up to ``limit``) a word starting with ``pattern`` (" prefix") comes right
+ * after ``stem`` in one clause of ``field``: FieldWords.follows, and the starts
+ * FieldWords.find counts for the phrase "stem prefix*". A word's index is the number of
+ * spaces before it in the lower-cased line. -1 on an error. */
 static int
-follows(PyObject *field, PyObject *lowered, PyObject *stem, PyObject *pattern)
+follows(PyObject *field, PyObject *lowered, PyObject *stem, PyObject *pattern, int limit)
 {
     PyObject *stems = NULL, *breaks = NULL, *number;
     Py_ssize_t at, index = 0, last = 0, size, spaces;
-    int found = 0;
+    int same, broken, count = 0, failed = 0;
     if (lowered == NULL) {
         return -1;
     }
     size = PyUnicode_GET_LENGTH(lowered);
     at = PyUnicode_Find(lowered, pattern, 0, size, 1);
-    while (at >= 0) {
+    while (at >= 0 && count < limit) {
         spaces = PyUnicode_Count(lowered, s_space, last, at);
         if (spaces < 0) {
-            found = -1;
+            failed = 1;
             break;
         }
         index += spaces;
         last = at;
         if (index) {
             if (stems == NULL && (stems = PyObject_GetAttr(field, s_stems)) == NULL) {
-                found = -1;
+                failed = 1;
                 break;
             }
             if (!PyList_Check(stems) || index - 1 >= PyList_GET_SIZE(stems)) {
                 PyErr_SetString(PyExc_IndexError, "a word without its stem");
-                found = -1;
+                failed = 1;
                 break;
             }
-            found = PyObject_RichCompareBool(PyList_GET_ITEM(stems, index - 1), stem, Py_EQ);
-            if (found == 1) {
+            same = PyObject_RichCompareBool(PyList_GET_ITEM(stems, index - 1), stem, Py_EQ);
+            if (same < 0) {
+                failed = 1;
+                break;
+            }
+            if (same) {
                 if (breaks == NULL && (breaks = PyObject_GetAttr(field, s_breaks)) == NULL) {
-                    found = -1;
+                    failed = 1;
                     break;
                 }
                 number = PyLong_FromSsize_t(index);
-                found = number == NULL ? -1 : PySequence_Contains(breaks, number);
+                broken = number == NULL ? -1 : PySequence_Contains(breaks, number);
                 Py_XDECREF(number);
-                if (found == 0) {
-                    found = 1;
+                if (broken < 0) {
+                    failed = 1;
                     break;
                 }
-                if (found < 0) {
-                    break;
-                }
-                found = 0;
-            } else if (found < 0) {
-                break;
+                count += !broken;
             }
         }
         at = PyUnicode_Find(lowered, pattern, at + 1, size, 1);
     }
     if (at == -2) {
-        found = -1;
+        failed = 1;
     }
     Py_XDECREF(stems);
     Py_XDECREF(breaks);
-    return found;
+    return failed ? -1 : count;
 }
 
 /* Document.followed_by, after the stem was found in the document's stems */
 static int
-followed_by(Doc *d, PyObject *stem, PyObject *pattern)
+followed_by(Doc *d, Test *t)
 {
-    PyObject *title = field_of(d, 1), *abstract, *stems;
+    PyObject *title = field_of(d, 1), *abstract, *stem = t->text, *pattern = t->needed;
     int found;
     if (title == NULL) {
         return -1;
     }
-    /* most titles lack the stem: a look at their few stems skips the substring searches */
-    stems = PyObject_GetAttr(title, s_stems);
-    if (stems == NULL) {
-        return -1;
-    }
-    found = PySequence_Contains(stems, stem);
-    Py_DECREF(stems);
+    /* most titles lack the stem: a look at their joined stems (" stem ") skips the word
+     * positions */
+    found = holds(joined_of(d, IN_TITLE), t->word);
     if (found == 1) {
-        found = follows(title, lowered_of(d, 1), stem, pattern);
+        found = follows(title, lowered_of(d, 1), stem, pattern, 1);
     }
     if (found != 0) {
         return found;
@@ -241,7 +244,7 @@ followed_by(Doc *d, PyObject *stem, PyObject *pattern)
     if (abstract == NULL) {
         return -1;
     }
-    return follows(abstract, lowered_of(d, 0), stem, pattern);
+    return follows(abstract, lowered_of(d, 0), stem, pattern, 1);
 }
 
 static int
@@ -281,7 +284,7 @@ test(Doc *d, Test *t)
             return -1;
         }
         found = PySet_Contains(stems, t->text);
-        return found != 1 ? found : followed_by(d, t->text, t->needed);
+        return found != 1 ? found : followed_by(d, t);
     case T_PREFIX:
         return has_prefix(d, t->text);
     default:
@@ -411,7 +414,21 @@ points_of(Points *pt, Doc *d)
         Py_DECREF(result);
         return value;
     }
-    if (pt->kind == P_JOINED) {
+    if (pt->kind == P_FIELD_JOINED || pt->kind == P_FIELD_LOWERED) {
+        in_title = counted(pt->kind == P_FIELD_JOINED ? joined_of(d, pt->where)
+                                                      : lowered_of(d, pt->where == IN_TITLE),
+                           pt->obj);
+        return in_title < 0 ? -1.0 : pt->weight * (double)in_title;
+    }
+    if (pt->kind == P_FOLLOWS) {
+        PyObject *title = field_of(d, 1), *abstract = field_of(d, 0);
+        if (title == NULL || abstract == NULL) {
+            return -1.0;
+        }
+        in_title = follows(title, lowered_of(d, 1), pt->obj, pt->prefix, MAX_COUNTED);
+        in_abstract = in_title < 0 ? -1
+                      : follows(abstract, lowered_of(d, 0), pt->obj, pt->prefix, MAX_COUNTED);
+    } else if (pt->kind == P_JOINED) {
         in_title = counted(joined_of(d, IN_TITLE), pt->obj);
         in_abstract = in_title < 0 ? -1 : counted(joined_of(d, IN_ABSTRACT), pt->obj);
     } else {
@@ -586,13 +603,15 @@ read_test(Test *t, PyObject *spec)
         t->text = Py_NewRef(PyTuple_GET_ITEM(spec, 1));
         break;
     case T_FOLLOWS:
-        if (PyTuple_GET_SIZE(spec) != 3) {
-            PyErr_SetString(PyExc_ValueError, "a stem and prefix is (FOLLOWS, stem, pattern)");
+        if (PyTuple_GET_SIZE(spec) != 4) {
+            PyErr_SetString(PyExc_ValueError,
+                            "a stem and prefix is (FOLLOWS, stem, prefix pattern, stem pattern)");
             return -1;
         }
         t->text = Py_NewRef(PyTuple_GET_ITEM(spec, 1));
         t->needed = Py_NewRef(PyTuple_GET_ITEM(spec, 2));
-        if (!PyUnicode_Check(t->needed)) {
+        t->word = Py_NewRef(PyTuple_GET_ITEM(spec, 3));
+        if (!PyUnicode_Check(t->needed) || !PyUnicode_Check(t->word)) {
             PyErr_SetString(PyExc_TypeError, "a pattern must be a str");
             return -1;
         }
@@ -623,6 +642,7 @@ free_node(Node *node)
     Py_ssize_t i;
     Py_CLEAR(node->test.text);
     Py_CLEAR(node->test.needed);
+    Py_CLEAR(node->test.word);
     if (node->children != NULL) {
         for (i = 0; i < node->count; i++) {
             free_node(&node->children[i]);
@@ -696,6 +716,7 @@ Program_dealloc(Program *p)
     if (p->points != NULL) {
         for (i = 0; i < p->nkeys; i++) {
             Py_XDECREF(p->points[i].obj);
+            Py_XDECREF(p->points[i].prefix);
         }
         PyMem_Free(p->points);
     }
@@ -751,14 +772,39 @@ Program_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     for (i = 0; i < p->nkeys; i++) {
         item = PyTuple_GET_ITEM(points, i);
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-            PyErr_SetString(PyExc_ValueError, "points are (kind, pattern or callable)");
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 2) {
+            PyErr_SetString(PyExc_ValueError, "points are (kind, pattern or callable, ...)");
             goto fail;
         }
         p->points[i].kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
         p->points[i].obj = Py_NewRef(PyTuple_GET_ITEM(item, 1));
         if (PyErr_Occurred()) {
             goto fail;
+        }
+        if (p->points[i].kind < P_JOINED || p->points[i].kind > P_FOLLOWS
+            || PyTuple_GET_SIZE(item)
+                   != (p->points[i].kind == P_FIELD_JOINED || p->points[i].kind == P_FIELD_LOWERED
+                           ? 4 : p->points[i].kind == P_FOLLOWS ? 3 : 2)) {
+            PyErr_SetString(PyExc_ValueError, "unknown points");
+            goto fail;
+        }
+        if (p->points[i].kind == P_FIELD_JOINED || p->points[i].kind == P_FIELD_LOWERED) {
+            p->points[i].where = (int)PyLong_AsLong(PyTuple_GET_ITEM(item, 2));
+            p->points[i].weight = PyFloat_AsDouble(PyTuple_GET_ITEM(item, 3));
+            if (PyErr_Occurred()) {
+                goto fail;
+            }
+            if (p->points[i].where != IN_TITLE && p->points[i].where != IN_ABSTRACT) {
+                PyErr_SetString(PyExc_ValueError, "a field's points are in the title or abstract");
+                goto fail;
+            }
+        }
+        if (p->points[i].kind == P_FOLLOWS) {
+            p->points[i].prefix = Py_NewRef(PyTuple_GET_ITEM(item, 2));
+            if (!PyUnicode_Check(p->points[i].prefix)) {
+                PyErr_SetString(PyExc_TypeError, "a pattern must be a str");
+                goto fail;
+            }
         }
         if (p->points[i].kind != P_CALL && !PyUnicode_Check(p->points[i].obj)) {
             PyErr_SetString(PyExc_TypeError, "a pattern must be a str");

@@ -19,13 +19,14 @@ from typing import Any
 
 from digestd.topics.document import prefix_pattern, stem_pattern
 from digestd.topics.evaluate import Anchor, _overlaps, _prefix, _stems, term_points, term_test
+from digestd.topics.fields import FIELDS
 from digestd.topics.normal import Every, Negative, Normal, Positive
 from digestd.topics.syntax import Element, Term
 
 __all__ = ["AVAILABLE", "program"]
 
 #: the layout of Program's arguments this module writes (_program.c's PROGRAM_VERSION)
-_VERSION = 2
+_VERSION = 4
 
 try:
     from digestd.topics import _program  # type: ignore[attr-defined]
@@ -42,7 +43,7 @@ AVAILABLE = (
 _POS, _NEG, _ALL, _ANY = range(4)
 _STEM, _PHRASE, _PREFIX, _CALL, _FOLLOWS = range(5)
 _IN_BOTH, _IN_TITLE, _IN_ABSTRACT = range(3)
-_JOINED, _LOWERED, _CALLED = range(3)
+_JOINED, _LOWERED, _CALLED, _FIELD_JOINED, _FIELD_LOWERED, _FOLLOWED = range(6)
 
 _Key = tuple[str | None, tuple[Element, ...]]
 
@@ -53,7 +54,7 @@ def program(normal: Normal, anchor: Anchor | None) -> Any | None:
     if not AVAILABLE:
         return None
     keys: dict[_Key, int] = {}
-    points: list[tuple[int, object]] = []
+    points: list[tuple[object, ...]] = []
     leaves: list[tuple[int, int, str]] = []
 
     def leaf(term: Term) -> int:
@@ -97,22 +98,34 @@ def _test(term: Term) -> tuple[object, ...]:
         elements = term.elements
         if len(elements) == 2 and elements[0][0] and not elements[0][1] and elements[1][1]:
             # "stem prefix*": Document.followed_by
-            return (_FOLLOWS, elements[0][0], prefix_pattern(elements[1][0]))
+            first = elements[0][0]
+            return (_FOLLOWS, first, prefix_pattern(elements[1][0]), stem_pattern([first]))
     elif stems is not None and term.field in ("title", "abstract"):
         where = _IN_TITLE if term.field == "title" else _IN_ABSTRACT
         return (_PHRASE, where, (), stem_pattern(stems))
     return (_CALL, term_test(term))
 
 
-def _points(term: Term) -> tuple[int, object]:
+def _points(term: Term) -> tuple[object, ...]:
     """What term_points(term) counts, as points of _program.c."""
+    stems = _stems(term)
+    prefix = _prefix(term)
     if term.field is None:
-        stems = _stems(term)
         if stems is not None and not _overlaps(stems):
             return (_JOINED, stem_pattern(stems))
-        prefix = _prefix(term)
         if prefix is not None:
             return (_LOWERED, prefix_pattern(prefix))
+        elements = term.elements
+        if len(elements) == 2 and elements[0][0] and not elements[0][1] and elements[1][1]:
+            # "stem prefix*": its starts, as FieldWords.find counts them
+            return (_FOLLOWED, elements[0][0], prefix_pattern(elements[1][0]))
+    elif term.field in ("title", "abstract"):
+        where = _IN_TITLE if term.field == "title" else _IN_ABSTRACT
+        weight = float(FIELDS[term.field].points)
+        if stems is not None and not _overlaps(stems):
+            return (_FIELD_JOINED, stem_pattern(stems), where, weight)
+        if prefix is not None:
+            return (_FIELD_LOWERED, prefix_pattern(prefix), where, weight)
     return (_CALLED, term_points(term))
 
 
