@@ -172,6 +172,10 @@ follows(PyObject *field, PyObject *lowered, PyObject *stem, PyObject *pattern, i
     if (lowered == NULL) {
         return -1;
     }
+    if (!PyUnicode_Check(lowered)) {
+        PyErr_SetString(PyExc_TypeError, "lower-cased words must be a str");
+        return -1;
+    }
     size = PyUnicode_GET_LENGTH(lowered);
     at = PyUnicode_Find(lowered, pattern, 0, size, 1);
     while (at >= 0 && count < limit) {

@@ -3,10 +3,11 @@
 :mod:`.evaluate` compiles a query into Python closures; bulk matching calls them a million
 times, and a frame per node costs more than the set lookups and substring searches they do.
 ``_program.c`` asks the document the same questions without those frames: :func:`program`
-describes a query's normal form to it, with the commonest tests (a stem, a phrase of stems, a
-word prefix) and counts in C and every other term handed over as its closure from
-:mod:`.evaluate`, so the answers are the same (``tests/test_native.py`` compares both on
-random queries and papers).
+describes a query's normal form to it, with the commonest terms tested and counted in C (a
+stem, a phrase of stems, a word prefix, "stem prefix*", and those in ``title:`` or
+``abstract:``) and every other term handed over as its closures from :mod:`.evaluate`, so the
+answers are the same (``tests/topics/test_native.py`` compares both on random queries and
+papers, and on the seeds).
 
 The extension is optional: without a C compiler digestd installs and matches in Python only,
 and ``DIGESTD_PURE_PYTHON=1`` turns it off at run time.
