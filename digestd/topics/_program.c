@@ -24,7 +24,7 @@
 
 /* Raised with any change to what Program takes or answers; digestd/topics/native.py uses
  * only the version it was written for, so a stale build is never asked. */
-#define PROGRAM_VERSION 4
+#define PROGRAM_VERSION 5
 
 enum { N_POS = 0, N_NEG = 1, N_ALL = 2, N_ANY = 3 };
 enum { T_STEM = 0, T_PHRASE = 1, T_PREFIX = 2, T_CALL = 3, T_FOLLOWS = 4 };
@@ -79,7 +79,7 @@ typedef struct {
 } Program;
 
 /* attribute names, interned once */
-static PyObject *s_stems, *s_joined, *s_lowered, *s_title_field, *s_abstract_field, *s_breaks;
+static PyObject *s_stems, *s_joined, *s_lowered, *s_title_field, *s_abstract_field;
 static PyObject *s_space;
 
 /* What one match has read of the document, each fetched on first use. */
@@ -159,17 +159,108 @@ has_prefix(Doc *d, PyObject *pattern)
     return holds(lowered_of(d, 0), pattern);
 }
 
-/* How many times (up to ``limit``) a word starting with ``pattern`` (" prefix") comes right
- * after ``stem`` in one clause of ``field``: FieldWords.follows, and the starts
- * FieldWords.find counts for the phrase "stem prefix*". A word's index is the number of
- * spaces before it in the lower-cased line. -1 on an error. */
+/* The tokens of a joined line (FieldWords.joined: " a  b  |  c "), read one at a time: the
+ * stems, with "|" before the stem where a clause starts. Tokens hold no space, so a token ends
+ * at the next space; two spaces separate tokens, and the line ends with one. */
+typedef struct {
+    int kind;
+    const void *data;
+    Py_ssize_t size;
+    Py_ssize_t at;      /* where the next token starts */
+    Py_ssize_t stems;   /* stems read so far */
+    Py_ssize_t start;   /* the last stem read */
+    Py_ssize_t end;
+} Tokens;
+
 static int
-follows(PyObject *field, PyObject *lowered, PyObject *stem, PyObject *pattern, int limit)
+tokens_open(Tokens *t, PyObject *joined)
 {
-    PyObject *stems = NULL, *breaks = NULL, *number;
+    if (joined == NULL) {
+        return -1;
+    }
+    if (!PyUnicode_Check(joined)) {
+        PyErr_SetString(PyExc_TypeError, "joined stems must be a str");
+        return -1;
+    }
+    t->kind = PyUnicode_KIND(joined);
+    t->data = PyUnicode_DATA(joined);
+    t->size = PyUnicode_GET_LENGTH(joined);
+    t->at = 1;
+    t->stems = 0;
+    t->start = t->end = 0;
+    return 0;
+}
+
+/* Reads the next token: 1 for a stem, 2 for a clause mark, 0 at the end. */
+static int
+tokens_next(Tokens *t, Py_ssize_t *start, Py_ssize_t *end)
+{
+    Py_ssize_t i = t->at;
+    if (i >= t->size) {
+        return 0;
+    }
+    while (i < t->size && PyUnicode_READ(t->kind, t->data, i) != ' ') {
+        i++;
+    }
+    *start = t->at;
+    *end = i;
+    t->at = i + 2;
+    if (i - *start == 1 && PyUnicode_READ(t->kind, t->data, *start) == '|') {
+        return 2;
+    }
+    return 1;
+}
+
+/* Whether stem ``index - 1`` is ``stem`` and no clause starts at ``index``; ``index`` only
+ * grows from call to call. 1, 0, or -1 with IndexError for a line with fewer stems. */
+static int
+stem_before(Tokens *t, Py_ssize_t index, PyObject *stem)
+{
+    Py_ssize_t start, end, i, length;
+    int kind;
+    while (t->stems < index) {
+        kind = tokens_next(t, &start, &end);
+        if (kind == 0) {
+            PyErr_SetString(PyExc_IndexError, "a word without its stem");
+            return -1;
+        }
+        if (kind == 1) {
+            t->stems++;
+            t->start = start;
+            t->end = end;
+        }
+    }
+    /* a clause mark right after stem index - 1 starts a clause at index */
+    if (t->at < t->size && t->at + 1 < t->size
+        && PyUnicode_READ(t->kind, t->data, t->at) == '|'
+        && PyUnicode_READ(t->kind, t->data, t->at + 1) == ' ') {
+        return 0;
+    }
+    length = PyUnicode_GET_LENGTH(stem);
+    if (t->end - t->start != length) {
+        return 0;
+    }
+    for (i = 0; i < length; i++) {
+        if (PyUnicode_READ(t->kind, t->data, t->start + i)
+            != PyUnicode_READ_CHAR(stem, i)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* How many times (up to ``limit``) a word starting with ``pattern`` (" prefix") comes right
+ * after ``stem`` in one clause of a part: FieldWords.follows, and the starts FieldWords.find
+ * counts for the phrase "stem prefix*". A word's index is the number of spaces before it in
+ * the lower-cased line; the stem before it and the clause marks are read from the joined
+ * line, so that the stems list is never made. -1 on an error. */
+static int
+follows(PyObject *joined, PyObject *lowered, PyObject *stem, PyObject *pattern, int limit)
+{
+    Tokens tokens;
     Py_ssize_t at, index = 0, last = 0, size, spaces;
-    int same, broken, count = 0, failed = 0;
-    if (lowered == NULL) {
+    int found, count = 0;
+    if (lowered == NULL || tokens_open(&tokens, joined) < 0) {
         return -1;
     }
     if (!PyUnicode_Check(lowered)) {
@@ -181,74 +272,35 @@ follows(PyObject *field, PyObject *lowered, PyObject *stem, PyObject *pattern, i
     while (at >= 0 && count < limit) {
         spaces = PyUnicode_Count(lowered, s_space, last, at);
         if (spaces < 0) {
-            failed = 1;
-            break;
+            return -1;
         }
         index += spaces;
         last = at;
         if (index) {
-            if (stems == NULL && (stems = PyObject_GetAttr(field, s_stems)) == NULL) {
-                failed = 1;
-                break;
+            found = stem_before(&tokens, index, stem);
+            if (found < 0) {
+                return -1;
             }
-            if (!PyList_Check(stems) || index - 1 >= PyList_GET_SIZE(stems)) {
-                PyErr_SetString(PyExc_IndexError, "a word without its stem");
-                failed = 1;
-                break;
-            }
-            same = PyObject_RichCompareBool(PyList_GET_ITEM(stems, index - 1), stem, Py_EQ);
-            if (same < 0) {
-                failed = 1;
-                break;
-            }
-            if (same) {
-                if (breaks == NULL && (breaks = PyObject_GetAttr(field, s_breaks)) == NULL) {
-                    failed = 1;
-                    break;
-                }
-                number = PyLong_FromSsize_t(index);
-                broken = number == NULL ? -1 : PySequence_Contains(breaks, number);
-                Py_XDECREF(number);
-                if (broken < 0) {
-                    failed = 1;
-                    break;
-                }
-                count += !broken;
-            }
+            count += found;
         }
         at = PyUnicode_Find(lowered, pattern, at + 1, size, 1);
     }
-    if (at == -2) {
-        failed = 1;
-    }
-    Py_XDECREF(stems);
-    Py_XDECREF(breaks);
-    return failed ? -1 : count;
+    return at == -2 ? -1 : count;
 }
 
 /* Document.followed_by, after the stem was found in the document's stems */
 static int
 followed_by(Doc *d, Test *t)
 {
-    PyObject *title = field_of(d, 1), *abstract, *stem = t->text, *pattern = t->needed;
-    int found;
-    if (title == NULL) {
-        return -1;
-    }
-    /* most titles lack the stem: a look at their joined stems (" stem ") skips the word
-     * positions */
-    found = holds(joined_of(d, IN_TITLE), t->word);
+    /* most titles lack the stem: a look at their joined stems (" stem ") skips the walk */
+    int found = holds(joined_of(d, IN_TITLE), t->word);
     if (found == 1) {
-        found = follows(title, lowered_of(d, 1), stem, pattern, 1);
+        found = follows(joined_of(d, IN_TITLE), lowered_of(d, 1), t->text, t->needed, 1);
     }
     if (found != 0) {
         return found;
     }
-    abstract = field_of(d, 0);
-    if (abstract == NULL) {
-        return -1;
-    }
-    return follows(abstract, lowered_of(d, 0), stem, pattern, 1);
+    return follows(joined_of(d, IN_ABSTRACT), lowered_of(d, 0), t->text, t->needed, 1);
 }
 
 static int
@@ -425,13 +477,11 @@ points_of(Points *pt, Doc *d)
         return in_title < 0 ? -1.0 : pt->weight * (double)in_title;
     }
     if (pt->kind == P_FOLLOWS) {
-        PyObject *title = field_of(d, 1), *abstract = field_of(d, 0);
-        if (title == NULL || abstract == NULL) {
-            return -1.0;
-        }
-        in_title = follows(title, lowered_of(d, 1), pt->obj, pt->prefix, MAX_COUNTED);
+        in_title = follows(joined_of(d, IN_TITLE), lowered_of(d, 1), pt->obj, pt->prefix,
+                           MAX_COUNTED);
         in_abstract = in_title < 0 ? -1
-                      : follows(abstract, lowered_of(d, 0), pt->obj, pt->prefix, MAX_COUNTED);
+                      : follows(joined_of(d, IN_ABSTRACT), lowered_of(d, 0), pt->obj,
+                                pt->prefix, MAX_COUNTED);
     } else if (pt->kind == P_JOINED) {
         in_title = counted(joined_of(d, IN_TITLE), pt->obj);
         in_abstract = in_title < 0 ? -1 : counted(joined_of(d, IN_ABSTRACT), pt->obj);
@@ -878,10 +928,9 @@ PyInit__program(void)
     s_lowered = PyUnicode_InternFromString("lowered");
     s_title_field = PyUnicode_InternFromString("title_field");
     s_abstract_field = PyUnicode_InternFromString("abstract_field");
-    s_breaks = PyUnicode_InternFromString("breaks");
     s_space = PyUnicode_InternFromString(" ");
     if (!s_stems || !s_joined || !s_lowered || !s_title_field || !s_abstract_field
-        || !s_breaks || !s_space) {
+        || !s_space) {
         return NULL;
     }
     m = PyModule_Create(&module);

@@ -27,7 +27,7 @@ from digestd.topics.syntax import Element, Term
 __all__ = ["AVAILABLE", "program"]
 
 #: the layout of Program's arguments this module writes (_program.c's PROGRAM_VERSION)
-_VERSION = 4
+_VERSION = 5
 
 try:
     from digestd.topics import _program  # type: ignore[attr-defined]

@@ -13,9 +13,10 @@ import pytest
 
 from digestd.errors import QueryError
 from digestd.topics import STARTER_TOPICS, compile_query, native
-from digestd.topics.document import Document
+from digestd.topics.document import Document, FieldWords
 from digestd.topics.packed import pack, unpack
 from digestd.topics.query import CompiledQuery
+from digestd.topics.stem import surface_stem
 
 from .test_document import random_text
 from .test_match import seed_documents
@@ -181,3 +182,34 @@ def test_pure_python_can_be_asked_for() -> None:
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["False", "None"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stem_and_prefix_phrases_read_the_kept_joined_line_right(seed: int) -> None:
+    """"stem prefix*" is tested and counted in C from the joined stems line: empty stems
+    (words of apostrophes), clause marks at either end and several in a row must come out
+    as the Python word positions say, from cut and from kept words."""
+    rng = random.Random(seed)
+    surfaces = ["model", "Models", "''", "'s", "token", "Tokens", "data", "model's"]
+    queries = [compile_query(q) for q in (
+        '"model token*"', '"model model*"', '"data mod*"', '"model tok*" OR data',
+        '"token dat*" AND model',
+    )]
+    pairs = [(q, python_only(q)) for q in queries]
+    compared = 0
+    for _ in range(400):
+        parts = []
+        for size in (rng.randint(0, 5), rng.randint(0, 25)):
+            words = rng.choices(surfaces, k=size)
+            breaks = frozenset(rng.sample(range(size + 1), rng.randint(0, min(3, size + 1))))
+            parts.append(FieldWords(" ".join(words), (words, [surface_stem(w) for w in words],
+                                                      breaks)))
+        made = Document.prepared(*parts)
+        kept = unpack(pack(made), made.title, made.abstract)
+        assert kept is not None
+        for doc in (made, kept):
+            for query, plain in pairs:
+                got = query.match(doc, 0.0, highlight=False)
+                assert got == plain.match(doc, 0.0, highlight=False), (query.source, parts)
+                compared += got is not None
+    assert compared > 500
