@@ -2,7 +2,7 @@
 
 A collector says whether a document matches and gathers the positive terms that explain the
 match; a term's points function counts what it scores. Both work on the document's stem set
-and on its stems joined into one string (see .document): a single word is a set lookup, a
+and on its stems joined into one string (see .words): a single word is a set lookup, a
 phrase of stems a substring test and its occurrences a ``str.count``, all done in C. Word
 positions are looked at only for phrases with a prefix (``"reasoning model*"``) and for
 fields other than the title and the abstract.
@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from digestd.topics.document import prefix_pattern, stem_pattern
 from digestd.topics.fields import FIELDS
 from digestd.topics.normal import Every, Negative, Normal, Positive
 from digestd.topics.syntax import Element, Term
+from digestd.topics.words import prefix_pattern, stem_pattern
 
 if TYPE_CHECKING:
     from digestd.topics.document import Document

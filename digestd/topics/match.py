@@ -19,8 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from digestd.errors import QueryError
-from digestd.topics.document import Document, FieldWords
+from digestd.topics.document import Document
 from digestd.topics.query import CompiledQuery, QueryMatch, compile_query
+from digestd.topics.words import FieldWords
 
 __all__ = [
     "CompiledTopic",

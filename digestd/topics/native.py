@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from digestd.topics.document import prefix_pattern, stem_pattern
 from digestd.topics.evaluate import Anchor, _overlaps, _prefix, _stems, term_points, term_test
 from digestd.topics.fields import FIELDS
 from digestd.topics.normal import Every, Negative, Normal, Positive
 from digestd.topics.syntax import Element, Term
+from digestd.topics.words import prefix_pattern, stem_pattern
 
 __all__ = ["AVAILABLE", "program"]
 

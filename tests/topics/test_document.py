@@ -8,9 +8,10 @@ import random
 import pytest
 
 from digestd.topics import compile_query
-from digestd.topics.document import Document, FieldWords
+from digestd.topics.document import Document
 from digestd.topics.evaluate import MAX_COUNTED, term_points, term_test
 from digestd.topics.packed import pack, unpack
+from digestd.topics.words import FieldWords
 
 WORDS = [
     "model", "models", "Modeling", "data", "very", "reasoning", "Reason", "chain", "of",

@@ -13,10 +13,11 @@ import pytest
 
 from digestd.errors import QueryError
 from digestd.topics import STARTER_TOPICS, compile_query, native
-from digestd.topics.document import Document, FieldWords
+from digestd.topics.document import Document
 from digestd.topics.packed import pack, unpack
 from digestd.topics.query import CompiledQuery
 from digestd.topics.stem import surface_stem
+from digestd.topics.words import FieldWords
 
 from .test_document import random_text
 from .test_match import seed_documents
