@@ -12,12 +12,12 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from digestd.gcpause import collector_paused
 from digestd.store.db import json_text
-from digestd.store.models import Paper, PaperTopic, Topic
+from digestd.store.models import Paper, Topic
 from digestd.store.terms import candidate_ids, refresh_terms, save_words, words_table
 from digestd.topics.packed import paper_document as packed_document
 
@@ -67,34 +67,22 @@ def match_row(paper_id: int, topic_id: int, match: TopicMatch) -> MatchValues:
     )
 
 
-#: the driver's own statement for the two databases digestd runs on (the same text in the
-#: JSON columns as SQLAlchemy's JSON type writes)
+_COLUMNS = "paper_topics (paper_id, topic_id, score, terms, highlights)"
+#: the driver's own statement, by whether the database is PostgreSQL (else SQLite, as the
+#: full-text index assumes); the JSON columns get the text SQLAlchemy's JSON type writes
 _INSERT_MATCHES = {
-    "sqlite": "INSERT INTO paper_topics (paper_id, topic_id, score, terms, highlights) "
-    "VALUES (?, ?, ?, ?, ?)",
-    "postgresql": "INSERT INTO paper_topics (paper_id, topic_id, score, terms, highlights) "
-    "VALUES (%s, %s, %s, CAST(%s AS JSON), CAST(%s AS JSON))",
+    True: f"INSERT INTO {_COLUMNS} VALUES (%s, %s, %s, CAST(%s AS JSON), CAST(%s AS JSON))",
+    False: f"INSERT INTO {_COLUMNS} VALUES (?, ?, ?, ?, ?)",
 }
 
 
 def insert_matches(session: Session, rows: Sequence[MatchValues]) -> None:
     """Write match rows: a bulk re-match writes a hundred thousand, and SQLAlchemy's work
     per row (parameters, JSON processing) costs more than the database's."""
-    if not rows:
-        return
     connection = session.connection()
-    sql = _INSERT_MATCHES.get(connection.dialect.name)
+    sql = _INSERT_MATCHES[connection.dialect.name == "postgresql"]
     for start in range(0, len(rows), 2000):
-        chunk = rows[start : start + 2000]
-        if sql is not None:
-            connection.exec_driver_sql(sql, list(chunk))
-            continue
-        columns = ("paper_id", "topic_id", "score", "terms", "highlights")
-        connection.execute(
-            insert(PaperTopic.__table__),
-            [dict(zip(columns, (*row[:3], *map(json.loads, row[3:])), strict=True))
-             for row in chunk],
-        )
+        connection.exec_driver_sql(sql, list(rows[start : start + 2000]))
 
 
 def record_matches(session: Session, papers: Iterable[MatchRow], classify: Classify) -> None:
