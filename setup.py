@@ -1,4 +1,5 @@
-"""Builds the optional C query evaluator, and ships the templates, sample dumps, sample configuration and systemd unit as package data.
+"""Builds the optional C query evaluator, and ships the templates, sample dumps, sample
+configuration and systemd unit as package data.
 
 They live at the top of the source tree, where operators and contributors look for them;
 building copies them under ``digestd/_data/`` in the package, where `digestd.resources`

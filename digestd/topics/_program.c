@@ -17,6 +17,8 @@
  *            | (CALL, callable(doc) -> float), ...) one per key
  *   anchor = None | (stems_tuple, prefix_patterns_tuple)
  * Program.match(doc, min_score, anchored) -> None | (score, terms, points)
+ * A stem is looked up in doc.stems_line when it is a str (the stems sorted, searched by
+ * halves), else in the set doc.stems.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -24,7 +26,7 @@
 
 /* Raised with any change to what Program takes or answers; digestd/topics/native.py uses
  * only the version it was written for, so a stale build is never asked. */
-#define PROGRAM_VERSION 5
+#define PROGRAM_VERSION 6
 
 enum { N_POS = 0, N_NEG = 1, N_ALL = 2, N_ANY = 3 };
 enum { T_STEM = 0, T_PHRASE = 1, T_PREFIX = 2, T_CALL = 3, T_FOLLOWS = 4 };
@@ -79,12 +81,13 @@ typedef struct {
 } Program;
 
 /* attribute names, interned once */
-static PyObject *s_stems, *s_joined, *s_lowered, *s_title_field, *s_abstract_field;
+static PyObject *s_stems, *s_stems_line, *s_joined, *s_lowered, *s_title_field, *s_abstract_field;
 static PyObject *s_space;
 
 /* What one match has read of the document, each fetched on first use. */
 typedef struct {
     PyObject *doc;
+    PyObject *line;  /* Document.stems_line: its stems sorted in one str, or None */
     PyObject *stems, *title, *abstract;
     PyObject *title_joined, *abstract_joined, *title_lowered, *abstract_lowered;
 } Doc;
@@ -92,6 +95,7 @@ typedef struct {
 static void
 doc_clear(Doc *d)
 {
+    Py_CLEAR(d->line);
     Py_CLEAR(d->stems);
     Py_CLEAR(d->title);
     Py_CLEAR(d->abstract);
@@ -139,14 +143,166 @@ lowered_of(Doc *d, int title)
                  : cached(&d->abstract_lowered, field, s_lowered);
 }
 
+/* in_sorted_line for a Latin-1 line and stem, on their bytes: nearly every paper's */
+static int
+in_sorted_latin1(const Py_UCS1 *line, Py_ssize_t hi, const Py_UCS1 *stem, Py_ssize_t size)
+{
+    Py_ssize_t lo = 0, mid, start, end, length;
+    const Py_UCS1 *space;
+    int order;
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        start = mid;
+        while (start > lo && line[start - 1] != ' ') {
+            start--;
+        }
+        space = memchr(line + mid, ' ', (size_t)(hi - mid));
+        end = space == NULL ? hi : space - line;
+        length = end - start;
+        order = memcmp(line + start, stem, (size_t)(length < size ? length : size));
+        if (order == 0) {
+            if (length == size) {
+                return 1;
+            }
+            order = length < size ? -1 : 1;
+        }
+        if (order < 0) {
+            lo = end + 1;
+        } else {
+            hi = start > lo ? start - 1 : lo;
+        }
+    }
+    return 0;
+}
+
+/* Whether the token ``stem`` is in ``line``: distinct non-empty tokens sorted by code point
+ * and joined by single spaces ("attent cach kv"), searched by halves. A document read from its
+ * kept words has its stem set as such a line (see digestd.topics.packed), so the set, which
+ * costs more to build than the few questions a query asks of it, is never made. */
+static int
+in_sorted_line(PyObject *line, PyObject *stem)
+{
+    int kind = PyUnicode_KIND(line), stem_kind = PyUnicode_KIND(stem);
+    const void *data = PyUnicode_DATA(line), *stem_data = PyUnicode_DATA(stem);
+    Py_ssize_t lo = 0, hi = PyUnicode_GET_LENGTH(line), size = PyUnicode_GET_LENGTH(stem);
+    Py_ssize_t mid, start, end, i;
+    Py_UCS4 a, b;
+    int order;
+
+    if (stem_kind > kind) {
+        return 0; /* a character wider than any of the line's */
+    }
+    if (kind == PyUnicode_1BYTE_KIND) {
+        return in_sorted_latin1(PyUnicode_1BYTE_DATA(line), hi, PyUnicode_1BYTE_DATA(stem), size);
+    }
+    /* [lo, hi) always spans whole tokens */
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        start = mid;
+        while (start > lo && PyUnicode_READ(kind, data, start - 1) != ' ') {
+            start--;
+        }
+        end = mid;
+        while (end < hi && PyUnicode_READ(kind, data, end) != ' ') {
+            end++;
+        }
+        order = 0;
+        for (i = 0; order == 0 && i < end - start && i < size; i++) {
+            a = PyUnicode_READ(kind, data, start + i);
+            b = PyUnicode_READ(stem_kind, stem_data, i);
+            order = a < b ? -1 : a > b;
+        }
+        if (order == 0) {
+            if (end - start == size) {
+                return 1;
+            }
+            order = end - start < size ? -1 : 1;
+        }
+        if (order < 0) {
+            lo = end + 1;
+        } else {
+            hi = start > lo ? start - 1 : lo;
+        }
+    }
+    return 0;
+}
+
+/* 1 when the document has ``stem``, 0 when not, -1 on an error */
+static int
+has_stem(Doc *d, PyObject *stem)
+{
+    if (d->line == NULL) {
+        d->line = PyObject_GetAttr(d->doc, s_stems_line);
+        if (d->line == NULL) {
+            return -1;
+        }
+    }
+    if (d->line != Py_None) {
+        if (!PyUnicode_Check(d->line) || !PyUnicode_Check(stem)) {
+            PyErr_SetString(PyExc_TypeError, "a stems line and its stems must be str");
+            return -1;
+        }
+        return in_sorted_line(d->line, stem);
+    }
+    if (cached(&d->stems, d->doc, s_stems) == NULL) {
+        return -1;
+    }
+    return PySet_Contains(d->stems, stem);
+}
+
+/* Where ``pattern`` first occurs in ``line`` from ``start`` on: its index, -1 when it does
+ * not, -2 on an error. Two Latin-1 strings (nearly every paper's words and every pattern)
+ * are searched with memmem, several times faster than CPython's search on a paper's
+ * abstract; the answer is the same. */
+static Py_ssize_t
+find_from(PyObject *line, PyObject *pattern, Py_ssize_t start)
+{
+    const char *data, *hit;
+    Py_ssize_t size;
+    if (!PyUnicode_Check(line) || !PyUnicode_Check(pattern)) {
+        PyErr_SetString(PyExc_TypeError, "words and patterns must be str");
+        return -2;
+    }
+    size = PyUnicode_GET_LENGTH(line);
+    if (PyUnicode_KIND(line) != PyUnicode_1BYTE_KIND
+        || PyUnicode_KIND(pattern) != PyUnicode_1BYTE_KIND) {
+        return PyUnicode_Find(line, pattern, start, size, 1);
+    }
+    if (start > size) {
+        return -1;
+    }
+    data = (const char *)PyUnicode_1BYTE_DATA(line);
+    hit = memmem(data + start, (size_t)(size - start), PyUnicode_1BYTE_DATA(pattern),
+                 (size_t)PyUnicode_GET_LENGTH(pattern));
+    return hit == NULL ? -1 : hit - data;
+}
+
+/* How many spaces ``line[start:end]`` holds, -1 on an error */
+static Py_ssize_t
+spaces_in(PyObject *line, Py_ssize_t start, Py_ssize_t end)
+{
+    const Py_UCS1 *data;
+    Py_ssize_t n = 0;
+    if (PyUnicode_KIND(line) != PyUnicode_1BYTE_KIND) {
+        return PyUnicode_Count(line, s_space, start, end);
+    }
+    data = PyUnicode_1BYTE_DATA(line);
+    for (; start < end; start++) {
+        n += data[start] == ' ';
+    }
+    return n;
+}
+
 /* 1 when the text of ``line`` holds ``pattern``, 0 when not, -1 on an error */
 static int
 holds(PyObject *line, PyObject *pattern)
 {
+    Py_ssize_t at;
     if (line == NULL) {
         return -1;
     }
-    return PyUnicode_Contains(line, pattern);
+    at = find_from(line, pattern, 0);
+    return at >= 0 ? 1 : at == -1 ? 0 : -1;
 }
 
 static int
@@ -258,7 +414,7 @@ static int
 follows(PyObject *joined, PyObject *lowered, PyObject *stem, PyObject *pattern, int limit)
 {
     Tokens tokens;
-    Py_ssize_t at, index = 0, last = 0, size, spaces;
+    Py_ssize_t at, index = 0, last = 0, spaces;
     int found, count = 0;
     if (lowered == NULL || tokens_open(&tokens, joined) < 0) {
         return -1;
@@ -267,10 +423,9 @@ follows(PyObject *joined, PyObject *lowered, PyObject *stem, PyObject *pattern, 
         PyErr_SetString(PyExc_TypeError, "lower-cased words must be a str");
         return -1;
     }
-    size = PyUnicode_GET_LENGTH(lowered);
-    at = PyUnicode_Find(lowered, pattern, 0, size, 1);
+    at = find_from(lowered, pattern, 0);
     while (at >= 0 && count < limit) {
-        spaces = PyUnicode_Count(lowered, s_space, last, at);
+        spaces = spaces_in(lowered, last, at);
         if (spaces < 0) {
             return -1;
         }
@@ -283,7 +438,7 @@ follows(PyObject *joined, PyObject *lowered, PyObject *stem, PyObject *pattern, 
             }
             count += found;
         }
-        at = PyUnicode_Find(lowered, pattern, at + 1, size, 1);
+        at = find_from(lowered, pattern, at + 1);
     }
     return at == -2 ? -1 : count;
 }
@@ -306,25 +461,18 @@ followed_by(Doc *d, Test *t)
 static int
 test(Doc *d, Test *t)
 {
-    PyObject *stems, *result;
+    PyObject *result;
     Py_ssize_t i, n;
     int found;
     switch (t->kind) {
     case T_STEM:
-        stems = cached(&d->stems, d->doc, s_stems);
-        return stems == NULL ? -1 : PySet_Contains(stems, t->text);
+        return has_stem(d, t->text);
     case T_PHRASE:
         n = PyTuple_GET_SIZE(t->needed);
-        if (n) {
-            stems = cached(&d->stems, d->doc, s_stems);
-            if (stems == NULL) {
-                return -1;
-            }
-            for (i = 0; i < n; i++) {
-                found = PySet_Contains(stems, PyTuple_GET_ITEM(t->needed, i));
-                if (found != 1) {
-                    return found;
-                }
+        for (i = 0; i < n; i++) {
+            found = has_stem(d, PyTuple_GET_ITEM(t->needed, i));
+            if (found != 1) {
+                return found;
             }
         }
         if (t->where != IN_BOTH) {
@@ -335,11 +483,7 @@ test(Doc *d, Test *t)
         found = holds(joined_of(d, IN_TITLE), t->text);
         return found != 0 ? found : holds(joined_of(d, IN_ABSTRACT), t->text);
     case T_FOLLOWS:
-        stems = cached(&d->stems, d->doc, s_stems);
-        if (stems == NULL) {
-            return -1;
-        }
-        found = PySet_Contains(stems, t->text);
+        found = has_stem(d, t->text);
         return found != 1 ? found : followed_by(d, t);
     case T_PREFIX:
         return has_prefix(d, t->text);
@@ -415,22 +559,15 @@ evaluate(Program *p, Node *node, Doc *d, Hits *h)
 static int
 is_anchored(Program *p, Doc *d)
 {
-    PyObject *stems;
     Py_ssize_t i;
     int found;
     if (!p->anchored) {
         return 1;
     }
-    if (PyTuple_GET_SIZE(p->anchor_stems)) {
-        stems = cached(&d->stems, d->doc, s_stems);
-        if (stems == NULL) {
-            return -1;
-        }
-        for (i = 0; i < PyTuple_GET_SIZE(p->anchor_stems); i++) {
-            found = PySet_Contains(stems, PyTuple_GET_ITEM(p->anchor_stems, i));
-            if (found != 0) {
-                return found;
-            }
+    for (i = 0; i < PyTuple_GET_SIZE(p->anchor_stems); i++) {
+        found = has_stem(d, PyTuple_GET_ITEM(p->anchor_stems, i));
+        if (found != 0) {
+            return found;
         }
     }
     for (i = 0; i < PyTuple_GET_SIZE(p->anchor_prefixes); i++) {
@@ -445,12 +582,25 @@ is_anchored(Program *p, Doc *d)
 static Py_ssize_t
 counted(PyObject *line, PyObject *pattern)
 {
-    Py_ssize_t n;
+    Py_ssize_t n = 0, at = 0, size;
     if (line == NULL) {
         return -1;
     }
-    n = PyUnicode_Count(line, pattern, 0, PY_SSIZE_T_MAX);
-    return n > MAX_COUNTED ? MAX_COUNTED : n;
+    size = PyUnicode_GET_LENGTH(pattern);
+    if (size == 0) {
+        n = PyUnicode_Count(line, pattern, 0, PY_SSIZE_T_MAX);
+        return n > MAX_COUNTED ? MAX_COUNTED : n;
+    }
+    /* non-overlapping occurrences, as str.count counts them; no more than are counted */
+    while (n < MAX_COUNTED) {
+        at = find_from(line, pattern, at);
+        if (at < 0) {
+            return at == -1 ? n : -1;
+        }
+        n++;
+        at += size;
+    }
+    return n;
 }
 
 /* What one key's term scores: as evaluate.term_points counts it. -1.0 with an exception set
@@ -924,12 +1074,13 @@ PyInit__program(void)
         return NULL;
     }
     s_stems = PyUnicode_InternFromString("stems");
+    s_stems_line = PyUnicode_InternFromString("stems_line");
     s_joined = PyUnicode_InternFromString("joined");
     s_lowered = PyUnicode_InternFromString("lowered");
     s_title_field = PyUnicode_InternFromString("title_field");
     s_abstract_field = PyUnicode_InternFromString("abstract_field");
     s_space = PyUnicode_InternFromString(" ");
-    if (!s_stems || !s_joined || !s_lowered || !s_title_field || !s_abstract_field
+    if (!s_stems || !s_stems_line || !s_joined || !s_lowered || !s_title_field || !s_abstract_field
         || !s_space) {
         return NULL;
     }

@@ -41,8 +41,12 @@ class Document:
     extra: tuple[tuple[str, str], ...] = ()
     title_field: FieldWords = field(init=False, compare=False, repr=False)
     abstract_field: FieldWords = field(init=False, compare=False, repr=False)
-    #: every stem of the title and abstract: the fast test for single-word terms
+    #: every stem of the title and abstract: the fast test for single-word terms (made on
+    #: first use from :attr:`stems_line` when the document has one)
     stems: frozenset[str] = field(init=False, compare=False, repr=False)
+    #: the same stems sorted and joined by spaces, when read from kept words (see .packed),
+    #: or None: the C evaluator searches it by halves instead of building the set
+    stems_line: str | None = field(init=False, compare=False, repr=False)
     #: the title's and the abstract's :attr:`FieldWords.joined`, one after the other: a phrase
     #: of stems occurs in the paper when it is a substring (made on first use)
     joined: str = field(init=False, compare=False, repr=False)
@@ -64,25 +68,29 @@ class Document:
     def prepared(
         cls, title_field: FieldWords, abstract_field: FieldWords,
         extra: tuple[tuple[str, str], ...] = (), stems: frozenset[str] | None = None,
+        stems_line: str | None = None,
     ) -> Document:
         """A document whose title and abstract words were made already (see .packed), and
-        its :attr:`stems` if known."""
+        its :attr:`stems` if known, or its :attr:`stems_line` (distinct non-empty stems,
+        sorted, joined by single spaces)."""
         doc = object.__new__(cls)
         object.__setattr__(doc, "title", title_field.text)
         object.__setattr__(doc, "abstract", abstract_field.text)
         object.__setattr__(doc, "extra", extra)
-        doc._prepare(title_field, abstract_field, stems)
+        doc._prepare(title_field, abstract_field, stems, stems_line)
         return doc
 
     def _prepare(
         self, title_field: FieldWords, abstract_field: FieldWords,
-        stems: frozenset[str] | None = None,
+        stems: frozenset[str] | None = None, stems_line: str | None = None,
     ) -> None:
         object.__setattr__(self, "title_field", title_field)
         object.__setattr__(self, "abstract_field", abstract_field)
-        if stems is None:
-            stems = frozenset(title_field.stems).union(abstract_field.stems)
-        object.__setattr__(self, "stems", stems)
+        object.__setattr__(self, "stems_line", stems_line)
+        if stems_line is None:
+            if stems is None:
+                stems = frozenset(title_field.stems).union(abstract_field.stems)
+            object.__setattr__(self, "stems", stems)
         object.__setattr__(self, "_occurrences", {})
         object.__setattr__(self, "_starts", {})
         object.__setattr__(self, "_fields", {"title": title_field, "abstract": abstract_field})
@@ -120,9 +128,13 @@ class Document:
 
     def __getattr__(self, name: str) -> object:
         # called only for a slot not set yet
-        if name != "joined":
+        value: object
+        if name == "joined":
+            value = self.title_field.joined + "|" + self.abstract_field.joined
+        elif name == "stems" and self.stems_line is not None:
+            value = frozenset(self.stems_line.split(" "))
+        else:
             raise AttributeError(name)
-        value = self.title_field.joined + "|" + self.abstract_field.joined
         object.__setattr__(self, name, value)
         return value
 

@@ -27,7 +27,7 @@ from digestd.topics.words import prefix_pattern, stem_pattern
 __all__ = ["AVAILABLE", "program"]
 
 #: the layout of Program's arguments this module writes (_program.c's PROGRAM_VERSION)
-_VERSION = 5
+_VERSION = 6
 
 try:
     from digestd.topics import _program  # type: ignore[attr-defined]

@@ -37,7 +37,8 @@ def _stamp(title: str, abstract: str) -> str:
 def pack(doc: Document) -> str:
     """The title's and the abstract's words of ``doc``, as one string (see the docstring).
 
-    Lines: the stamp; the paper's distinct stems (what its stem set is made from, each once);
+    Lines: the stamp; the paper's distinct stems, sorted (the C evaluator searches them by
+    halves, see :attr:`Document.stems_line`, and the stem set is made from them if asked);
     then per part the words as written and :attr:`FieldWords.joined`, which holds the stems
     and the clause breaks (matching asks it directly; the stems list is read back from it
     only for the few questions about word positions). Words never hold white space, so a
@@ -84,13 +85,16 @@ def unpack(packed: str | None, title: str, abstract: str, **fields: str) -> Docu
     abstract_field = _field(abstract, lines[4], lines[5])
     if title_field is None or abstract_field is None:
         return None
-    # "" is the stem set {""} of a paper whose only words are apostrophes, and no stems at all
-    # of a paper without words
-    stems = frozenset(lines[1].split(" ")) if lines[2] or lines[4] else frozenset()
-    return Document.prepared(
-        title_field, abstract_field, tuple(sorted((k, v or "") for k, v in extra.items())),
-        stems,
-    )
+    extra_fields = tuple(sorted((k, v or "") for k, v in extra.items()))
+    line = lines[1]
+    if (lines[2] or lines[4]) and line and line[0] != " ":
+        # sorted and without the empty stem: the document keeps it as a line, and its stem
+        # set is made only if the Python evaluator asks for it
+        return Document.prepared(title_field, abstract_field, extra_fields, stems_line=line)
+    # "" is the stem set {""} of a paper whose only words are apostrophes (sorted first: the
+    # line starts with a space), and no stems at all of a paper without words
+    stems = frozenset(line.split(" ")) if lines[2] or lines[4] else frozenset()
+    return Document.prepared(title_field, abstract_field, extra_fields, stems)
 
 
 def paper_document(

@@ -229,3 +229,45 @@ def test_stem_and_prefix_phrases_read_the_kept_joined_line_right(seed: int) -> N
                 assert got == plain.match(doc, 0.0, highlight=False), (query.source, parts)
                 compared += got is not None
     assert compared > 500
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_stems_line_is_searched_as_the_set_would_answer(seed: int) -> None:
+    """A document read from kept words has its stems as a sorted line, searched by halves in
+    C: every stem of it is found, and no other (a prefix, an extension, a neighbour in the
+    order, a wider character than the line holds)."""
+    from digestd.topics import _program  # type: ignore[attr-defined]
+
+    rng = random.Random(seed)
+    alphabet = ["a", "b", "z", "é", "ο", "δ", "\u4e2d", "\U0001f600"]
+    asked = 0
+    for _ in range(300):
+        stems = {"".join(rng.choices(alphabet[: rng.randint(1, 8)], k=rng.randint(1, 4)))
+                 for _ in range(rng.randint(1, 30))}
+        # no words, only the line: the stem terms ask nothing else
+        doc = Document.prepared(FieldWords(""), FieldWords(""), stems_line=" ".join(sorted(stems)))
+        probes = set(stems)
+        for stem in list(stems):
+            probes |= {stem[:-1], stem + "a", stem + "\U0001f600", "a" + stem, stem[1:]}
+        probes |= {"".join(rng.choices(alphabet, k=rng.randint(1, 4))) for _ in range(10)}
+        probes.discard("")
+        for probe in probes:
+            program = _program.Program(
+                (0, 0, (0, probe)), ((0, 0, probe),), ((0, f" {probe} "),), None
+            )
+            assert (program.match(doc, 0.0, False) is not None) == (probe in stems), (
+                probe, doc.stems_line)
+            asked += 1
+    assert asked > 5000
+
+
+def test_kept_words_give_a_stems_line_and_the_same_stems() -> None:
+    made = Document.from_text("Sparse KV caches", "Caching keys; sparse attention's gain.")
+    kept = unpack(pack(made), made.title, made.abstract)
+    assert kept is not None and kept.stems_line is not None
+    assert kept.stems_line.split(" ") == sorted(made.stems)
+    assert kept.stems == made.stems
+    # the empty stem of a word of apostrophes sorts first: such a paper keeps its set
+    odd = Document.prepared(FieldWords("''", (["''"], [""], frozenset())), FieldWords("model"))
+    again = unpack(pack(odd), odd.title, odd.abstract)
+    assert again is not None and again.stems_line is None and again.stems == odd.stems
