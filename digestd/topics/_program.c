@@ -11,6 +11,8 @@
  *   root   = (kind, ...) nested: (POS, leaf, test), (NEG, test), (ALL, children), (ANY, children)
  *   test   = (STEM, stem) | (PHRASE, where, needed_stems_tuple, pattern) | (PREFIX, pattern)
  *            | (FOLLOWS, stem, prefix_pattern, stem_pattern) | (CALL, callable(doc) -> bool)
+ *            | (GUARDED, needed_stems_tuple, prefix_patterns_tuple, callable(doc) -> bool):
+ *              the callable asked only when the stems and word prefixes are all there
  *   leaves = ((key_index, position, label), ...) one per positive term node
  *   points = ((JOINED | LOWERED, pattern) | (FIELD_JOINED | FIELD_LOWERED, pattern, where,
  *            points per occurrence) | (FOLLOWS, stem, prefix_pattern)
@@ -26,10 +28,10 @@
 
 /* Raised with any change to what Program takes or answers; digestd/topics/native.py uses
  * only the version it was written for, so a stale build is never asked. */
-#define PROGRAM_VERSION 6
+#define PROGRAM_VERSION 7
 
 enum { N_POS = 0, N_NEG = 1, N_ALL = 2, N_ANY = 3 };
-enum { T_STEM = 0, T_PHRASE = 1, T_PREFIX = 2, T_CALL = 3, T_FOLLOWS = 4 };
+enum { T_STEM = 0, T_PHRASE = 1, T_PREFIX = 2, T_CALL = 3, T_FOLLOWS = 4, T_GUARDED = 5 };
 enum { IN_BOTH = 0, IN_TITLE = 1, IN_ABSTRACT = 2 };
 enum { P_JOINED = 0, P_LOWERED = 1, P_CALL = 2, P_FIELD_JOINED = 3, P_FIELD_LOWERED = 4,
        P_FOLLOWS = 5 };
@@ -42,8 +44,9 @@ typedef struct {
     int kind;
     int where;
     PyObject *text;   /* the stem, the pattern or the callable (a new reference) */
-    PyObject *needed; /* T_PHRASE: a tuple of stems; T_FOLLOWS: the prefix pattern */
-    PyObject *word;   /* T_FOLLOWS: the stem as a pattern of joined stems, " stem " */
+    PyObject *needed; /* T_PHRASE, T_GUARDED: a tuple of stems; T_FOLLOWS: the prefix pattern */
+    PyObject *word;   /* T_FOLLOWS: the stem as a pattern of joined stems, " stem ";
+                       * T_GUARDED: a tuple of prefix patterns */
 } Test;
 
 typedef struct Node {
@@ -147,19 +150,24 @@ lowered_of(Doc *d, int title)
 static int
 in_sorted_latin1(const Py_UCS1 *line, Py_ssize_t hi, const Py_UCS1 *stem, Py_ssize_t size)
 {
-    Py_ssize_t lo = 0, mid, start, end, length;
-    const Py_UCS1 *space;
+    Py_ssize_t lo = 0, mid, start, end, length, i, shorter;
     int order;
+    /* stems are a few characters: plain loops cost less than calls of memchr and memcmp */
     while (lo < hi) {
         mid = lo + (hi - lo) / 2;
         start = mid;
         while (start > lo && line[start - 1] != ' ') {
             start--;
         }
-        space = memchr(line + mid, ' ', (size_t)(hi - mid));
-        end = space == NULL ? hi : space - line;
+        end = mid;
+        while (end < hi && line[end] != ' ') {
+            end++;
+        }
         length = end - start;
-        order = memcmp(line + start, stem, (size_t)(length < size ? length : size));
+        shorter = length < size ? length : size;
+        for (i = 0; i < shorter && line[start + i] == stem[i]; i++) {
+        }
+        order = i < shorter ? (line[start + i] < stem[i] ? -1 : 1) : 0;
         if (order == 0) {
             if (length == size) {
                 return 1;
@@ -487,6 +495,20 @@ test(Doc *d, Test *t)
         return found != 1 ? found : followed_by(d, t);
     case T_PREFIX:
         return has_prefix(d, t->text);
+    case T_GUARDED:
+        for (i = 0; i < PyTuple_GET_SIZE(t->needed); i++) {
+            found = has_stem(d, PyTuple_GET_ITEM(t->needed, i));
+            if (found != 1) {
+                return found;
+            }
+        }
+        for (i = 0; i < PyTuple_GET_SIZE(t->word); i++) {
+            found = has_prefix(d, PyTuple_GET_ITEM(t->word, i));
+            if (found != 1) {
+                return found;
+            }
+        }
+        /* fall through: the callable decides */
     default:
         result = PyObject_CallOneArg(t->text, d->doc);
         if (result == NULL) {
@@ -790,11 +812,85 @@ Program_match(Program *p, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* common(line, stems) -> [i, ...]: the indexes of the stems of the sorted tuple ``stems``
+ * that the sorted stems line ``line`` holds (see in_sorted_line), by one walk of both: a
+ * classifier's screen of every topic's anchor stems at once. */
+static PyObject *
+common(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *line, *stems, *stem, *out, *index;
+    Py_ssize_t size, count, pos = 0, i = 0, end, length, stem_size, j;
+    const void *data;
+    int kind, order;
+    Py_UCS4 a, b;
+
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "common(line: str, stems: tuple)");
+        return NULL;
+    }
+    line = args[0];
+    stems = args[1];
+    kind = PyUnicode_KIND(line);
+    data = PyUnicode_DATA(line);
+    size = PyUnicode_GET_LENGTH(line);
+    count = PyTuple_GET_SIZE(stems);
+    out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    while (pos < size && i < count) {
+        stem = PyTuple_GET_ITEM(stems, i);
+        if (!PyUnicode_Check(stem)) {
+            PyErr_SetString(PyExc_TypeError, "stems must be str");
+            Py_DECREF(out);
+            return NULL;
+        }
+        end = pos;
+        while (end < size && PyUnicode_READ(kind, data, end) != ' ') {
+            end++;
+        }
+        length = end - pos;
+        stem_size = PyUnicode_GET_LENGTH(stem);
+        order = 0;
+        for (j = 0; order == 0 && j < length && j < stem_size; j++) {
+            a = PyUnicode_READ(kind, data, pos + j);
+            b = PyUnicode_READ_CHAR(stem, j);
+            order = a < b ? -1 : a > b;
+        }
+        if (order == 0) {
+            order = length < stem_size ? -1 : length > stem_size;
+        }
+        if (order == 0) {
+            index = PyLong_FromSsize_t(i);
+            if (index == NULL || PyList_Append(out, index) < 0) {
+                Py_XDECREF(index);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(index);
+        }
+        if (order <= 0) {
+            pos = end + 1;
+        }
+        if (order >= 0) {
+            i++;
+        }
+    }
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"common", (PyCFunction)(void (*)(void))common, METH_FASTCALL,
+     "common(line, stems) -> the indexes of the sorted stems the sorted stems line holds"},
+    {NULL, NULL, 0, NULL},
+};
+
 /* ---- building a Program from its Python description ---- */
 
 static int
 read_test(Test *t, PyObject *spec)
 {
+    Py_ssize_t i;
     if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 2) {
         PyErr_SetString(PyExc_ValueError, "a test is (kind, ...)");
         return -1;
@@ -820,6 +916,25 @@ read_test(Test *t, PyObject *spec)
             return -1;
         }
         break;
+    case T_GUARDED:
+        if (PyTuple_GET_SIZE(spec) != 4 || !PyTuple_Check(PyTuple_GET_ITEM(spec, 1))
+            || !PyTuple_Check(PyTuple_GET_ITEM(spec, 2))) {
+            PyErr_SetString(PyExc_ValueError,
+                            "a guarded test is (GUARDED, stems, prefix patterns, callable)");
+            return -1;
+        }
+        t->needed = Py_NewRef(PyTuple_GET_ITEM(spec, 1));
+        t->word = Py_NewRef(PyTuple_GET_ITEM(spec, 2));
+        t->text = Py_NewRef(PyTuple_GET_ITEM(spec, 3));
+        for (i = 0; i < PyTuple_GET_SIZE(t->needed) + PyTuple_GET_SIZE(t->word); i++) {
+            if (!PyUnicode_Check(i < PyTuple_GET_SIZE(t->needed)
+                                     ? PyTuple_GET_ITEM(t->needed, i)
+                                     : PyTuple_GET_ITEM(t->word, i - PyTuple_GET_SIZE(t->needed)))) {
+                PyErr_SetString(PyExc_TypeError, "stems and patterns must be str");
+                return -1;
+            }
+        }
+        break;
     case T_PHRASE:
         if (PyTuple_GET_SIZE(spec) != 4 || !PyTuple_Check(PyTuple_GET_ITEM(spec, 2))) {
             PyErr_SetString(PyExc_ValueError, "a phrase is (PHRASE, where, stems, pattern)");
@@ -833,7 +948,7 @@ read_test(Test *t, PyObject *spec)
         PyErr_SetString(PyExc_ValueError, "unknown test");
         return -1;
     }
-    if (t->kind != T_CALL && !PyUnicode_Check(t->text)) {
+    if (t->kind != T_CALL && t->kind != T_GUARDED && !PyUnicode_Check(t->text)) {
         PyErr_SetString(PyExc_TypeError, "a stem or pattern must be a str");
         return -1;
     }
@@ -1064,6 +1179,7 @@ static struct PyModuleDef module = {
     .m_name = "_program",
     .m_doc = "Compiled queries, matched in C.",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cached_property
 
+from digestd.topics import native
 from digestd.topics.candidates import Condition, ScoreBound, condition_for, score_bound
 from digestd.topics.match import (
     CompiledTopic,
@@ -55,8 +56,16 @@ class Classifier:
         for the stems of all topics instead of a test per topic."""
         by_stem, by_prefix, unanchored, stems = self._anchors
         wanted = set(unanchored)
-        for stem in doc.stems & stems:
-            wanted.update(by_stem[stem])
+        line = doc.stems_line
+        if line is not None and native.common is not None:
+            # read from kept words: one walk of its sorted stems and the sorted anchor stems,
+            # without making its stem set
+            sorted_stems, indexes = self._sorted_anchors
+            for at in native.common(line, sorted_stems):
+                wanted.update(indexes[at])
+        else:
+            for stem in doc.stems & stems:
+                wanted.update(by_stem[stem])
         for prefix, indexes in by_prefix.items():
             if not wanted.issuperset(indexes) and doc.has_prefix(prefix):
                 wanted.update(indexes)
@@ -86,6 +95,13 @@ class Classifier:
             for prefix in anchor[1]:
                 by_prefix.setdefault(prefix, []).append(i)
         return by_stem, by_prefix, unanchored, frozenset(by_stem)
+
+    @cached_property
+    def _sorted_anchors(self) -> tuple[tuple[str, ...], tuple[list[int], ...]]:
+        """Every anchor stem in code point order, and the topic indexes of each."""
+        by_stem = self._anchors[0]
+        ordered = tuple(sorted(by_stem))
+        return ordered, tuple(by_stem[stem] for stem in ordered)
 
     def subset(self, slugs: Collection[str]) -> Classifier:
         """A classifier of only these topics."""

@@ -16,6 +16,7 @@ and ``DIGESTD_PURE_PYTHON=1`` turns it off at run time.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from digestd.topics.evaluate import Anchor, _overlaps, _prefix, _stems, term_points, term_test
@@ -24,10 +25,10 @@ from digestd.topics.normal import Every, Negative, Normal, Positive
 from digestd.topics.syntax import Element, Term
 from digestd.topics.words import prefix_pattern, stem_pattern
 
-__all__ = ["AVAILABLE", "program"]
+__all__ = ["AVAILABLE", "common", "program"]
 
 #: the layout of Program's arguments this module writes (_program.c's PROGRAM_VERSION)
-_VERSION = 6
+_VERSION = 7
 
 try:
     from digestd.topics import _program  # type: ignore[attr-defined]
@@ -40,9 +41,13 @@ AVAILABLE = (
     and os.environ.get("DIGESTD_PURE_PYTHON", "") in ("", "0")
 )
 
+#: ``common(line, stems)``: the indexes of the sorted tuple ``stems`` that a sorted stems line
+#: (:attr:`~.document.Document.stems_line`) holds, or None without the extension
+common = _program.common if AVAILABLE else None
+
 # the codes of _program.c
 _POS, _NEG, _ALL, _ANY = range(4)
-_STEM, _PHRASE, _PREFIX, _CALL, _FOLLOWS = range(5)
+_STEM, _PHRASE, _PREFIX, _CALL, _FOLLOWS, _GUARDED = range(6)
 _IN_BOTH, _IN_TITLE, _IN_ABSTRACT = range(3)
 _JOINED, _LOWERED, _CALLED, _FIELD_JOINED, _FIELD_LOWERED, _FOLLOWED = range(6)
 
@@ -101,10 +106,19 @@ def _test(term: Term) -> tuple[object, ...]:
             # "stem prefix*": Document.followed_by
             first = elements[0][0]
             return (_FOLLOWS, first, prefix_pattern(elements[1][0]), stem_pattern([first]))
+        # any other phrase with a prefix: its stems and prefixes looked up here, and only a
+        # paper with all of them asked about word positions (term_test's own order)
+        required = tuple(dict.fromkeys(text for text, is_prefix in elements if not is_prefix))
+        prefixes = tuple(prefix_pattern(text) for text, is_prefix in elements if is_prefix)
+        return (_GUARDED, required, prefixes, _phrase_test(elements))
     elif stems is not None and term.field in ("title", "abstract"):
         where = _IN_TITLE if term.field == "title" else _IN_ABSTRACT
         return (_PHRASE, where, (), stem_pattern(stems))
     return (_CALL, term_test(term))
+
+
+def _phrase_test(elements: tuple[Element, ...]) -> Callable[[Any], bool]:
+    return lambda doc: doc.has_phrase(elements)
 
 
 def _points(term: Term) -> tuple[object, ...]:
