@@ -25,6 +25,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 /* Raised with any change to what Program takes or answers; digestd/topics/native.py uses
  * only the version it was written for, so a stale build is never asked. */
@@ -879,9 +880,55 @@ common(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* How many of ``line``'s characters are ``a`` and how many ``b``; Latin-1 lines eight bytes
+ * at a time (a byte equal to the character becomes zero, and its high bit is counted) */
+static void
+count_two(PyObject *line, Py_UCS4 a, Py_UCS4 b, Py_ssize_t *na, Py_ssize_t *nb)
+{
+    const uint64_t low = 0x7f7f7f7f7f7f7f7fULL, ones = 0x0101010101010101ULL;
+    Py_ssize_t size = PyUnicode_GET_LENGTH(line), i = 0;
+    int kind = PyUnicode_KIND(line);
+    const void *data = PyUnicode_DATA(line);
+    uint64_t word, x, y;
+    Py_UCS4 c;
+    *na = *nb = 0;
+    if (kind == PyUnicode_1BYTE_KIND && a < 0x80 && b < 0x80) {
+        for (; i + 8 <= size; i += 8) {
+            memcpy(&word, (const Py_UCS1 *)data + i, 8);
+            x = word ^ (ones * a);
+            y = word ^ (ones * b);
+            *na += __builtin_popcountll(~(((x & low) + low) | x | low));
+            *nb += __builtin_popcountll(~(((y & low) + low) | y | low));
+        }
+    }
+    for (; i < size; i++) {
+        c = PyUnicode_READ(kind, data, i);
+        *na += c == a;
+        *nb += c == b;
+    }
+}
+
+/* fits(surfaces, joined) -> whether a part's kept words as written (joined by spaces) are as
+ * many as the stems of its joined line (" a  b  |  c ": two spaces per token, "|" a clause
+ * mark): the check digestd.topics.packed makes of every kept part before using it */
+static PyObject *
+fits(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t spaces, bars, words, unused;
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "fits(surfaces: str, joined: str)");
+        return NULL;
+    }
+    count_two(args[1], ' ', '|', &spaces, &bars);
+    count_two(args[0], ' ', ' ', &words, &unused);
+    return PyBool_FromLong(spaces % 2 == 0 && words + 1 == spaces / 2 - bars);
+}
+
 static PyMethodDef module_methods[] = {
     {"common", (PyCFunction)(void (*)(void))common, METH_FASTCALL,
      "common(line, stems) -> the indexes of the sorted stems the sorted stems line holds"},
+    {"fits", (PyCFunction)(void (*)(void))fits, METH_FASTCALL,
+     "fits(surfaces, joined) -> whether a kept part has as many words as stems"},
     {NULL, NULL, 0, NULL},
 };
 

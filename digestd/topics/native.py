@@ -25,7 +25,7 @@ from digestd.topics.normal import Every, Negative, Normal, Positive
 from digestd.topics.syntax import Element, Term
 from digestd.topics.words import prefix_pattern, stem_pattern
 
-__all__ = ["AVAILABLE", "common", "program"]
+__all__ = ["AVAILABLE", "common", "fits", "program"]
 
 #: the layout of Program's arguments this module writes (_program.c's PROGRAM_VERSION)
 _VERSION = 7
@@ -44,6 +44,9 @@ AVAILABLE = (
 #: ``common(line, stems)``: the indexes of the sorted tuple ``stems`` that a sorted stems line
 #: (:attr:`~.document.Document.stems_line`) holds, or None without the extension
 common = _program.common if AVAILABLE else None
+#: ``fits(surfaces, joined)``: whether a kept part has as many words as stems (see .packed),
+#: or None without the extension
+fits = _program.fits if AVAILABLE else None
 
 # the codes of _program.c
 _POS, _NEG, _ALL, _ANY = range(4)

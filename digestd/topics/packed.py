@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 
+from digestd.topics import native
 from digestd.topics.match import Document, FieldWords, paper_texts
 
 __all__ = ["VERSION", "pack", "paper_document", "unpack"]
@@ -57,13 +58,19 @@ def pack(doc: Document) -> str:
     )
 
 
+def _fits(surfaces: str, joined: str) -> bool:
+    """As many words as stems: the joined line has two spaces per token (see
+    FieldWords.joined), a token is a stem or a clause mark "|"."""
+    spaces = joined.count(" ")
+    return spaces % 2 == 0 and surfaces.count(" ") + 1 == spaces // 2 - joined.count("|")
+
+
 def _field(text: str, surfaces: str, joined: str) -> FieldWords | None:
     if len(joined) < 2 or joined[0] != " " or joined[-1] != " ":
         return None
     if surfaces:
-        # as many stems as words: tokens two spaces apart, less the clause marks
-        stems = joined.count("  ", 1, len(joined) - 1) + 1 - joined.count("|")
-        if surfaces.count(" ") + 1 != stems:
+        # counted in C when the extension is built: a few times faster on an abstract
+        if not (_fits if native.fits is None else native.fits)(surfaces, joined):
             return None
     elif joined.strip(" |"):
         return None  # no words, at most clause breaks (a title of "...")

@@ -271,3 +271,29 @@ def test_kept_words_give_a_stems_line_and_the_same_stems() -> None:
     odd = Document.prepared(FieldWords("''", (["''"], [""], frozenset())), FieldWords("model"))
     again = unpack(pack(odd), odd.title, odd.abstract)
     assert again is not None and again.stems_line is None and again.stems == odd.stems
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kept_parts_are_checked_alike_in_c_and_python(seed: int) -> None:
+    """A kept part is used only when its words are as many as its stems: the C count (eight
+    bytes at a time) answers what packed._fits answers, on whole and damaged lines."""
+    from digestd.topics.packed import _fits
+
+    rng = random.Random(seed)
+    pieces = ["model", "|", "οδος", "x", "", "naïve", "\U0001f600", "a|b"]
+    agreed = {True: 0, False: 0}
+    for _ in range(3000):
+        words = rng.choices(pieces, k=rng.randint(1, 40))
+        surfaces = " ".join(w for w in words if w != "|") or "model"
+        joined = " " + "  ".join(words) + " "
+        roll = rng.random()
+        if roll < 0.2:
+            joined = joined.replace("  ", " ", 1)  # a separator lost
+        elif roll < 0.3:
+            surfaces += " extra"
+        elif roll < 0.4:
+            joined = joined[: rng.randint(0, len(joined))]
+        got = native.fits(surfaces, joined)
+        assert got == _fits(surfaces, joined), (surfaces, joined)
+        agreed[got] += 1
+    assert min(agreed.values()) > 300
