@@ -297,3 +297,37 @@ def test_kept_parts_are_checked_alike_in_c_and_python(seed: int) -> None:
         assert got == _fits(surfaces, joined), (surfaces, joined)
         agreed[got] += 1
     assert min(agreed.values()) > 300
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_common_stems_are_the_sets_intersection(seed: int) -> None:
+    rng = random.Random(seed)
+    alphabet = ["a", "b", "z", "é", "ο", "\U0001f600"]
+    for _ in range(500):
+        def stems() -> set[str]:
+            return {"".join(rng.choices(alphabet, k=rng.randint(1, 3)))
+                    for _ in range(rng.randint(0, 25))}
+        line, wanted = stems(), tuple(sorted(stems()))
+        got = native.common(" ".join(sorted(line)), wanted)
+        assert [wanted[i] for i in got] == [s for s in wanted if s in line]
+
+
+def test_the_classifier_screens_kept_papers_as_cut_ones() -> None:
+    """From kept words the screen of every topic's anchor words walks the sorted stems line
+    in C; from the text it intersects sets: the same topics, the same matches."""
+    from digestd.topics import compile_topics
+    from digestd.topics.classify import Classifier
+
+    classifier = Classifier(compile_topics(STARTER_TOPICS))
+    docs = list(seed_documents().values())
+    rng = random.Random(5)
+    docs += [random_document(rng) for _ in range(300)]
+    screened = 0
+    for made in docs:
+        kept = unpack(pack(made), made.title, made.abstract, **dict(made.extra))
+        assert kept is not None and kept.stems_line is not None
+        assert classifier._screen(kept) == classifier._screen(made)
+        assert classifier.match_document(kept, highlight=False) == classifier.match_document(
+            made, highlight=False)
+        screened += len(classifier._screen(made))
+    assert screened > 500
