@@ -924,9 +924,121 @@ fits(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     return PyBool_FromLong(spaces % 2 == 0 && words + 1 == spaces / 2 - bars);
 }
 
+/* ---- cutting a text into words (digestd.topics.words._clause_words) ---- */
+
+static int
+is_apostrophe(Py_UCS4 c)
+{
+    return c == '\'' || c == 0x2019;
+}
+
+/* a character of a word: what WORD_RE's [^\W_] takes (str.isalnum), or an apostrophe */
+static int
+is_word_char(Py_UCS4 c)
+{
+    return is_apostrophe(c) || Py_UNICODE_ISALNUM(c);
+}
+
+/* _CLAUSE_END: a run of these ends a clause when what follows it is white space, one of the
+ * quotes and brackets of is_after_clause, or the end of the text */
+static int
+is_clause_mark(Py_UCS4 c)
+{
+    return c == '.' || c == ',' || c == ';' || c == ':' || c == '!' || c == '?' || c == 0x2026;
+}
+
+static int
+is_after_clause(Py_UCS4 c)
+{
+    return Py_UNICODE_ISSPACE(c) || c == '"' || c == '\'' || c == 0x2019 || c == 0x201D
+           || c == ')' || c == ']';
+}
+
+static int
+append_index(PyObject *list, Py_ssize_t value)
+{
+    PyObject *item = PyLong_FromSsize_t(value);
+    int failed = item == NULL || PyList_Append(list, item) < 0;
+    Py_XDECREF(item);
+    return failed ? -1 : 0;
+}
+
+/* cut(text) -> (words, breaks): the words of ``text`` as written and the indexes of those
+ * that start a clause (a list, an index may repeat), as _clause_words answers them: a word is
+ * a run of letters, digits and apostrophes with the apostrophes at either end taken off, and
+ * a run of clause marks before white space, a closing quote or bracket, or the end, is a
+ * break. Clause marks are no word characters, so one pass finds both. */
+static PyObject *
+cut(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *text, *words = NULL, *breaks = NULL, *word, *out;
+    Py_ssize_t size, i = 0, start, end;
+    const void *data;
+    int kind;
+    Py_UCS4 c;
+
+    if (nargs != 1 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "cut(text: str)");
+        return NULL;
+    }
+    text = args[0];
+    kind = PyUnicode_KIND(text);
+    data = PyUnicode_DATA(text);
+    size = PyUnicode_GET_LENGTH(text);
+    words = PyList_New(0);
+    breaks = PyList_New(0);
+    if (words == NULL || breaks == NULL) {
+        goto fail;
+    }
+    while (i < size) {
+        c = PyUnicode_READ(kind, data, i);
+        if (is_word_char(c)) {
+            start = i;
+            while (i < size && is_word_char(PyUnicode_READ(kind, data, i))) {
+                i++;
+            }
+            end = i;
+            while (start < end && is_apostrophe(PyUnicode_READ(kind, data, start))) {
+                start++;
+            }
+            while (end > start && is_apostrophe(PyUnicode_READ(kind, data, end - 1))) {
+                end--;
+            }
+            if (start < end) {
+                word = PyUnicode_Substring(text, start, end);
+                if (word == NULL || PyList_Append(words, word) < 0) {
+                    Py_XDECREF(word);
+                    goto fail;
+                }
+                Py_DECREF(word);
+            }
+        } else if (is_clause_mark(c)) {
+            while (i < size && is_clause_mark(PyUnicode_READ(kind, data, i))) {
+                i++;
+            }
+            if ((i == size || is_after_clause(PyUnicode_READ(kind, data, i)))
+                && append_index(breaks, PyList_GET_SIZE(words)) < 0) {
+                goto fail;
+            }
+        } else {
+            i++;
+        }
+    }
+    out = PyTuple_Pack(2, words, breaks);
+    Py_DECREF(words);
+    Py_DECREF(breaks);
+    return out;
+fail:
+    Py_XDECREF(words);
+    Py_XDECREF(breaks);
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
     {"common", (PyCFunction)(void (*)(void))common, METH_FASTCALL,
      "common(line, stems) -> the indexes of the sorted stems the sorted stems line holds"},
+    {"cut", (PyCFunction)(void (*)(void))cut, METH_FASTCALL,
+     "cut(text) -> (words, clause starts), as digestd.topics.words._clause_words"},
     {"fits", (PyCFunction)(void (*)(void))fits, METH_FASTCALL,
      "fits(surfaces, joined) -> whether a kept part has as many words as stems"},
     {NULL, NULL, 0, NULL},

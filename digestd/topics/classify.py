@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cached_property
 
-from digestd.topics import native
 from digestd.topics.candidates import Condition, ScoreBound, condition_for, score_bound
+from digestd.topics.extension import helpers
 from digestd.topics.match import (
     CompiledTopic,
     Document,
@@ -57,11 +57,11 @@ class Classifier:
         by_stem, by_prefix, unanchored, stems = self._anchors
         wanted = set(unanchored)
         line = doc.stems_line
-        if line is not None and native.common is not None:
+        if line is not None and helpers.common is not None:
             # read from kept words: one walk of its sorted stems and the sorted anchor stems,
             # without making its stem set
             sorted_stems, indexes = self._sorted_anchors
-            for at in native.common(line, sorted_stems):
+            for at in helpers.common(line, sorted_stems):
                 wanted.update(indexes[at])
         else:
             for stem in doc.stems & stems:

@@ -15,38 +15,22 @@ and ``DIGESTD_PURE_PYTHON=1`` turns it off at run time.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
+from digestd.topics import extension
 from digestd.topics.evaluate import Anchor, _overlaps, _prefix, _stems, term_points, term_test
 from digestd.topics.fields import FIELDS
 from digestd.topics.normal import Every, Negative, Normal, Positive
 from digestd.topics.syntax import Element, Term
 from digestd.topics.words import prefix_pattern, stem_pattern
 
-__all__ = ["AVAILABLE", "common", "fits", "program"]
+__all__ = ["AVAILABLE", "program"]
 
-#: the layout of Program's arguments this module writes (_program.c's PROGRAM_VERSION)
-_VERSION = 7
-
-try:
-    from digestd.topics import _program  # type: ignore[attr-defined]
-except ImportError:  # not built: no compiler at install time
-    _program = None
-
-AVAILABLE = (
-    _program is not None
-    and getattr(_program, "VERSION", None) == _VERSION
-    and os.environ.get("DIGESTD_PURE_PYTHON", "") in ("", "0")
-)
-
-#: ``common(line, stems)``: the indexes of the sorted tuple ``stems`` that a sorted stems line
-#: (:attr:`~.document.Document.stems_line`) holds, or None without the extension
-common = _program.common if AVAILABLE else None
-#: ``fits(surfaces, joined)``: whether a kept part has as many words as stems (see .packed),
-#: or None without the extension
-fits = _program.fits if AVAILABLE else None
+# kept under these names for the tests that check the build
+_VERSION = extension.VERSION
+_program = extension.module
+AVAILABLE = extension.AVAILABLE
 
 # the codes of _program.c
 _POS, _NEG, _ALL, _ANY = range(4)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 
-from digestd.topics import native
+from digestd.topics.extension import helpers
 from digestd.topics.match import Document, FieldWords, paper_texts
 
 __all__ = ["VERSION", "pack", "paper_document", "unpack"]
@@ -70,7 +70,7 @@ def _field(text: str, surfaces: str, joined: str) -> FieldWords | None:
         return None
     if surfaces:
         # counted in C when the extension is built: a few times faster on an abstract
-        if not (_fits if native.fits is None else native.fits)(surfaces, joined):
+        if not (_fits if helpers.fits is None else helpers.fits)(surfaces, joined):
             return None
     elif joined.strip(" |"):
         return None  # no words, at most clause breaks (a title of "...")

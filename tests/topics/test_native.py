@@ -15,6 +15,7 @@ import pytest
 from digestd.errors import QueryError
 from digestd.topics import STARTER_TOPICS, compile_query, native
 from digestd.topics.document import Document
+from digestd.topics.extension import helpers
 from digestd.topics.packed import pack, unpack
 from digestd.topics.query import CompiledQuery
 from digestd.topics.stem import surface_stem
@@ -293,7 +294,7 @@ def test_kept_parts_are_checked_alike_in_c_and_python(seed: int) -> None:
             surfaces += " extra"
         elif roll < 0.4:
             joined = joined[: rng.randint(0, len(joined))]
-        got = native.fits(surfaces, joined)
+        got = helpers.fits(surfaces, joined)
         assert got == _fits(surfaces, joined), (surfaces, joined)
         agreed[got] += 1
     assert min(agreed.values()) > 300
@@ -308,7 +309,7 @@ def test_common_stems_are_the_sets_intersection(seed: int) -> None:
             return {"".join(rng.choices(alphabet, k=rng.randint(1, 3)))
                     for _ in range(rng.randint(0, 25))}
         line, wanted = stems(), tuple(sorted(stems()))
-        got = native.common(" ".join(sorted(line)), wanted)
+        got = helpers.common(" ".join(sorted(line)), wanted)
         assert [wanted[i] for i in got] == [s for s in wanted if s in line]
 
 
@@ -331,3 +332,33 @@ def test_the_classifier_screens_kept_papers_as_cut_ones() -> None:
             made, highlight=False)
         screened += len(classifier._screen(made))
     assert screened > 500
+
+
+def _texts(rng: random.Random) -> list[str]:
+    """Texts of every kind of character the tokeniser treats apart: letters and digits of
+    several scripts, apostrophes, clause marks before and not before what ends a clause,
+    white space of several kinds, other punctuation, a surrogate."""
+    pieces = [
+        "model", "KV", "2.4x", "1,000", "e.g", "naïve", "İstanbul", "ß", "οδός", "中文", "٣",
+        "Ⅻ", "½", "'", "’", "''", "'s", "don't", "’’x", ".", ",", ";", ":", "!", "?", "…",
+        "...", "?!", "\"", "”", ")", "]", "(", "-", "_", "/", " ", " ", "  ", "\t", "\n",
+        "\u00a0", "\u2028", "\u3000", "\x1c", "\ud800", "😀",
+    ]
+    return ["".join(rng.choices(pieces, k=rng.randint(0, 30))) for _ in range(2000)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_text_is_cut_in_c_as_in_python(seed: int) -> None:
+    """FieldWords cuts a part's text with _program.cut: the same words and clause starts as
+    the Python tokeniser (words._clause_words) on every kind of text, the seeds included."""
+    from digestd.topics.words import _clause_words
+
+    texts = _texts(random.Random(seed))
+    if seed == 0:
+        texts += [text for doc in seed_documents().values() for text in (doc.title, doc.abstract)]
+    breaks = 0
+    for text in texts:
+        words, starts = helpers.cut(text)
+        assert (words, frozenset(starts)) == _clause_words(text), text
+        breaks += len(starts)
+    assert breaks > 1000
