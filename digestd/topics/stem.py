@@ -41,6 +41,7 @@ __all__ = [
     "split_words",
     "stem",
     "surface_stem",
+    "surface_stems",
     "surface_word",
 ]
 
@@ -203,6 +204,26 @@ def normalise(surface: str) -> tuple[str, str]:
 def surface_stem(surface: str) -> str:
     """The stem of one word as written: ``normalise(surface)[1]``, with its own cache."""
     return normalise(surface)[1]
+
+
+#: word as written -> its stem, for surface_stems; emptied when it holds more than
+#: _MAX_SURFACES words (a plain dict: an lru_cache's bookkeeping per word costs more than
+#: the lookup, and a paper has a couple of hundred words)
+_SURFACE_STEMS: dict[str, str] = {}
+_MAX_SURFACES = 200_000
+
+
+def surface_stems(surfaces: list[str]) -> list[str]:
+    """The stems of words as written, each ``surface_stem(word)``."""
+    try:
+        return list(map(_SURFACE_STEMS.__getitem__, surfaces))
+    except KeyError:
+        if len(_SURFACE_STEMS) > _MAX_SURFACES:
+            _SURFACE_STEMS.clear()
+        for surface in surfaces:
+            if surface not in _SURFACE_STEMS:
+                _SURFACE_STEMS[surface] = surface_stem(surface)
+        return list(map(_SURFACE_STEMS.__getitem__, surfaces))
 
 
 @lru_cache(maxsize=200_000)

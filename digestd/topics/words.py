@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from digestd.topics.extension import helpers
-from digestd.topics.stem import WORD_RE, split_words, surface_stem, surface_word
+from digestd.topics.stem import WORD_RE, split_words, surface_stems, surface_word
 from digestd.topics.syntax import Element
 
 __all__ = ["FieldWords", "prefix_pattern", "stem_pattern"]
@@ -135,7 +135,7 @@ class FieldWords:
                 # the same words and clause starts, cut in one pass in C
                 self.surfaces, starts = helpers.cut(text)
                 self.breaks = frozenset(starts)
-            self.stems: list[str] = list(map(surface_stem, self.surfaces))
+            self.stems: list[str] = surface_stems(self.surfaces)
         else:
             # made from this text earlier and kept (see .packed): the same lists
             self.surfaces, self.stems, self.breaks = prepared

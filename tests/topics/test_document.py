@@ -108,3 +108,18 @@ def test_stem_positions_count_empty_stems_and_clause_marks() -> None:
                                            frozenset({0, 2, 4, 5})))
     assert words.joined == " |    a  |    a  |  a  | "
     assert words.positions(("a", False)) == [1, 3, 4]
+
+
+def test_words_are_stemmed_through_a_bounded_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FieldWords stems a part's words through a plain dict (stem.surface_stems): the same
+    stems as one word at a time, also when the cache fills up and is emptied."""
+    from digestd.topics import stem
+
+    monkeypatch.setattr(stem, "_SURFACE_STEMS", {})
+    monkeypatch.setattr(stem, "_MAX_SURFACES", 50)
+    rng = random.Random(3)
+    for _ in range(200):
+        words = random_text(rng, rng.randint(0, 40)).split()
+        assert stem.surface_stems(words) == [stem.surface_stem(w) for w in words]
+        assert len(stem._SURFACE_STEMS) <= 50 + len(words)
+    assert FieldWords("Models' caching, DON'T").stems == ["model", "cach", "dont"]
