@@ -936,7 +936,11 @@ is_apostrophe(Py_UCS4 c)
 static int
 is_word_char(Py_UCS4 c)
 {
-    return is_apostrophe(c) || Py_UNICODE_ISALNUM(c);
+    if (c < 128) { /* most characters: no look-up in the Unicode database */
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+               || c == '\'';
+    }
+    return c == 0x2019 || Py_UNICODE_ISALNUM(c);
 }
 
 /* _CLAUSE_END: a run of these ends a clause when what follows it is white space, one of the
