@@ -147,41 +147,36 @@ lowered_of(Doc *d, int title)
                  : cached(&d->abstract_lowered, field, s_lowered);
 }
 
-/* in_sorted_line for a Latin-1 line and stem, on their bytes: nearly every paper's */
-static int
-in_sorted_latin1(const Py_UCS1 *line, Py_ssize_t hi, const Py_UCS1 *stem, Py_ssize_t size)
+/* The order of the token ``data[start:end]`` (of a str of ``kind``) and ``stem`` by code
+ * point: -1, 0 or 1. Stems are a few characters: a plain loop, on bytes for Latin-1 (nearly
+ * every paper), costs less than a call of memcmp. */
+static inline int
+token_order(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, PyObject *stem)
 {
-    Py_ssize_t lo = 0, mid, start, end, length, i, shorter;
-    int order;
-    /* stems are a few characters: plain loops cost less than calls of memchr and memcmp */
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-        start = mid;
-        while (start > lo && line[start - 1] != ' ') {
-            start--;
+    Py_ssize_t length = end - start, size = PyUnicode_GET_LENGTH(stem), i;
+    Py_ssize_t shorter = length < size ? length : size;
+    int stem_kind = PyUnicode_KIND(stem);
+    const void *stem_data = PyUnicode_DATA(stem);
+    const Py_UCS1 *x, *y;
+    Py_UCS4 a, b;
+    if (kind == PyUnicode_1BYTE_KIND && stem_kind == PyUnicode_1BYTE_KIND) {
+        x = (const Py_UCS1 *)data + start;
+        y = (const Py_UCS1 *)stem_data;
+        for (i = 0; i < shorter && x[i] == y[i]; i++) {
         }
-        end = mid;
-        while (end < hi && line[end] != ' ') {
-            end++;
+        if (i < shorter) {
+            return x[i] < y[i] ? -1 : 1;
         }
-        length = end - start;
-        shorter = length < size ? length : size;
-        for (i = 0; i < shorter && line[start + i] == stem[i]; i++) {
-        }
-        order = i < shorter ? (line[start + i] < stem[i] ? -1 : 1) : 0;
-        if (order == 0) {
-            if (length == size) {
-                return 1;
+    } else {
+        for (i = 0; i < shorter; i++) {
+            a = PyUnicode_READ(kind, data, start + i);
+            b = PyUnicode_READ(stem_kind, stem_data, i);
+            if (a != b) {
+                return a < b ? -1 : 1;
             }
-            order = length < size ? -1 : 1;
-        }
-        if (order < 0) {
-            lo = end + 1;
-        } else {
-            hi = start > lo ? start - 1 : lo;
         }
     }
-    return 0;
+    return length < size ? -1 : length > size;
 }
 
 /* Whether the token ``stem`` is in ``line``: distinct non-empty tokens sorted by code point
@@ -191,18 +186,12 @@ in_sorted_latin1(const Py_UCS1 *line, Py_ssize_t hi, const Py_UCS1 *stem, Py_ssi
 static int
 in_sorted_line(PyObject *line, PyObject *stem)
 {
-    int kind = PyUnicode_KIND(line), stem_kind = PyUnicode_KIND(stem);
-    const void *data = PyUnicode_DATA(line), *stem_data = PyUnicode_DATA(stem);
-    Py_ssize_t lo = 0, hi = PyUnicode_GET_LENGTH(line), size = PyUnicode_GET_LENGTH(stem);
-    Py_ssize_t mid, start, end, i;
-    Py_UCS4 a, b;
-    int order;
+    int kind = PyUnicode_KIND(line), order;
+    const void *data = PyUnicode_DATA(line);
+    Py_ssize_t lo = 0, hi = PyUnicode_GET_LENGTH(line), mid, start, end;
 
-    if (stem_kind > kind) {
+    if (PyUnicode_KIND(stem) > kind) {
         return 0; /* a character wider than any of the line's */
-    }
-    if (kind == PyUnicode_1BYTE_KIND) {
-        return in_sorted_latin1(PyUnicode_1BYTE_DATA(line), hi, PyUnicode_1BYTE_DATA(stem), size);
     }
     /* [lo, hi) always spans whole tokens */
     while (lo < hi) {
@@ -215,17 +204,9 @@ in_sorted_line(PyObject *line, PyObject *stem)
         while (end < hi && PyUnicode_READ(kind, data, end) != ' ') {
             end++;
         }
-        order = 0;
-        for (i = 0; order == 0 && i < end - start && i < size; i++) {
-            a = PyUnicode_READ(kind, data, start + i);
-            b = PyUnicode_READ(stem_kind, stem_data, i);
-            order = a < b ? -1 : a > b;
-        }
+        order = token_order(kind, data, start, end, stem);
         if (order == 0) {
-            if (end - start == size) {
-                return 1;
-            }
-            order = end - start < size ? -1 : 1;
+            return 1;
         }
         if (order < 0) {
             lo = end + 1;
@@ -820,10 +801,9 @@ static PyObject *
 common(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *line, *stems, *stem, *out, *index;
-    Py_ssize_t size, count, pos = 0, i = 0, end, length, stem_size, j;
+    Py_ssize_t size, count, pos = 0, i = 0, end;
     const void *data;
     int kind, order;
-    Py_UCS4 a, b;
 
     if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyTuple_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "common(line: str, stems: tuple)");
@@ -850,17 +830,7 @@ common(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         while (end < size && PyUnicode_READ(kind, data, end) != ' ') {
             end++;
         }
-        length = end - pos;
-        stem_size = PyUnicode_GET_LENGTH(stem);
-        order = 0;
-        for (j = 0; order == 0 && j < length && j < stem_size; j++) {
-            a = PyUnicode_READ(kind, data, pos + j);
-            b = PyUnicode_READ_CHAR(stem, j);
-            order = a < b ? -1 : a > b;
-        }
-        if (order == 0) {
-            order = length < stem_size ? -1 : length > stem_size;
-        }
+        order = token_order(kind, data, pos, end, stem);
         if (order == 0) {
             index = PyLong_FromSsize_t(i);
             if (index == NULL || PyList_Append(out, index) < 0) {
