@@ -13,7 +13,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-all lint bench clean chromium debs
 
-$(STAMP): pyproject.toml setup.py digestd/topics/_program.c
+$(STAMP): pyproject.toml setup.py $(wildcard digestd/topics/*.c digestd/topics/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'

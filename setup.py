@@ -35,11 +35,11 @@ class build_py_with_data(build_py):  # lower case, as setuptools names its comma
                 shutil.copy2(source, target / relative)
 
 
-# The query evaluator in C (digestd.topics.native): optional, so that a machine without a
-# compiler installs digestd all the same and matches in Python.
+# The query evaluator and the word cutting in C (digestd.topics.extension): optional, so that
+# a machine without a compiler installs digestd all the same and matches in Python.
 NATIVE = Extension(
-    "digestd.topics._program", ["digestd/topics/_program.c"], optional=True,
-    extra_compile_args=["-O2"],
+    "digestd.topics._program", ["digestd/topics/_program.c", "digestd/topics/_text.c"],
+    depends=["digestd/topics/_text.h"], optional=True, extra_compile_args=["-O2"],
 )
 
 setup(cmdclass={"build_py": build_py_with_data}, ext_modules=[NATIVE])
