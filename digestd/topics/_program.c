@@ -157,10 +157,14 @@ has_stem(Doc *d, PyObject *stem)
         if (d->line == NULL) {
             return -1;
         }
+        if (d->line != Py_None && !PyUnicode_Check(d->line)) {
+            PyErr_SetString(PyExc_TypeError, "a stems line must be a str");
+            return -1;
+        }
     }
     if (d->line != Py_None) {
-        if (!PyUnicode_Check(d->line) || !PyUnicode_Check(stem)) {
-            PyErr_SetString(PyExc_TypeError, "a stems line and its stems must be str");
+        if (!PyUnicode_Check(stem)) {
+            PyErr_SetString(PyExc_TypeError, "a stem must be a str");
             return -1;
         }
         return in_sorted_line(d->line, stem);

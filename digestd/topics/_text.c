@@ -111,7 +111,7 @@ find_from(PyObject *line, PyObject *pattern, Py_ssize_t start)
     return hit == NULL ? -1 : hit - data;
 }
 
-/* How many spaces ``line[start:end]`` holds, -1 on an error */
+/* How many spaces ``line[start:end]`` holds */
 Py_ssize_t
 spaces_in(PyObject *line, Py_ssize_t start, Py_ssize_t end)
 {
@@ -131,13 +131,22 @@ spaces_in(PyObject *line, Py_ssize_t start, Py_ssize_t end)
     return n;
 }
 
+static int
+append_index(PyObject *list, Py_ssize_t value)
+{
+    PyObject *item = PyLong_FromSsize_t(value);
+    int failed = item == NULL || PyList_Append(list, item) < 0;
+    Py_XDECREF(item);
+    return failed ? -1 : 0;
+}
+
 /* common(line, stems) -> [i, ...]: the indexes of the stems of the sorted tuple ``stems``
  * that the sorted stems line ``line`` holds (see in_sorted_line), by one walk of both: a
  * classifier's screen of every topic's anchor stems at once. */
 static PyObject *
 common(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *line, *stems, *stem, *out, *index;
+    PyObject *line, *stems, *stem, *out;
     Py_ssize_t size, count, pos = 0, i = 0, end;
     const void *data;
     int kind, order;
@@ -168,14 +177,9 @@ common(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             end++;
         }
         order = token_order(kind, data, pos, end, stem);
-        if (order == 0) {
-            index = PyLong_FromSsize_t(i);
-            if (index == NULL || PyList_Append(out, index) < 0) {
-                Py_XDECREF(index);
-                Py_DECREF(out);
-                return NULL;
-            }
-            Py_DECREF(index);
+        if (order == 0 && append_index(out, i) < 0) {
+            Py_DECREF(out);
+            return NULL;
         }
         if (order <= 0) {
             pos = end + 1;
@@ -263,15 +267,6 @@ is_after_clause(Py_UCS4 c)
 {
     return Py_UNICODE_ISSPACE(c) || c == '"' || c == '\'' || c == 0x2019 || c == 0x201D
            || c == ')' || c == ']';
-}
-
-static int
-append_index(PyObject *list, Py_ssize_t value)
-{
-    PyObject *item = PyLong_FromSsize_t(value);
-    int failed = item == NULL || PyList_Append(list, item) < 0;
-    Py_XDECREF(item);
-    return failed ? -1 : 0;
 }
 
 /* cut(text) -> (words, breaks): the words of ``text`` as written and the indexes of those

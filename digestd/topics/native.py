@@ -27,9 +27,6 @@ from digestd.topics.words import prefix_pattern, stem_pattern
 
 __all__ = ["AVAILABLE", "program"]
 
-# kept under these names for the tests that check the build
-_VERSION = extension.VERSION
-_program = extension.module
 AVAILABLE = extension.AVAILABLE
 
 # the codes of _program.c
@@ -74,7 +71,7 @@ def program(normal: Normal, anchor: Anchor | None) -> Any | None:
     described = None
     if anchor is not None:
         described = (tuple(anchor[0]), tuple(prefix_pattern(p) for p in anchor[1]))
-    return _program.Program(root, tuple(leaves), tuple(points), described)
+    return extension.module.Program(root, tuple(leaves), tuple(points), described)
 
 
 def _test(term: Term) -> tuple[object, ...]:

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from digestd.errors import QueryError
-from digestd.topics import STARTER_TOPICS, compile_query, native
+from digestd.topics import STARTER_TOPICS, compile_query, extension, native
 from digestd.topics.document import Document
 from digestd.topics.extension import helpers
 from digestd.topics.packed import pack, unpack
@@ -30,7 +30,7 @@ def _native_or_why() -> None:
     optional build that failed, or a stale one, would otherwise pass unnoticed."""
     if native.AVAILABLE:
         return
-    built = getattr(native._program, "VERSION", None) == native._VERSION
+    built = getattr(extension.module, "VERSION", None) == extension.VERSION
     if built:  # there and current, so turned off when imported (conftest clears the variable)
         pytest.skip("DIGESTD_PURE_PYTHON was set: the C extension is turned off")
     if shutil.which("cc") is None and shutil.which("gcc") is None:
